@@ -1,0 +1,70 @@
+# The observability stack in one command. `make help` lists every target.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+COMPOSE ?= docker compose
+# Tests and tools use the project's virtual environment when there is one (.ci/run creates it).
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+HOST_PYTHON ?= python3
+STACK := $(HOST_PYTHON) compose/stack.py --compose "$(COMPOSE)"
+WAIT_TIMEOUT ?= 900
+
+.PHONY: help up down clean logs ps test test-integration lint backup restore bench dashboards env doctor
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
+		/^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+env: ## Create .env with generated secrets if it is missing (never overwrites)
+	@command -v $(HOST_PYTHON) >/dev/null || { echo "[stack] ERROR: python3 is required on the host"; exit 1; }
+	@$(STACK) env
+
+doctor: env ## Check Docker, the engine, Compose v2 and .env before starting anything
+	@$(STACK) doctor
+
+up: doctor ## Create secrets, build, start everything, wait until healthy, print URLs
+	@mkdir -p "$$(grep -E '^BACKUP_DIR=' .env | cut -d= -f2- || echo ./backups)"
+	$(COMPOSE) up --detach --build --remove-orphans
+	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
+	@$(STACK) info
+
+down: ## Stop and remove the containers (data volumes are kept)
+	$(COMPOSE) down
+
+clean: ## Remove containers AND all data volumes, after confirmation (backups in BACKUP_DIR stay)
+	@read -r -p "This deletes every InfluxDB 2/3 and Grafana volume of this stack. Type 'yes' to go on: " answer; \
+		[ "$$answer" = "yes" ] || { echo "[stack] nothing removed"; exit 1; }
+	$(COMPOSE) down --volumes --remove-orphans
+
+logs: ## Follow the logs of every service (SERVICE=name for one)
+	$(COMPOSE) logs --follow --tail 200 $(SERVICE)
+
+ps: ## Show the services and their health
+	$(COMPOSE) ps --all
+
+lint: ## ruff over the whole repository
+	$(PYTHON) -m ruff check .
+
+test: lint ## Run the tests (the command CI runs); Docker-only tests skip with their reason when no engine runs
+	$(PYTHON) -m pytest
+
+test-integration: ## Run only the whole-stack tests (needs a Docker engine)
+	$(PYTHON) -m pytest tests/integration -rs
+
+backup: ## Take a backup set now (in the running backup container)
+	$(COMPOSE) exec backup backup now
+
+restore: ## Restore a backup set: make restore SET=<name> [ONLY=influxdb2|influxdb3|grafana]
+	@[ -n "$(SET)" ] || { echo "[stack] usage: make restore SET=<set name> [ONLY=influxdb2|influxdb3|grafana]"; \
+		$(COMPOSE) exec backup backup list; exit 1; }
+	$(COMPOSE) exec backup backup verify "$(SET)"
+	$(COMPOSE) stop ingest grafana influxdb3
+	$(COMPOSE) run --rm --no-deps backup restore "$(SET)" $(if $(ONLY),--only $(ONLY))
+	$(COMPOSE) up --detach
+	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
+
+bench: ## Run the benchmarks in benchmarks/ (figures and ratio on each one's last line)
+	@set -e; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PYTHON) "$$bench"; done
+
+dashboards: ## Regenerate grafana/dashboards/*.json from the Python sources
+	$(PYTHON) -m grafana.generate

@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Host-side helper behind `make up`: secrets, preflight checks, waiting for health, and the welcome text.
+
+Runs with the host's plain `python3` (standard library only, Python 3.8+): a user needs nothing installed
+but Docker with Compose v2 to bring the stack up.
+
+    python3 compose/stack.py env      create .env from .env.example with generated secrets (never overwrites)
+    python3 compose/stack.py doctor   fail fast if Docker, the engine or Compose v2 is missing, or .env is incomplete
+    python3 compose/stack.py wait     wait until every long-running service is healthy and every one-shot succeeded
+    python3 compose/stack.py info     print the URLs and where the credentials are (never the secrets themselves)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shlex
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PREFIX = "[stack]"
+_SECRET_MARK = re.compile(r"^#\s*secret:([a-z0-9-]+)")
+_ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
+_ALNUM = string.ascii_letters + string.digits
+
+
+class StackError(RuntimeError):
+    """A problem the user must fix; the message says what and how."""
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+def _password() -> str:
+    # Letters and digits only: safe unquoted in .env, in Compose interpolation, in URLs and in shells.
+    return "".join(secrets.choice(_ALNUM) for _ in range(32))
+
+
+def _token() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(48)).decode().rstrip("=")
+
+
+def _influxdb3_token() -> str:
+    # The format InfluxDB 3 documents for offline admin tokens: apiv3_ + base64url of >= 16 random bytes.
+    return "apiv3_" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+def _key() -> str:
+    # 32 random bytes, urlsafe base64 with padding: the form Fernet and most AEAD wrappers accept.
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+GENERATORS: dict[str, Callable[[], str]] = {
+    "password": _password,
+    "token": _token,
+    "influxdb3-token": _influxdb3_token,
+    "key": _key,
+}
+
+
+def parse_template(text: str) -> list[tuple[str, str, str | None]]:
+    """(name, default value, secret kind or None) for every assignment in an .env template, in order."""
+    entries = []
+    pending: str | None = None
+    for line in text.splitlines():
+        mark = _SECRET_MARK.match(line)
+        if mark:
+            pending = mark.group(1)
+            if pending not in GENERATORS:
+                raise StackError(f".env.example: unknown secret kind {pending!r} (known: {', '.join(GENERATORS)})")
+            continue
+        assign = _ASSIGN.match(line)
+        if assign:
+            entries.append((assign.group(1), assign.group(2), pending))
+            pending = None
+        elif not line.startswith("#"):
+            pending = None
+    return entries
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """KEY=value pairs of an .env file (comments and blank lines skipped, surrounding quotes removed)."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        assign = _ASSIGN.match(line.strip())
+        if assign:
+            value = assign.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[assign.group(1)] = value
+    return values
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write atomically with mode 0600 from the first byte (no window where the secrets are readable)."""
+    fd, tmp = tempfile.mkstemp(prefix=".env.", dir=str(path.parent))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def ensure_env(example: Path, target: Path) -> list[str]:
+    """Create `target` from `example` with generated secrets, or append variables it lacks.
+
+    Never changes a value already in `target`. Returns what was done, one line per action, without values.
+    """
+    template = example.read_text(encoding="utf-8")
+    entries = parse_template(template)
+    kinds = {name: kind for name, _, kind in entries}
+    if not target.exists():
+        out = []
+        for line in template.splitlines():
+            assign = _ASSIGN.match(line)
+            if assign and kinds.get(assign.group(1)) and assign.group(2).strip() == "":
+                line = f"{assign.group(1)}={GENERATORS[kinds[assign.group(1)]]()}"
+            out.append(line)
+        _write_private(target, "\n".join(out) + "\n")
+        generated = [name for name, value, kind in entries if kind and not value.strip()]
+        return [f"created {target.name} (mode 0600) with generated {', '.join(generated)}"]
+    actions = []
+    mode = target.stat().st_mode & 0o777
+    if mode & 0o077:
+        actions.append(f"warning: {target.name} is readable by others (mode {mode:o}); run chmod 600 {target.name}")
+    present = read_env(target)
+    missing = [(name, value, kind) for name, value, kind in entries if name not in present]
+    if missing:
+        lines = [f"\n# Added by make up from a newer {example.name}"]
+        for name, value, kind in missing:
+            lines.append(f"{name}={GENERATORS[kind]() if kind and not value.strip() else value}")
+        existing = target.read_text(encoding="utf-8")
+        _write_private(target, existing.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
+        actions.append(f"appended {', '.join(name for name, _, _ in missing)} to {target.name}")
+    return actions
+
+
+def check_env(example: Path, target: Path) -> list[str]:
+    """Problems that would stop the stack: missing .env, empty secrets, emptied required settings."""
+    if not target.exists():
+        return [f"{target.name} does not exist: run `make up` (or `python3 compose/stack.py env`)"]
+    present = read_env(target)
+    problems = []
+    for name, default, kind in parse_template(example.read_text(encoding="utf-8")):
+        value = present.get(name, "")
+        if kind and not value:
+            problems.append(f"{name} is empty in {target.name}: it is a secret; delete the line and run `make up` "
+                            "to generate it")
+        elif default.strip() and not value:
+            problems.append(f"{name} is empty in {target.name} (the default is {default.strip()!r})")
+    if present.get("INFLUXDB3_ADMIN_TOKEN") and not present["INFLUXDB3_ADMIN_TOKEN"].startswith("apiv3_"):
+        problems.append("INFLUXDB3_ADMIN_TOKEN must start with apiv3_ (the format InfluxDB 3 accepts)")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------- docker
+def _run(cmd: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+
+
+def doctor(compose: Sequence[str]) -> list[str]:
+    """Problems with the Docker installation, each with what to do about it."""
+    try:
+        version = _run([*compose, "version", "--short"])
+    except FileNotFoundError:
+        return [f"`{compose[0]}` is not installed: install Docker (https://docs.docker.com/engine/install/)"]
+    except subprocess.TimeoutExpired:
+        return ["`docker compose version` did not answer within 60 s"]
+    if version.returncode != 0:
+        return ["Docker Compose v2 is required but `" + " ".join(compose) + " version` failed: install the "
+                "compose plugin (https://docs.docker.com/compose/install/)"]
+    text = version.stdout.strip().lstrip("v")
+    major = text.split(".", 1)[0]
+    if not major.isdigit() or int(major) < 2:
+        return [f"Docker Compose v2 or newer is required, found {text or 'an unknown version'}"]
+    info = _run(["docker", "info", "--format", "{{.ServerVersion}}"]) if compose[0] == "docker" else None
+    if info is not None and info.returncode != 0:
+        return ["the Docker engine is not reachable (is it running? can this user use it?): "
+                + (info.stderr.strip().splitlines() or ["docker info failed"])[-1]]
+    return []
+
+
+def parse_ps(output: str) -> list[dict]:
+    """Rows of `docker compose ps --format json`: a JSON array (older v2) or one object per line (newer)."""
+    text = output.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assess(rows: Iterable[dict], services: dict[str, bool]) -> tuple[list[str], list[str]]:
+    """(failures, still waiting) for the stack. `services` maps each service to True when it is a one-shot.
+
+    A long-running service is ready when running and healthy (or running, if it has no healthcheck);
+    a one-shot is ready when it exited with code 0.
+    """
+    by_service: dict[str, dict] = {}
+    for row in rows:
+        by_service[row.get("Service", "")] = row
+    failures, waiting = [], []
+    for name, one_shot in services.items():
+        row = by_service.get(name)
+        if row is None:
+            waiting.append(f"{name}: not created yet")
+            continue
+        state, health = (row.get("State") or "").lower(), (row.get("Health") or "").lower()
+        code = row.get("ExitCode", 0)
+        if one_shot:
+            if state == "exited":
+                if code == 0:
+                    continue
+                failures.append(f"{name}: exited with code {code}")
+            else:
+                waiting.append(f"{name}: {state or 'starting'}")
+        elif state in ("exited", "dead"):
+            failures.append(f"{name}: {state} with code {code}")
+        elif state == "restarting":
+            waiting.append(f"{name}: restarting")
+        elif health == "unhealthy":
+            failures.append(f"{name}: unhealthy")
+        elif health in ("", "healthy") and state == "running":
+            continue
+        else:
+            waiting.append(f"{name}: {health or state}")
+    return failures, waiting
+
+
+def compose_services(config_json: str) -> dict[str, bool]:
+    """Service name -> one-shot? from `docker compose config --format json` (restart "no" means one-shot)."""
+    config = json.loads(config_json)
+    return {name: str(spec.get("restart", "no")).lower() in ("no", "")
+            for name, spec in config.get("services", {}).items()}
+
+
+def wait(compose: Sequence[str], timeout: float, interval: float = 3.0,
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    config = _run([*compose, "config", "--format", "json"])
+    if config.returncode != 0:
+        raise StackError("docker compose config failed:\n" + config.stderr.strip())
+    services = compose_services(config.stdout)
+    deadline = clock() + timeout
+    last = None
+    while True:
+        ps = _run([*compose, "ps", "--all", "--format", "json"])
+        if ps.returncode != 0:
+            raise StackError("docker compose ps failed:\n" + ps.stderr.strip())
+        failures, waiting = assess(parse_ps(ps.stdout), services)
+        if failures:
+            detail = "\n".join(f"  - {item}" for item in failures)
+            raise StackError(f"the stack did not come up:\n{detail}\n"
+                             f"see: {' '.join(compose)} logs {' '.join(f.split(':')[0] for f in failures)}")
+        if not waiting:
+            return
+        if waiting != last:
+            print(f"{PREFIX} waiting for: {'; '.join(waiting)}", flush=True)
+            last = waiting
+        if clock() >= deadline:
+            raise StackError(f"timed out after {timeout:.0f} s waiting for: {'; '.join(waiting)}")
+        sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------------- info
+def info_text(env: dict[str, str], env_path: Path) -> str:
+    bind = env.get("BIND_ADDRESS") or "127.0.0.1"
+    host = "localhost" if bind in ("127.0.0.1", "0.0.0.0", "") else bind
+    lines = [
+        "The stack is up.",
+        "",
+        f"  Grafana      http://{host}:{env.get('GRAFANA_PORT', '3000')}   "
+        f"user {env.get('GRAFANA_ADMIN_USER', 'admin')}, password GRAFANA_ADMIN_PASSWORD",
+        f"  InfluxDB 2   http://{host}:{env.get('INFLUXDB2_PORT', '8086')}   "
+        f"user {env.get('INFLUXDB2_ADMIN_USER', 'admin')}, password INFLUXDB2_ADMIN_PASSWORD, "
+        f"token INFLUXDB2_ADMIN_TOKEN, org {env.get('INFLUXDB2_ORG', 'stack')}",
+        f"  InfluxDB 3   http://{host}:{env.get('INFLUXDB3_PORT', '8181')}   token INFLUXDB3_ADMIN_TOKEN",
+        "",
+        f"Credentials are in {env_path} (mode 0600); they are never printed. For example:",
+        f"  grep GRAFANA_ADMIN_PASSWORD {env_path.name}",
+    ]
+    if bind == "0.0.0.0":
+        lines.append("Note: BIND_ADDRESS=0.0.0.0 publishes these ports on every network interface.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- cli
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["env", "doctor", "wait", "info"])
+    parser.add_argument("--env-file", type=Path, default=REPO / ".env")
+    parser.add_argument("--example", type=Path, default=REPO / ".env.example")
+    parser.add_argument("--compose", default=os.environ.get("COMPOSE", "docker compose"),
+                        help="the Compose v2 command (default: docker compose)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds `wait` allows (default 900)")
+    args = parser.parse_args(argv)
+    compose = shlex.split(args.compose)
+    try:
+        if args.command == "env":
+            for action in ensure_env(args.example, args.env_file):
+                print(f"{PREFIX} {action}")
+            problems = check_env(args.example, args.env_file)
+            if problems:
+                raise StackError("\n".join(problems))
+        elif args.command == "doctor":
+            problems = doctor(compose) + check_env(args.example, args.env_file)
+            if problems:
+                raise StackError("\n".join(problems))
+        elif args.command == "wait":
+            wait(compose, args.timeout)
+            print(f"{PREFIX} every service is healthy and provisioning finished")
+        else:
+            print(info_text(read_env(args.env_file), args.env_file))
+    except StackError as exc:
+        for line in str(exc).splitlines():
+            print(f"{PREFIX} ERROR: {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
