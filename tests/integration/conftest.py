@@ -1,0 +1,146 @@
+"""Whole-stack fixtures (pytest-docker). Without a Docker engine every test here is skipped, with the reason.
+
+The stack under test is a separate Compose project (`influx-stack-it`) with its own generated `.env`, its
+own host ports (18086, 18181, 13000) and its own backup directory, so it never touches a user's stack.
+Set KEEP_STACK=1 to leave it running after the tests for a look around.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO
+from tests.support.stackcli import stack_module
+
+PROJECT = "influx-stack-it"
+TEST_PORTS = {"INFLUXDB2_PORT": "18086", "INFLUXDB3_PORT": "18181", "GRAFANA_PORT": "13000"}
+
+
+def docker_problem() -> str | None:
+    """Why the whole stack cannot run here, or None when a Docker engine with Compose v2 answers."""
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    try:
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "`docker info` did not answer within 20 s"
+    if info.returncode != 0:
+        lines = (info.stderr or info.stdout).strip().splitlines() or ["docker info failed"]
+        return "no Docker engine is reachable: " + lines[-1]
+    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=20)
+    if compose.returncode != 0:
+        return "Docker Compose v2 (`docker compose`) is not installed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    problem = docker_problem()
+    if problem:
+        pytest.skip(f"whole-stack test needs Docker: {problem}")
+
+
+@pytest.fixture(scope="session")
+def stack_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("stack")
+    cli = stack_module()
+    target = folder / ".env"
+    cli.ensure_env(REPO / ".env.example", target)
+    text = target.read_text()
+    overrides = {**TEST_PORTS, "BACKUP_DIR": str(folder / "backups")}
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}={overrides[key]}" if key in overrides and "=" in line else line)
+    target.write_text("\n".join(lines) + "\n")
+    (folder / "backups").mkdir()
+    return target
+
+
+@pytest.fixture(scope="session")
+def stack_env(stack_env_file: Path) -> dict[str, str]:
+    return stack_module().read_env(stack_env_file)
+
+
+# ---- pytest-docker configuration ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(REPO / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return PROJECT
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command(stack_env_file: Path) -> str:
+    return f'docker compose --env-file "{stack_env_file}"'
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return ["up --build --detach"]
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return [] if os.environ.get("KEEP_STACK") else ["down --volumes --remove-orphans"]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    compose_cmd: list[str]
+
+    @property
+    def influxdb2_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['INFLUXDB2_PORT']}"
+
+    @property
+    def influxdb3_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['INFLUXDB3_PORT']}"
+
+    @property
+    def grafana_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['GRAFANA_PORT']}"
+
+    @property
+    def influxdb3_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['INFLUXDB3_ADMIN_TOKEN']}"}
+
+    @property
+    def influxdb2_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.env['INFLUXDB2_ADMIN_TOKEN']}"}
+
+    @property
+    def grafana_auth(self) -> tuple[str, str]:
+        return self.env["GRAFANA_ADMIN_USER"], self.env["GRAFANA_ADMIN_PASSWORD"]
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+        """Run `docker compose <args>` against the test project."""
+        return subprocess.run([*self.compose_cmd, *args], capture_output=True, text=True, timeout=timeout,
+                              check=check)
+
+    def wait_healthy(self, timeout: float = 900) -> None:
+        stack_module().wait(self.compose_cmd, timeout)
+
+
+@pytest.fixture(scope="session")
+def stack(docker_engine: None, docker_services: object, stack_env: dict[str, str],
+          docker_compose_command: str, docker_compose_file: str,
+          docker_compose_project_name: str) -> Iterator[Stack]:
+    """The whole stack, up and healthy, with provisioning finished."""
+    cmd = [*shlex.split(docker_compose_command), "-f", docker_compose_file, "-p", docker_compose_project_name]
+    running = Stack(env=stack_env, compose_cmd=cmd)
+    running.wait_healthy()
+    yield running
