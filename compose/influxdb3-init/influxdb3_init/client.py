@@ -1,0 +1,145 @@
+"""The few InfluxDB 3 Core admin endpoints provisioning needs, with the server's real semantics.
+
+Facts from the server (influxdb3_server/src/http.rs), not only from the API description: an existing
+database, table or trigger answers 409; enabling an enabled trigger answers 200; a sixth database answers
+422; JSON bodies need `Content-Type: application/json`; and the trigger and package endpoints read their
+parameters from the query string when there is one, so those requests never carry one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import requests
+
+from common.retry import RetryableError, RetryPolicy, call_with_retry, parse_retry_after
+
+__all__ = ["InfluxDB3Admin", "Outcome", "ProvisionError"]
+
+log = logging.getLogger("influxdb3-init")
+
+
+class ProvisionError(RuntimeError):
+    """Provisioning cannot go on; the message says what failed and what to do."""
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    EXISTS = "exists"
+    DONE = "done"
+
+
+_AUTH_HINT = ("InfluxDB 3 rejected the admin token (HTTP {status}). The server keeps the token it was first "
+              "started with: INFLUXDB3_ADMIN_TOKEN in .env must be that token. If .env was regenerated after the "
+              "first start, restore the old .env, or wipe the InfluxDB 3 volumes with `make clean`.")
+
+
+class InfluxDB3Admin:
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0, install_timeout: float = 1800.0,
+                 attempts: int = 6, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] | None = None):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.install_timeout = install_timeout
+        self.policy = RetryPolicy(attempts=attempts, base=1.0, cap=20.0)
+        self.session = session or requests.Session()
+        self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        self._sleep = sleep
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def _request(self, method: str, path: str, what: str, *, json_body: Any = None,
+                 params: dict[str, str] | None = None, timeout: float | None = None,
+                 ok: tuple[int, ...] = (200, 201, 204), exists: tuple[int, ...] = ()) -> tuple[Outcome, Any]:
+        def attempt() -> tuple[Outcome, Any]:
+            try:
+                response = self.session.request(method, self.url + path, json=json_body, params=params,
+                                                timeout=timeout or self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise RetryableError(f"{what}: cannot reach {self.url} ({type(exc).__name__})") from exc
+            status = response.status_code
+            if status in ok:
+                return Outcome.CREATED, _body(response)
+            if status in exists:
+                return Outcome.EXISTS, None
+            detail = response.text.strip()[:500]
+            if status in (401, 403):
+                raise ProvisionError(_AUTH_HINT.format(status=status))
+            if status == 422:
+                raise ProvisionError(f"{what}: the server refused it (HTTP 422: {detail}). InfluxDB 3 Core allows "
+                                     "5 databases; delete unused ones or list fewer in plugins/provision.yaml.")
+            if self.policy.is_retryable_status(status):
+                raise RetryableError(f"{what}: HTTP {status}: {detail}", status=status,
+                                     retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            raise ProvisionError(f"{what}: HTTP {status}: {detail or 'no detail from the server'}")
+
+        def on_retry(attempt_no: int, exc: RetryableError, delay: float) -> None:
+            log.warning("%s; retrying in %.1f s (attempt %d of %d)", exc, delay, attempt_no + 1,
+                        self.policy.attempts)
+
+        try:
+            kwargs = {"sleep": self._sleep} if self._sleep else {}
+            return call_with_retry(attempt, self.policy, on_retry=on_retry, **kwargs)
+        except RetryableError as exc:
+            raise ProvisionError(f"{exc} (gave up after {self.policy.attempts} attempts)") from exc
+
+    # --------------------------------------------------------------------------------------- endpoints
+    def wait_healthy(self) -> None:
+        self._request("GET", "/health", "health check")
+
+    def list_databases(self) -> list[str]:
+        _, body = self._request("GET", "/api/v3/configure/database", "list databases", params={"format": "json"})
+        rows = body if isinstance(body, list) else []
+        return [str(row.get("iox::database")) for row in rows if isinstance(row, dict)]
+
+    def create_database(self, name: str, retention: str | None = None) -> Outcome:
+        body: dict[str, str] = {"db": name}
+        if retention:
+            body["retention_period"] = retention
+        return self._request("POST", "/api/v3/configure/database", f"create database {name}",
+                             json_body=body, exists=(409,))[0]
+
+    def create_table(self, db: str, table: str, tags: list[str], fields: list[dict[str, str]]) -> Outcome:
+        body = {"db": db, "table": table, "tags": tags, "fields": fields}
+        return self._request("POST", "/api/v3/configure/table", f"create table {db}.{table}",
+                             json_body=body, exists=(409,))[0]
+
+    def install_packages(self, packages: list[str]) -> Outcome:
+        return self._request("POST", "/api/v3/configure/plugin_environment/install_packages",
+                             "install plugin packages", json_body={"packages": packages},
+                             timeout=self.install_timeout)[0]
+
+    def create_trigger(self, body: dict[str, Any]) -> Outcome:
+        return self._request("POST", "/api/v3/configure/processing_engine_trigger",
+                             f"create trigger {body['trigger_name']}", json_body=body, exists=(409,))[0]
+
+    def enable_trigger(self, db: str, name: str) -> Outcome:
+        return self._request("POST", "/api/v3/configure/processing_engine_trigger/enable", f"enable trigger {name}",
+                             params={"db": db, "trigger_name": name})[0]
+
+    def disable_trigger(self, db: str, name: str) -> Outcome:
+        return self._request("POST", "/api/v3/configure/processing_engine_trigger/disable",
+                             f"disable trigger {name}", params={"db": db, "trigger_name": name})[0]
+
+    def delete_trigger(self, db: str, name: str) -> Outcome:
+        return self._request("DELETE", "/api/v3/configure/processing_engine_trigger", f"delete trigger {name}",
+                             params={"db": db, "trigger_name": name, "force": "true"}, exists=(404,))[0]
+
+    def triggers(self, db: str) -> list[dict[str, Any]]:
+        """Rows of system.processing_engine_triggers for one database."""
+        _, body = self._request("GET", "/api/v3/query_sql", f"list triggers of {db}", params={
+            "db": db, "format": "json",
+            "q": "SELECT trigger_name, plugin_filename, disabled, error_behavior "
+                 "FROM system.processing_engine_triggers"})
+        return body if isinstance(body, list) else []
+
+
+def _body(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text

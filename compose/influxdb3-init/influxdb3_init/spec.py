@@ -1,0 +1,242 @@
+"""The provisioning file: what the plugins need in InfluxDB 3, validated before anything is sent.
+
+Every mistake is reported with the file, the entry and the problem, all at once, so a broken
+plugins/provision.yaml stops `make up` with a readable list instead of half-provisioning a server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+__all__ = ["CORE_DATABASE_LIMIT", "Database", "Provision", "SpecError", "Table", "Trigger", "load_provision"]
+
+# InfluxDB 3 Core refuses a sixth database (HTTP 422).
+CORE_DATABASE_LIMIT = 5
+# The published API description's pattern (stricter than the server, which also allows underscores).
+_DB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TRIGGER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_REQUEST_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_/-]*$")
+_EVERY = re.compile(r"^\d+[smhdwMy]$")
+_DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w))+$")
+_PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+$")
+FIELD_TYPES = ("utf8", "int64", "uint64", "float64", "bool")
+ERROR_BEHAVIORS = ("log", "retry", "disable")
+
+
+class SpecError(ValueError):
+    def __init__(self, path: Path, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    retention: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    database: str
+    name: str
+    tags: tuple[str, ...]
+    fields: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    database: str
+    plugin: str
+    spec: str
+    arguments: dict[str, str] = field(default_factory=dict)
+    run_async: bool = False
+    error_behavior: str = "log"
+    disabled: bool = False
+
+    def request_body(self) -> dict:
+        """The body of POST /api/v3/configure/processing_engine_trigger for this trigger."""
+        body = {
+            "db": self.database,
+            "plugin_filename": self.plugin,
+            "trigger_name": self.name,
+            "trigger_specification": self.spec,
+            # The server requires both settings, lowercase, even though the API description has defaults.
+            "trigger_settings": {"run_async": self.run_async, "error_behavior": self.error_behavior},
+            "disabled": self.disabled,
+        }
+        if self.arguments:
+            body["trigger_arguments"] = dict(self.arguments)
+        return body
+
+
+@dataclass(frozen=True)
+class Provision:
+    databases: tuple[Database, ...]
+    tables: tuple[Table, ...]
+    packages: tuple[str, ...]
+    triggers: tuple[Trigger, ...]
+    source: Path
+
+
+def _spec_problem(spec: str) -> str | None:
+    """Why a trigger specification is invalid, or None."""
+    if spec == "all_tables":
+        return None
+    kind, _, value = spec.partition(":")
+    if kind == "table":
+        return None if _IDENTIFIER.match(value) else f"table name {value!r} is not an identifier"
+    if kind == "every":
+        return None if _EVERY.match(value) else f"interval {value!r} is not like 30s, 5m, 1h, 1d, 1w, 1M or 1y"
+    if kind == "cron":
+        count = len(value.split())
+        return None if count == 6 else (f"cron expression {value!r} has {count} fields; InfluxDB 3 needs 6 "
+                                         "(seconds first, e.g. '0 0 6 * * *')")
+    if kind == "request":
+        return None if _REQUEST_PATH.match(value) else f"request path {value!r} must be letters, digits, _ - /"
+    return f"unknown trigger specification {spec!r} (table:, all_tables, every:, cron: or request:)"
+
+
+def _read_packages(path: Path, problems: list[str]) -> tuple[str, ...]:
+    if not path.is_file():
+        problems.append(f"packages_file {path.name!r} does not exist next to the provisioning file")
+        return ()
+    packages = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not _PINNED.match(line):
+            problems.append(f"{path.name} line {number}: {line!r} is not pinned as name==version")
+            continue
+        packages.append(line)
+    return tuple(packages)
+
+
+def _as_list(raw: dict, key: str, problems: list[str]) -> list:
+    value = raw.get(key) or []
+    if not isinstance(value, list):
+        problems.append(f"'{key}' must be a list")
+        return []
+    return value
+
+
+def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
+    """Parse and validate the provisioning file; plugin files are looked up under `plugin_dir`."""
+    plugin_dir = plugin_dir or path.parent
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise SpecError(path, [f"cannot read it: {exc.strerror or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(path, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(raw, dict):
+        raise SpecError(path, ["the top level must be a mapping"])
+    problems: list[str] = []
+    unknown = set(raw) - {"databases", "tables", "packages_file", "triggers"}
+    if unknown:
+        problems.append(f"unknown top-level keys: {', '.join(sorted(unknown))}")
+
+    databases: list[Database] = []
+    for index, entry in enumerate(_as_list(raw, "databases", problems)):
+        entry = entry if isinstance(entry, dict) else {}
+        name = str(entry.get("name", ""))
+        where = f"databases[{index}] {name!r}"
+        if not _DB_NAME.match(name):
+            problems.append(f"{where}: database names are letters, digits and inner hyphens (no underscores)")
+        retention = entry.get("retention")
+        if retention is not None and not _DURATION.match(str(retention)):
+            problems.append(f"{where}: retention {retention!r} is not a duration like 30d or 12h")
+        if any(db.name == name for db in databases):
+            problems.append(f"{where}: listed twice")
+        databases.append(Database(name, None if retention is None else str(retention)))
+    if len(databases) > CORE_DATABASE_LIMIT:
+        problems.append(f"{len(databases)} databases listed; InfluxDB 3 Core allows {CORE_DATABASE_LIMIT}")
+    known_dbs = {db.name for db in databases}
+
+    tables: list[Table] = []
+    for index, entry in enumerate(_as_list(raw, "tables", problems)):
+        entry = entry if isinstance(entry, dict) else {}
+        name, database = str(entry.get("name", "")), str(entry.get("database", ""))
+        where = f"tables[{index}] {database}.{name}"
+        if database not in known_dbs:
+            problems.append(f"{where}: database {database!r} is not listed under databases")
+        if not _IDENTIFIER.match(name):
+            problems.append(f"{where}: table name is not an identifier")
+        tags = entry.get("tags") or []
+        fields = entry.get("fields") or {}
+        if not isinstance(tags, list) or not all(isinstance(t, str) and _IDENTIFIER.match(t) for t in tags):
+            problems.append(f"{where}: tags must be a list of identifiers")
+            tags = []
+        if not isinstance(fields, dict) or not fields:
+            problems.append(f"{where}: fields must be a non-empty mapping of name: type")
+            fields = {}
+        for field_name, field_type in fields.items():
+            if not _IDENTIFIER.match(str(field_name)):
+                problems.append(f"{where}: field {field_name!r} is not an identifier")
+            if field_type not in FIELD_TYPES:
+                problems.append(f"{where}: field {field_name!r} has type {field_type!r}; use one of "
+                                f"{', '.join(FIELD_TYPES)}")
+        clash = set(tags) & set(map(str, fields))
+        if clash:
+            problems.append(f"{where}: {', '.join(sorted(clash))} cannot be both tag and field")
+        if any(t.database == database and t.name == name for t in tables):
+            problems.append(f"{where}: listed twice")
+        tables.append(Table(database, name, tuple(tags), tuple((str(k), str(v)) for k, v in fields.items())))
+    known_tables = {(t.database, t.name) for t in tables}
+
+    packages: tuple[str, ...] = ()
+    if raw.get("packages_file"):
+        packages = _read_packages(path.parent / str(raw["packages_file"]), problems)
+
+    triggers: list[Trigger] = []
+    for index, entry in enumerate(_as_list(raw, "triggers", problems)):
+        entry = entry if isinstance(entry, dict) else {}
+        name = str(entry.get("name", ""))
+        where = f"triggers[{index}] {name!r}"
+        database, plugin, spec = (str(entry.get(key, "")) for key in ("database", "plugin", "spec"))
+        if not _TRIGGER_NAME.match(name):
+            problems.append(f"{where}: trigger names are letters, digits, _ and -")
+        if any(t.name == name and t.database == database for t in triggers):
+            problems.append(f"{where}: listed twice in database {database!r}")
+        if database not in known_dbs:
+            problems.append(f"{where}: database {database!r} is not listed under databases")
+        plugin_path = (plugin_dir / plugin).resolve()
+        if not plugin or plugin.startswith("/") or ".." in Path(plugin).parts:
+            problems.append(f"{where}: plugin must be a path relative to the plugin directory")
+        elif not plugin_path.is_file():
+            problems.append(f"{where}: plugin file {plugin!r} not found in {plugin_dir}")
+        spec_problem = _spec_problem(spec)
+        if spec_problem:
+            problems.append(f"{where}: {spec_problem}")
+        elif spec.startswith("table:") and (database, spec[6:]) not in known_tables:
+            # A WAL trigger created before its table exists never fires: the table must be provisioned first.
+            problems.append(f"{where}: table {spec[6:]!r} must be listed under tables (database {database!r}) "
+                            "so it exists before its trigger")
+        arguments = entry.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            problems.append(f"{where}: arguments must be a mapping")
+            arguments = {}
+        behavior = str(entry.get("error_behavior", "log"))
+        if behavior not in ERROR_BEHAVIORS:
+            problems.append(f"{where}: error_behavior {behavior!r} is not one of {', '.join(ERROR_BEHAVIORS)}")
+        triggers.append(Trigger(
+            name=name, database=database, plugin=plugin, spec=spec,
+            arguments={str(k): _argument_text(v) for k, v in arguments.items()},
+            run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
+            disabled=bool(entry.get("disabled", False))))
+    if problems:
+        raise SpecError(path, problems)
+    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path)
+
+
+def _argument_text(value: object) -> str:
+    """Trigger arguments reach plugins as strings; spell booleans the way Python plugins parse them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
