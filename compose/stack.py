@@ -247,15 +247,17 @@ def compose_services(config_json: str) -> dict[str, bool]:
 
 
 def wait(compose: Sequence[str], timeout: float, interval: float = 3.0,
-         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
-    config = _run([*compose, "config", "--format", "json"])
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+         run: Callable[[Sequence[str]], subprocess.CompletedProcess] = _run) -> None:
+    """Poll `compose ps` until the stack is ready; raise StackError naming what failed or timed out."""
+    config = run([*compose, "config", "--format", "json"])
     if config.returncode != 0:
         raise StackError("docker compose config failed:\n" + config.stderr.strip())
     services = compose_services(config.stdout)
     deadline = clock() + timeout
     last = None
     while True:
-        ps = _run([*compose, "ps", "--all", "--format", "json"])
+        ps = run([*compose, "ps", "--all", "--format", "json"])
         if ps.returncode != 0:
             raise StackError("docker compose ps failed:\n" + ps.stderr.strip())
         failures, waiting = assess(parse_ps(ps.stdout), services)

@@ -1,0 +1,92 @@
+"""Grafana provisioning: datasources with pinned uids and interpolated tokens, wired to the compose file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.support.paths import REPO
+
+PROVISIONING = REPO / "grafana" / "provisioning"
+INTERPOLATION = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def datasources() -> list[dict]:
+    found = []
+    for path in sorted((PROVISIONING / "datasources").glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        assert document["apiVersion"] == 1
+        found.extend(document["datasources"])
+    return found
+
+
+def by_uid() -> dict[str, dict]:
+    return {source["uid"]: source for source in datasources()}
+
+
+def test_three_influxdb_datasources_with_unique_pinned_uids():
+    sources = datasources()
+    uids = [s["uid"] for s in sources]
+    assert sorted(uids) == ["influxdb2-flux", "influxdb3-influxql", "influxdb3-sql"]
+    assert len({s["name"] for s in sources}) == len(sources)
+    assert sum(1 for s in sources if s.get("isDefault")) == 1
+    assert all(s["type"] == "influxdb" and s["access"] == "proxy" and s["editable"] is False for s in sources)
+
+
+def test_query_languages_and_targets():
+    sources = by_uid()
+    assert sources["influxdb2-flux"]["jsonData"]["version"] == "Flux"
+    assert sources["influxdb2-flux"]["url"] == "http://influxdb2:8086"
+    assert sources["influxdb3-sql"]["jsonData"]["version"] == "SQL"
+    assert sources["influxdb3-sql"]["jsonData"]["insecureGrpc"] is True  # no TLS inside the stack network
+    assert sources["influxdb3-sql"]["url"] == "http://influxdb3:8181"
+    influxql = sources["influxdb3-influxql"]
+    assert influxql["jsonData"]["version"] == "InfluxQL" and influxql["url"] == "http://influxdb3:8181"
+    assert influxql["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert influxql["secureJsonData"]["httpHeaderValue1"].startswith("Bearer ${")
+
+
+def test_every_secret_is_interpolated_never_written():
+    for source in datasources():
+        for key, value in source.get("secureJsonData", {}).items():
+            names = INTERPOLATION.findall(value)
+            assert names, f"{source['uid']}.{key} must come from the environment"
+            assert INTERPOLATION.sub("", value).strip() in ("", "Bearer"), f"{source['uid']}.{key} has a literal"
+
+
+def test_every_interpolated_variable_is_given_to_grafana(env_file: Path):
+    from tests.support.compose import resolved_config
+
+    environment = resolved_config(env_file)["services"]["grafana"]["environment"]
+    text = "\n".join(p.read_text() for p in PROVISIONING.rglob("*.yaml"))
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    used = set(INTERPOLATION.findall(code))
+    assert used == {"INFLUXDB2_ORG", "INFLUXDB2_BUCKET", "INFLUXDB2_TOKEN", "INFLUXDB3_TOKEN", "INFLUXDB3_DATABASE"}
+    missing = {name for name in used if not environment.get(name)}
+    assert missing == set()
+
+
+def test_services_and_ports_exist_in_the_compose_file(env_file: Path):
+    from tests.support.compose import resolved_config
+
+    services = resolved_config(env_file)["services"]
+    for source in datasources():
+        host, port = re.match(r"http://([a-z0-9-]+):(\d+)$", source["url"]).groups()
+        assert host in services, source["uid"]
+        published = [p["target"] for p in services[host].get("ports", [])]
+        assert int(port) in published or int(port) in (8086, 8181), source["uid"]
+
+
+def test_dashboard_provider_reads_the_mounted_dashboards(env_file: Path):
+    from tests.support.compose import resolved_config
+
+    document = yaml.safe_load((PROVISIONING / "dashboards" / "influx-stack.yaml").read_text())
+    (provider,) = document["providers"]
+    assert provider["type"] == "file"
+    grafana = resolved_config(env_file)["services"]["grafana"]
+    mounts = {v["target"]: v for v in grafana["volumes"]}
+    mount = mounts[provider["options"]["path"]]
+    assert Path(mount["source"]) == REPO / "grafana" / "dashboards" and mount["read_only"] is True
+    assert Path(mounts["/etc/grafana/provisioning"]["source"]) == PROVISIONING

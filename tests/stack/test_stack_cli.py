@@ -1,0 +1,140 @@
+"""compose/stack.py: preflight checks and waiting for the stack, on real Compose output shapes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.support.compose import compose_binary, run_compose
+from tests.support.paths import REPO
+from tests.support.stackcli import stack_module
+
+SERVICES = {"influxdb2": False, "influxdb3-prepare": True, "influxdb3": False, "influxdb3-init": True,
+            "grafana": False}
+
+
+def row(service: str, state: str, health: str = "", code: int = 0) -> dict:
+    # The fields `docker compose ps --format json` prints (one object per line since Compose 2.21).
+    return {"Service": service, "State": state, "Health": health, "ExitCode": code, "Name": f"influx-stack-{service}-1"}
+
+
+def test_one_shots_are_read_from_the_real_config(env_file: Path):
+    result = run_compose(env_file, "config", "--format", "json")
+    services = stack_module().compose_services(result.stdout)
+    assert {name for name, one_shot in services.items() if one_shot} == {"influxdb3-prepare", "influxdb3-init"}
+    assert len(services) == 7
+
+
+def test_ps_output_is_parsed_in_both_formats():
+    cli = stack_module()
+    rows = [row("grafana", "running", "healthy"), row("influxdb3-init", "exited")]
+    assert cli.parse_ps("\n".join(json.dumps(r) for r in rows) + "\n") == rows
+    assert cli.parse_ps(json.dumps(rows)) == rows
+    assert cli.parse_ps("") == []
+
+
+def test_ready_when_healthy_and_one_shots_succeeded():
+    rows = [row("influxdb2", "running", "healthy"), row("influxdb3-prepare", "exited"),
+            row("influxdb3", "running", "healthy"), row("influxdb3-init", "exited"),
+            row("grafana", "running", "healthy")]
+    assert stack_module().assess(rows, SERVICES) == ([], [])
+
+
+def test_failures_and_waits_are_named():
+    rows = [row("influxdb2", "running", "starting"), row("influxdb3-prepare", "exited", code=1),
+            row("influxdb3", "running", "unhealthy"), row("influxdb3-init", "running")]
+    failures, waiting = stack_module().assess(rows, SERVICES)
+    assert failures == ["influxdb3-prepare: exited with code 1", "influxdb3: unhealthy"]
+    assert waiting == ["influxdb2: starting", "influxdb3-init: running", "grafana: not created yet"]
+
+
+def test_a_crashed_long_running_service_is_a_failure():
+    rows = [row("grafana", "exited", code=137)]
+    failures, _ = stack_module().assess(rows, {"grafana": False})
+    assert failures == ["grafana: exited with code 137"]
+
+
+class Replay:
+    """Answers `compose config` and successive `compose ps` calls like Compose does."""
+
+    def __init__(self, config: str, snapshots: list[list[dict]]):
+        self.config, self.snapshots, self.calls = config, snapshots, []
+
+    def __call__(self, cmd):
+        self.calls.append(list(cmd))
+        if "config" in cmd:
+            return subprocess.CompletedProcess(cmd, 0, self.config, "")
+        snapshot = self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
+        return subprocess.CompletedProcess(cmd, 0, "\n".join(json.dumps(r) for r in snapshot), "")
+
+
+def config_json(services: dict[str, bool]) -> str:
+    return json.dumps({"services": {name: {"restart": "no" if one else "unless-stopped"}
+                                    for name, one in services.items()}})
+
+
+def test_wait_polls_until_ready(capsys):
+    starting = [row("influxdb3-prepare", "exited"), row("influxdb3", "running", "starting")]
+    ready = [row("influxdb3-prepare", "exited"), row("influxdb3", "running", "healthy")]
+    replay = Replay(config_json({"influxdb3-prepare": True, "influxdb3": False}), [starting, starting, ready])
+    sleeps: list[float] = []
+    stack_module().wait(["docker", "compose"], timeout=60, interval=2, sleep=sleeps.append, run=replay)
+    assert sleeps == [2, 2]
+    assert "waiting for: influxdb3: starting" in capsys.readouterr().out
+    assert replay.calls[0] == ["docker", "compose", "config", "--format", "json"]
+    assert replay.calls[1] == ["docker", "compose", "ps", "--all", "--format", "json"]
+
+
+def test_wait_stops_at_the_first_failure_with_the_logs_command():
+    replay = Replay(config_json({"influxdb3-init": True}), [[row("influxdb3-init", "exited", code=1)]])
+    try:
+        stack_module().wait(["docker", "compose"], timeout=60, sleep=lambda s: None, run=replay)
+    except stack_module().StackError as exc:
+        assert "influxdb3-init: exited with code 1" in str(exc)
+        assert "docker compose logs influxdb3-init" in str(exc)
+    else:
+        raise AssertionError("a failed one-shot must stop the wait")
+
+
+def test_wait_times_out_naming_what_is_still_starting():
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    replay = Replay(config_json({"grafana": False}), [[row("grafana", "running", "starting")]])
+    try:
+        stack_module().wait(["docker", "compose"], timeout=10, interval=3, clock=clock, sleep=sleep, run=replay)
+    except stack_module().StackError as exc:
+        assert "timed out after 10 s waiting for: grafana: starting" in str(exc)
+    else:
+        raise AssertionError("wait must time out")
+
+
+def test_doctor_names_a_missing_docker():
+    problems = stack_module().doctor(["definitely-not-docker-xyz", "compose"])
+    assert problems and "is not installed" in problems[0]
+
+
+def test_doctor_accepts_compose_v2():
+    assert stack_module().doctor([str(compose_binary())]) == []
+
+
+def test_doctor_refuses_compose_v1(tmp_path: Path):
+    fake_v1 = tmp_path / "docker-compose"
+    fake_v1.write_text("#!/bin/sh\necho 1.29.2\n")
+    fake_v1.chmod(0o755)
+    problems = stack_module().doctor([str(fake_v1)])
+    assert problems == ["Docker Compose v2 or newer is required, found 1.29.2"]
+
+
+def test_make_help_documents_every_target():
+    result = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    for target in ("up", "down", "clean", "logs", "ps", "test", "test-integration", "backup", "restore", "bench",
+                   "dashboards"):
+        assert f"  {target} " in result.stdout.replace("\x1b[36m", "  ").replace("\x1b[0m", " "), target
