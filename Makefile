@@ -24,7 +24,8 @@ doctor: env ## Check Docker, the engine, Compose v2 and .env before starting any
 
 up: doctor ## Create secrets, build, start everything, wait until healthy, print URLs
 	@mkdir -p "$$(grep -E '^BACKUP_DIR=' .env | cut -d= -f2- || echo ./backups)"
-	$(COMPOSE) up --detach --build --remove-orphans
+	@# Compose itself waits for the one-shots a service depends on; on failure, name the service that broke.
+	$(COMPOSE) up --detach --build --remove-orphans || { $(STACK) wait --timeout 0; exit 1; }
 	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
 	@$(STACK) info
 
