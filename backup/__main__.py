@@ -1,0 +1,237 @@
+"""`backup` command line: the scheduler (default), `now`, `list`, `verify`, `restore`, `extract`, `prune`, `health`.
+
+Exit codes: 0 success, 1 the operation failed (the reason is logged), 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from backup.config import STORES, BackupConfig, load_config
+from backup.health import assess, update_state
+from backup.job import apply_retention, run_backup
+from backup.manifest import iso, utc_now
+from backup.privileges import drop_privileges
+from backup.restore import RestoreRequest, restore_set
+from backup.setfiles import StoreReader
+from backup.sets import BackupSet, LockTimeout, SetStore
+from backup.verify import verify_directory
+from common.config import ConfigError
+from common.logs import setup_logging
+
+log = logging.getLogger("backup")
+
+MAX_SLEEP = 60.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backup", description="Backups of InfluxDB 2, InfluxDB 3 and Grafana.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("schedule", help="run backups on BACKUP_SCHEDULE until stopped (the default)")
+    sub.add_parser("now", help="take a backup set now")
+    listing = sub.add_parser("list", help="list backup sets (and interrupted runs)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    verify = sub.add_parser("verify", help="check a set's checksums and dry-run its restore")
+    verify.add_argument("set", help="set name, or 'latest'")
+    restore = sub.add_parser("restore", help="restore a set (stop influxdb3 and grafana first; influxdb2 running)")
+    restore.add_argument("set", help="set name, or 'latest'")
+    restore.add_argument("--only", choices=STORES, help="restore just one store")
+    restore.add_argument("--bucket", help="InfluxDB 2: restore only this bucket, as a new bucket")
+    restore.add_argument("--new-bucket", help="InfluxDB 2: name for the restored bucket (default: its own)")
+    restore.add_argument("--skip-verify", action="store_true", help="do not verify the set first")
+    extract = sub.add_parser("extract", help="write a set's files decrypted, in the stores' own layout")
+    extract.add_argument("set", help="set name, or 'latest'")
+    extract.add_argument("destination", type=Path, help="an empty or new directory")
+    extract.add_argument("--only", choices=STORES)
+    prune = sub.add_parser("prune", help="apply the retention policy now")
+    prune.add_argument("--dry-run", action="store_true")
+    sub.add_parser("health", help="exit 0 when the last good backup is recent enough for the schedule")
+    return parser
+
+
+def _resolve(sets: SetStore, name: str) -> BackupSet:
+    if name == "latest":
+        found = sets.sets()
+        if not found:
+            raise LookupError(f"there are no backup sets in {sets.root}")
+        return found[-1]
+    return sets.get(name)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def cmd_list(config: BackupConfig, as_json: bool) -> int:
+    sets = SetStore(config.backup_dir)
+    found, partials = sets.sets(), sets.partials()
+    if as_json:
+        print(json.dumps({
+            "sets": [{"name": item.name, "finished_at": item.manifest.finished_at, "status": item.manifest.status,
+                      "verified": item.verified, "bytes": item.manifest.bytes,
+                      "stores": {store: result.status for store, result in item.manifest.stores.items()}}
+                     for item in found],
+            "incomplete": [partial.name for partial in partials]}, indent=2))
+        return 0
+    if not found and not partials:
+        print(f"no backup sets in {config.backup_dir}")
+        return 0
+    print(f"{'SET':<20} {'FINISHED (' + config.timezone.key + ')':<27} {'STATUS':<9} {'VERIFIED':<9} "
+          f"{'SIZE':>10}  STORES")
+    for item in found:
+        finished = item.finished.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        verified = "yes" if item.verified else ("FAILED" if item.verification else "no")
+        stores = " ".join(f"{store}{'' if result.ok else '(failed)'}" for store, result in
+                          item.manifest.stores.items())
+        print(f"{item.name:<20} {finished:<27} {item.manifest.status:<9} {verified:<9} "
+              f"{_size(item.manifest.bytes):>10}  {stores}")
+    for partial in partials:
+        print(f"{partial.name:<20} {'-':<27} {'INCOMPLETE':<9} {'-':<9} {'-':>10}  interrupted or running; "
+              "not usable, removed by the next run")
+    return 0
+
+
+def cmd_verify(config: BackupConfig, name: str) -> int:
+    sets = SetStore(config.backup_dir)
+    backup_set = _resolve(sets, name)
+    problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
+    sets.record_verification(backup_set, not problems, problems)
+    if problems:
+        for problem in problems:
+            log.error("verify %s: %s", backup_set.name, problem)
+        log.error("set %s FAILED verification (%d problem(s))", backup_set.name, len(problems))
+        return 1
+    log.info("set %s verified: %d files, checksums and restore dry run ok", backup_set.name,
+             len(backup_set.manifest.files))
+    return 0
+
+
+def cmd_restore(config: BackupConfig, args: argparse.Namespace) -> int:
+    if (args.bucket or args.new_bucket) and args.only not in (None, "influxdb2"):
+        raise ValueError("--bucket/--new-bucket apply to InfluxDB 2 only (use --only influxdb2)")
+    if args.new_bucket and not args.bucket:
+        raise ValueError("--new-bucket needs --bucket (the bucket of the set to restore)")
+    request = RestoreRequest(only="influxdb2" if args.bucket else args.only, bucket=args.bucket,
+                             new_bucket=args.new_bucket)
+    sets = SetStore(config.backup_dir)
+    with sets.lock(on_wait=lambda: log.info("a backup is running; waiting for it to finish")):
+        backup_set = _resolve(sets, args.set)
+        if not args.skip_verify:
+            problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
+            sets.record_verification(backup_set, not problems, problems)
+            if problems:
+                for problem in problems:
+                    log.error("verify %s: %s", backup_set.name, problem)
+                log.error("refusing to restore %s: it failed verification", backup_set.name)
+                return 1
+        results = restore_set(config, backup_set, request)
+    log.info("restore of %s finished: %s", backup_set.name, ", ".join(results))
+    return 0
+
+
+def cmd_extract(config: BackupConfig, name: str, destination: Path, only: str | None) -> int:
+    backup_set = _resolve(SetStore(config.backup_dir), name)
+    if destination.exists() and any(destination.iterdir()):
+        raise ValueError(f"{destination} is not empty")
+    for store, result in backup_set.manifest.stores.items():
+        if (only and store != only) or not result.ok:
+            continue
+        reader = StoreReader(backup_set.path, store, backup_set.manifest.files_of(store), config.encryption_key)
+        for relative in reader.names():
+            # InfluxDB 2 files stay gzip-compressed: that is the layout `influx restore` reads.
+            keep_gzip = store == "influxdb2" and reader.entry(relative).compression == "gzip"
+            target = destination / store / (relative + (".gz" if keep_gzip else ""))
+            reader.copy_to(relative, target, decompress=not keep_gzip)
+    log.info("extracted %s into %s", backup_set.name, destination)
+    return 0
+
+
+def cmd_health(config: BackupConfig) -> int:
+    verdict = assess(SetStore(config.backup_dir), config.schedule, config.health_grace, utc_now())
+    print(verdict.message)
+    return 0 if verdict.healthy else 1
+
+
+def cmd_schedule(config: BackupConfig) -> int:
+    stop = {"requested": False}
+
+    def request_stop(signum, _frame):
+        stop["requested"] = True
+        log.info("received signal %d; stopping after the current step", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    update_state(config.backup_dir, scheduler_started_at=utc_now(), schedule=config.schedule.expression,
+                 timezone=config.timezone.key)
+    log.info("scheduler started: %r in %s, stores %s, compression %s, encryption %s", config.schedule.expression,
+             config.timezone.key, ", ".join(config.stores), config.compression, "on" if config.encrypted else "off")
+    while not stop["requested"]:
+        due = config.schedule.next_after(utc_now())
+        log.info("next backup at %s (%s)", due.astimezone(config.timezone).isoformat(), iso(due))
+        update_state(config.backup_dir, next_run_at=due)
+        _sleep_until(due)
+        run_backup(config, trigger="schedule")
+    return 0
+
+
+def _sleep_until(due: datetime) -> None:
+    """Sleep in short steps against the wall clock, so a suspended host or a clock change is noticed."""
+    while (remaining := (due - utc_now()).total_seconds()) > 0:
+        time.sleep(min(remaining, MAX_SLEEP))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "schedule"
+    setup_logging("backup")
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        drop_privileges(config.run_as, config.backup_dir)
+        if command == "schedule":
+            return cmd_schedule(config)
+        if command == "now":
+            outcome = run_backup(config, trigger="manual")
+            if outcome.backup_set is not None:
+                print(outcome.backup_set.name)
+            return 0 if outcome.success else 1
+        if command == "list":
+            return cmd_list(config, args.json)
+        if command == "verify":
+            return cmd_verify(config, args.set)
+        if command == "restore":
+            return cmd_restore(config, args)
+        if command == "extract":
+            return cmd_extract(config, args.set, args.destination, args.only)
+        if command == "prune":
+            sets = SetStore(config.backup_dir)
+            with sets.lock():
+                apply_retention(config, sets, dry_run=args.dry_run)
+            return 0
+        return cmd_health(config)
+    except (LookupError, ValueError, LockTimeout) as exc:
+        log.error("%s", exc)
+        return 2 if isinstance(exc, ValueError) else 1
+    except Exception as exc:  # the reason goes to the log, not a traceback wall
+        log.error("%s failed: %s", command, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Grafana: its SQLite database through SQLite's online backup API, plus dashboards and datasources as JSON.
+
+A raw copy of `grafana.db` taken while Grafana writes can be torn; `sqlite3.Connection.backup` copies a
+consistent snapshot page by page while Grafana keeps working. The JSON export (search API, then
+`/api/dashboards/uid/<uid>`, and `/api/datasources`) is the portable part: readable, diffable, importable
+into another Grafana. Restore replaces the database file while Grafana is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from backup.manifest import fsync_dir
+from backup.setfiles import StoreReader, StoreWriter
+
+__all__ = ["DB_NAME", "GrafanaAPI", "GrafanaError", "check", "export_api", "restore_database",
+           "snapshot_database"]
+
+log = logging.getLogger("backup.grafana")
+
+DB_NAME = "grafana.db"
+PAGE_STEP = 256  # pages per backup step: Grafana can write between steps
+
+
+class GrafanaError(RuntimeError):
+    """Grafana's database or API could not be read, or a restore is unsafe."""
+
+
+def _integrity(path: Path) -> str:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def snapshot_database(db_path: Path, target: Path) -> dict[str, Any]:
+    """A consistent copy of the live database at `target`, integrity-checked."""
+    if not db_path.is_file():
+        raise GrafanaError(f"Grafana database {db_path} not found (is the grafana-data volume mounted?)")
+    try:
+        source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise GrafanaError(f"cannot open {db_path} read-only: {exc}") from exc
+    destination = sqlite3.connect(target)
+    try:
+        source.backup(destination, pages=PAGE_STEP)
+        tables = destination.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        dashboards = None
+        if destination.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='dashboard'").fetchone():
+            dashboards = destination.execute("SELECT count(*) FROM dashboard").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise GrafanaError(f"SQLite online backup of {db_path} failed: {exc}") from exc
+    finally:
+        destination.close()
+        source.close()
+    verdict = _integrity(target)
+    if verdict != "ok":
+        raise GrafanaError(f"the copy of {db_path} fails PRAGMA integrity_check: {verdict}")
+    return {"tables": tables, "dashboards_in_db": dashboards}
+
+
+class GrafanaAPI:
+    """The few Grafana HTTP endpoints the backup reads, with basic auth."""
+
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 60.0,
+                 session: requests.Session | None = None):
+        self.url, self.timeout = url.rstrip("/"), timeout
+        self.session = session or requests.Session()
+        self.session.auth = (user, password)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        try:
+            response = self.session.get(self.url + path, params=params or None, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise GrafanaError(f"GET {path} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise GrafanaError(f"GET {path} answered HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GrafanaError(f"GET {path} did not answer JSON") from exc
+
+    def version(self) -> str:
+        return str(self._get("/api/health").get("version", "unknown"))
+
+    def dashboard_uids(self, page_size: int = 1000) -> list[str]:
+        uids, page = [], 1
+        while True:
+            hits = self._get("/api/search", type="dash-db", limit=page_size, page=page)
+            uids += [hit["uid"] for hit in hits if hit.get("uid")]
+            if len(hits) < page_size:
+                return uids
+            page += 1
+
+    def dashboard(self, uid: str) -> dict[str, Any]:
+        return self._get(f"/api/dashboards/uid/{uid}")
+
+    def datasources(self) -> list[dict[str, Any]]:
+        return self._get("/api/datasources")
+
+    def answers(self) -> bool:
+        try:
+            self.session.get(self.url + "/api/health", timeout=3)
+        except requests.RequestException:
+            return False
+        return True
+
+
+def export_api(api: GrafanaAPI, writer: StoreWriter) -> dict[str, Any]:
+    """Every dashboard (with its meta: folder, version) and the datasource list, one JSON file each."""
+    uids = api.dashboard_uids()
+    for uid in uids:
+        body = json.dumps(api.dashboard(uid), indent=2, sort_keys=True).encode()
+        writer.add_bytes(f"dashboards/{uid}.json", body)
+    datasources = api.datasources()
+    writer.add_bytes("datasources.json", json.dumps(datasources, indent=2, sort_keys=True).encode())
+    return {"dashboards": len(uids), "datasources": len(datasources)}
+
+
+def check(reader: StoreReader, scratch: Path) -> list[str]:
+    """Dry run of a restore: the database copy is a sound SQLite file; every JSON export parses."""
+    problems = []
+    if DB_NAME not in reader.names():
+        problems.append("grafana: the set has no grafana.db")
+    else:
+        with reader.as_local_file(DB_NAME, scratch) as path:
+            try:
+                verdict = _integrity(path)
+            except sqlite3.Error as exc:
+                verdict = str(exc)
+            if verdict != "ok":
+                problems.append(f"grafana: grafana.db fails PRAGMA integrity_check: {verdict}")
+    for name in reader.names():
+        if name.endswith(".json"):
+            try:
+                json.loads(reader.read_bytes(name))
+            except ValueError as exc:
+                problems.append(f"grafana: {name} is not valid JSON: {exc}")
+    return problems
+
+
+def restore_database(reader: StoreReader, db_path: Path, *, grafana_running: bool) -> dict[str, Any]:
+    """Replace Grafana's database with the set's copy (Grafana must be stopped)."""
+    if grafana_running:
+        raise GrafanaError("Grafana is running: stop it first (docker compose stop grafana); its database must "
+                           "not be replaced under it")
+    staged = db_path.with_name(f".{DB_NAME}.restoring-{os.getpid()}")
+    staged.unlink(missing_ok=True)
+    try:
+        reader.copy_to(DB_NAME, staged)
+        verdict = _integrity(staged)
+        if verdict != "ok":
+            raise GrafanaError(f"the restored grafana.db fails PRAGMA integrity_check: {verdict}")
+        _match_permissions(staged, db_path)
+        with open(staged, "rb") as handle:
+            os.fsync(handle.fileno())
+        # A journal or WAL left by the old database would be replayed into the new one: remove them first.
+        for suffix in ("-journal", "-wal", "-shm"):
+            db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+        os.replace(staged, db_path)
+        fsync_dir(db_path.parent)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return {"database": str(db_path)}
+
+
+def _match_permissions(staged: Path, current: Path) -> None:
+    """Give the new file the old one's group and make it group read-write, so Grafana (uid 472, group 0 in
+    the official image) can keep writing it even though this service (uid 1500) created it."""
+    if not current.exists():
+        os.chmod(staged, 0o660)
+        return
+    status = current.stat()
+    try:
+        os.chown(staged, -1, status.st_gid)
+    except PermissionError:
+        log.warning("cannot give the restored grafana.db group %d (not a member); Grafana may not write it",
+                    status.st_gid)
+    os.chmod(staged, (status.st_mode & 0o777) | 0o660)

@@ -1,0 +1,192 @@
+"""One backup run: every configured store into a new set, verified, then retention and metrics.
+
+A failure of one store is logged with its reason and recorded; the other stores still run. The set is kept
+(as "partial") when at least one store succeeded, and only after it verified; otherwise nothing is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from backup import grafana, influxdb3
+from backup.archive import Codec
+from backup.config import BackupConfig
+from backup.health import update_state
+from backup.influxdb2 import InfluxDB2, describe
+from backup.manifest import SetManifest, StoreResult, iso, utc_now
+from backup.report import MetricsReporter, run_points
+from backup.retention import plan_retention
+from backup.setfiles import StoreWriter
+from backup.sets import BackupSet, SetStore
+from backup.verify import verify_directory
+
+__all__ = ["RunOutcome", "apply_retention", "run_backup"]
+
+log = logging.getLogger("backup.job")
+
+StoreFn = Callable[[BackupConfig, StoreWriter, str, Path], tuple[str | None, dict]]
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    backup_set: BackupSet | None
+    stores: dict[str, StoreResult]
+    error: str | None = None
+    duration_seconds: float = 0.0
+    pruned: list[str] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ stores
+def backup_influxdb2(config: BackupConfig, writer: StoreWriter, base_name: str, scratch: Path):
+    client = InfluxDB2(config.influxdb2_url, config.influxdb2_token or "", config.influxdb2_org,
+                       timeout=config.http_timeout)
+    try:
+        version = client.version()
+        report = client.backup(writer, base_name)
+    finally:
+        client.close()
+    return version, {"buckets": report.buckets, "shards": report.shards, "shards_removed": report.shards_removed}
+
+
+def backup_influxdb3(config: BackupConfig, writer: StoreWriter, base_name: str, scratch: Path):
+    version = None
+    headers = {"Authorization": f"Bearer {config.influxdb3_token}"} if config.influxdb3_token else {}
+    try:
+        answer = requests.get(f"{config.influxdb3_url}/ping", headers=headers, timeout=10)
+        version = answer.headers.get("x-influxdb-version") or answer.json().get("version")
+    except (requests.RequestException, ValueError) as exc:
+        log.warning("InfluxDB 3 did not tell its version (%s); copying its files anyway", exc)
+    details = influxdb3.backup_node(config.influxdb3_data_dir, config.influxdb3_node_id, writer)
+    return version, details
+
+
+def backup_grafana(config: BackupConfig, writer: StoreWriter, base_name: str, scratch: Path):
+    api = grafana.GrafanaAPI(config.grafana_url, config.grafana_user or "", config.grafana_password or "",
+                             timeout=min(config.http_timeout, 120))
+    version = api.version()
+    copy = scratch / grafana.DB_NAME
+    details = grafana.snapshot_database(config.grafana_db, copy)
+    writer.add_file(grafana.DB_NAME, copy)
+    copy.unlink()
+    details |= grafana.export_api(api, writer)
+    return version, details
+
+
+STORE_FUNCTIONS: dict[str, StoreFn] = {
+    "influxdb2": backup_influxdb2,
+    "influxdb3": backup_influxdb3,
+    "grafana": backup_grafana,
+}
+
+
+# -------------------------------------------------------------------------------------------------- run
+def _reporter(config: BackupConfig) -> MetricsReporter:
+    return MetricsReporter(spool_dir=config.backup_dir / ".metrics-spool", influxdb2_url=config.influxdb2_url,
+                           influxdb2_token=config.influxdb2_token, org=config.influxdb2_org,
+                           influxdb3_url=config.influxdb3_url, influxdb3_token=config.influxdb3_token,
+                           target=config.metrics_bucket)
+
+
+def run_backup(config: BackupConfig, *, trigger: str, store_functions: dict[str, StoreFn] | None = None,
+               reporter: MetricsReporter | None = None, clock: Callable[[], datetime] = utc_now) -> RunOutcome:
+    """Take one backup set now. Never raises for a store's failure; the outcome says what happened."""
+    functions = store_functions or STORE_FUNCTIONS
+    sets = SetStore(config.backup_dir)
+    with sets.lock(on_wait=lambda: log.info("another backup or restore is running; waiting for it")):
+        begun = time.monotonic()
+        outcome = _run_locked(config, sets, trigger, functions, clock)
+        outcome.duration_seconds = time.monotonic() - begun
+        if outcome.backup_set is not None:
+            outcome.pruned = apply_retention(config, sets)
+        name = outcome.backup_set.name if outcome.backup_set else ""
+        update_state(config.backup_dir, last_run={"set": name, "at": iso(clock()), "error": outcome.error},
+                     **({"last_success_at": clock()} if outcome.success else {}))
+    if not outcome.success:
+        log.error("backup run failed: %s", outcome.error)
+    if config.metrics_enabled:
+        lines = run_points({"set": name, "stores": outcome.stores, "duration_seconds": outcome.duration_seconds,
+                            "success": outcome.success, "error": outcome.error}, trigger=trigger, moment=clock())
+        outcome.metrics = (reporter or _reporter(config)).record(lines)
+    return outcome
+
+
+def _run_locked(config: BackupConfig, sets: SetStore, trigger: str, functions: dict[str, StoreFn],
+                clock: Callable[[], datetime]) -> RunOutcome:
+    for stale in sets.remove_stale():
+        log.warning("removed %s, left by a backup run that did not finish", stale)
+    started, begun = clock(), time.monotonic()
+    partial = sets.begin(started)
+    log.info("backup %s started (%s): %s", partial.name, trigger, ", ".join(config.stores))
+    codec = Codec(config.compression, config.compression_level, config.encryption_key)
+    scratch = partial.path / ".scratch"
+    results: dict[str, StoreResult] = {}
+    writers: list[StoreWriter] = []
+    try:
+        scratch.mkdir()
+        for store in config.stores:
+            writer = StoreWriter(partial.path, store, codec)
+            writers.append(writer)
+            store_started = time.monotonic()
+            try:
+                version, details = functions[store](config, writer, partial.name, scratch)
+            except Exception as exc:
+                reason = describe(exc)
+                log.error("backup of %s failed: %s", store, reason, exc_info=log.isEnabledFor(logging.DEBUG))
+                shutil.rmtree(writer.root, ignore_errors=True)
+                writer.entries.clear()
+                results[store] = StoreResult("failed", time.monotonic() - store_started, error=reason)
+                continue
+            results[store] = StoreResult("ok", time.monotonic() - store_started, writer.bytes, len(writer.entries),
+                                         version, None, details)
+            log.info("backed up %s: %d files, %d bytes in %.1f s", store, len(writer.entries), writer.bytes,
+                     results[store].duration_seconds)
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not any(result.ok for result in results.values()):
+            sets.discard(partial)
+            return RunOutcome(False, None, results, "every store failed; no set was kept")
+        manifest = SetManifest(
+            name=partial.name, started_at=iso(started), finished_at=iso(clock()),
+            duration_seconds=round(time.monotonic() - begun, 3), trigger=trigger, timezone=config.timezone.key,
+            compression=config.compression, encrypted=config.encrypted, stores=results,
+            files=[entry for writer in writers for entry in writer.entries])
+        problems = verify_directory(partial.path, manifest, config.encryption_key)
+        if problems:
+            sets.discard(partial)
+            for problem in problems:
+                log.error("verification of the new set failed: %s", problem)
+            return RunOutcome(False, None, results, f"the new set failed verification: {problems[0]}")
+        backup_set = sets.finalize(partial, manifest)
+        sets.record_verification(backup_set, True, [])
+    except BaseException:
+        sets.discard(partial)
+        raise
+    failed = [store for store, result in results.items() if not result.ok]
+    error = f"failed: {', '.join(failed)}" if failed else None
+    log.info("backup %s %s: %d files, %d bytes, %.1f s", backup_set.name,
+             "complete" if not failed else f"partial ({error})", len(manifest.files), manifest.bytes,
+             manifest.duration_seconds)
+    return RunOutcome(not failed, backup_set, results, error)
+
+
+def apply_retention(config: BackupConfig, sets: SetStore, *, dry_run: bool = False) -> list[str]:
+    """Prune sets the policy does not keep (the lock must be held). Returns the names pruned."""
+    pruned = []
+    for decision in plan_retention(sets.sets(), config.retention, config.timezone):
+        if decision.keep:
+            continue
+        if not dry_run:
+            sets.remove(decision.backup_set)
+        log.info("%s set %s (no daily/weekly/monthly slot, not the newest verified set)",
+                 "would prune" if dry_run else "pruned", decision.backup_set.name)
+        pruned.append(decision.backup_set.name)
+    return pruned
