@@ -1,0 +1,44 @@
+"""SQL helpers: quoting checked identifiers, timestamps as query parameters, table metadata.
+
+Values always travel as query parameters (`$name`, strings, as the engine's `query(sql, args)` takes them);
+only names go into the SQL text, and only after `args.identifier` accepted them and `quote` wrapped them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from stacklib.args import identifier
+
+__all__ = ["column_types", "quote", "table_exists", "tag_columns", "timestamp_param"]
+
+
+def quote(name: str) -> str:
+    """A checked identifier as a double-quoted SQL name (raises ValueError for anything else)."""
+    return '"' + identifier(name) + '"'
+
+
+def timestamp_param(time_ns: int) -> str:
+    """An RFC 3339 UTC timestamp with nanoseconds, for comparing with `time` through a query parameter."""
+    seconds, nanos = divmod(int(time_ns), 10**9)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+
+
+def table_exists(influxdb3_local: Any, table: str) -> bool:
+    rows = influxdb3_local.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_name = $table", {"table": identifier(table)})
+    return bool(rows)
+
+
+def column_types(influxdb3_local: Any, table: str) -> dict[str, str]:
+    """Column name -> Arrow type as the server prints it (tags are `Dictionary(Int32, Utf8)`); {} if no table."""
+    rows = influxdb3_local.query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = $table",
+        {"table": identifier(table)})
+    return {str(row["column_name"]): str(row["data_type"]) for row in rows}
+
+
+def tag_columns(types: dict[str, str]) -> list[str]:
+    """The tag columns of a table, from `column_types`: InfluxDB 3 stores tags dictionary-encoded."""
+    return sorted(name for name, kind in types.items() if kind.startswith("Dictionary("))

@@ -1,0 +1,78 @@
+"""Bucketed statistics: recompute only the buckets a batch touched, from the table.
+
+A flush reads back the rows of its own buckets (a time-range query the server answers from the chunks of
+those times only), so its cost follows the size of a bucket, never the size of the table. The batch's rows
+are merged in with the table's, keeping one row per series and time: whether or not the server already
+shows the batch when the trigger runs, and whether a row was new or replaced an older one, every row is
+counted once, as the table holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from stacklib.sql import quote, timestamp_param
+from stacklib.stats import FieldStats, bucket_start, summarize
+
+from .batch import row_key
+
+__all__ = ["bucket_ranges", "recompute"]
+
+# Time ranges per query: keeps the SQL short when a back-fill touches many separate buckets.
+_RANGES_PER_QUERY = 32
+
+
+def bucket_ranges(starts: Sequence[int], width_ns: int) -> list[tuple[int, int]]:
+    """Sorted bucket starts as merged [start, end) ranges (adjacent buckets read in one range)."""
+    ranges: list[tuple[int, int]] = []
+    for start in sorted(set(starts)):
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + width_ns)
+        else:
+            ranges.append((start, start + width_ns))
+    return ranges
+
+
+def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str],
+                 ranges: Sequence[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+    select = ", ".join(["time", *(quote(name) for name in columns)])
+    for first in range(0, len(ranges), _RANGES_PER_QUERY):
+        chunk = ranges[first:first + _RANGES_PER_QUERY]
+        conditions, params = [], {}
+        for index, (start, end) in enumerate(chunk):
+            conditions.append(f"(time >= $s{index} AND time < $e{index})")
+            params[f"s{index}"], params[f"e{index}"] = timestamp_param(start), timestamp_param(end)
+        sql = f"SELECT {select} FROM {quote(table)} WHERE {' OR '.join(conditions)}"
+        yield from influxdb3_local.query(sql, params)
+
+
+def recompute(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str], width_ns: int,
+              batch_rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, FieldStats]]:
+    """field -> bucket start -> statistics, for every bucket the batch touched."""
+    touched = {bucket_start(row["time"], width_ns) for row in batch_rows}
+    merged: dict[tuple, Mapping[str, Any]] = {}
+    for row in _read_ranges(influxdb3_local, table, [*tags, *fields], bucket_ranges(sorted(touched), width_ns)):
+        merged[row_key(row, tags)] = row
+    for row in batch_rows:
+        merged[row_key(row, tags)] = row
+    times = np.fromiter((key[0] for key in merged), dtype=np.int64, count=len(merged))
+    buckets = times - times % width_ns
+    result: dict[str, dict[int, FieldStats]] = {}
+    for field in fields:
+        values = np.array([_number(row.get(field)) for row in merged.values()], dtype=np.float64)
+        per_bucket: dict[int, FieldStats] = {}
+        for start in sorted(touched):
+            stats = summarize(values[buckets == start])
+            if stats is not None:
+                per_bucket[start] = stats
+        if per_bucket:
+            result[field] = per_bucket
+    return result
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")

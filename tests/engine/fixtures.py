@@ -1,0 +1,37 @@
+"""pytest fixtures of the local engine. Import them into a conftest.py to use them:
+`from tests.engine.fixtures import engine, engine_clock  # noqa: F401`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.engine.engine import LocalEngine
+
+
+class ManualClock:
+    """A monotonic clock the test moves forward, for cache TTLs."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def engine_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def engine(engine_clock: ManualClock) -> Iterator[LocalEngine]:
+    """A fresh local engine over the repository's plugins/ directory; plugin modules are re-imported per test."""
+    local = LocalEngine(clock=engine_clock)
+    local.restart()
+    yield local
+    local.restart()
