@@ -1,0 +1,109 @@
+"""
+{
+    "plugin_type": ["http"],
+    "http_args_config": [
+        {
+            "name": "table",
+            "example": "peyton_views",
+            "description": "Table holding the daily series (default peyton_views).",
+            "required": false
+        },
+        {
+            "name": "series",
+            "example": "peyton_manning",
+            "description": "Default value of the series tag; a request may ask for another with ?series=.",
+            "required": false
+        },
+        {
+            "name": "forecast_table",
+            "example": "peyton_forecast",
+            "description": "Table with the forecast rows (default peyton_forecast).",
+            "required": false
+        }
+    ]
+}
+"""
+
+# The forecast chart: GET /api/v3/engine/<path>[?series=...&days=N&run=...] answers an interactive Plotly page
+# (text/html) of the series' history (the last N days, default all), the latest forecast run (or ?run=) and its
+# prediction interval. plotly.js is embedded, so the page draws without internet access.
+
+import sys
+from pathlib import Path
+
+# The engine imports this folder as a top-level package with only plugins/forecast on sys.path and pops
+# sys.path[0] right after: append (never insert) the plugin directory so the shared `stacklib` resolves.
+_PLUGIN_DIR = str(Path(__file__).resolve().parents[2])
+if _PLUGIN_DIR not in sys.path:
+    sys.path.append(_PLUGIN_DIR)
+
+import pandas as pd  # noqa: E402
+from stacklib.args import ArgumentError, Param, identifier, integer, parse, tag_value  # noqa: E402
+from stacklib.chart import forecast_page  # noqa: E402
+from stacklib.forecasting import frame_from_rows  # noqa: E402
+from stacklib.runlog import RunLog  # noqa: E402
+from stacklib.sql import quote, table_exists  # noqa: E402
+from stacklib.tables import FORECAST, SERIES  # noqa: E402
+
+PLUGIN = "forecast_chart"
+PARAMS = (
+    Param("table", identifier, default=SERIES.name),
+    Param("series", tag_value, default="peyton_manning"),
+    Param("forecast_table", identifier, default=FORECAST.name),
+)
+_HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _error_page(status: int, message: str):
+    return f"<!doctype html><title>{status}</title><p>{message}</p>", status, _HTML
+
+
+def _forecast(influxdb3_local, config, series: str, run: str | None):
+    if not table_exists(influxdb3_local, config["forecast_table"]):
+        return None, None
+    table = quote(config["forecast_table"])
+    if run is None:
+        latest = influxdb3_local.query(f"SELECT max(run) AS run FROM {table} WHERE series = $series",
+                                       {"series": series})
+        run = latest[0]["run"] if latest and latest[0].get("run") else None
+        if run is None:
+            return None, None
+    rows = influxdb3_local.query(
+        f"SELECT time, yhat, yhat_lower, yhat_upper FROM {table} WHERE series = $series AND run = $run "
+        "ORDER BY time", {"series": series, "run": run})
+    frame = pd.DataFrame(rows, columns=["time", "yhat", "yhat_lower", "yhat_upper"]).dropna()
+    frame["ds"] = pd.to_datetime(frame["time"].astype("int64"), unit="ns")
+    return frame, run
+
+
+def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):
+    log = RunLog(influxdb3_local, PLUGIN)
+    try:
+        config = parse(args, PARAMS)
+    except ArgumentError as exc:
+        log.error(str(exc))
+        return _error_page(500, "the chart's trigger is misconfigured; see the server log")
+    try:
+        request = parse(query_parameters, (
+            Param("series", tag_value, default=config["series"]),
+            Param("days", integer(1, 100_000), default=None),
+            Param("run", tag_value, default=None),
+        ), source="query parameter", allow_unknown=True)
+    except ArgumentError as exc:
+        return _error_page(400, str(exc).replace("<", "&lt;"))
+    series = request["series"]
+    if not table_exists(influxdb3_local, config["table"]):
+        return _error_page(404, f"no table {config['table']} yet: load the series first")
+    history, _ = frame_from_rows(influxdb3_local.query(
+        f"SELECT time, {quote(SERIES.field_names[0])} AS y FROM {quote(config['table'])} "
+        "WHERE series = $series ORDER BY time", {"series": series}))
+    if history.empty:
+        return _error_page(404, f"no observations for series {series!r}".replace("<", "&lt;"))
+    if request["days"]:
+        history = history[history["ds"] > history["ds"].max() - pd.Timedelta(days=request["days"])]
+    forecast, run = _forecast(influxdb3_local, config, series, request["run"])
+    note = f"forecast run {run}" if run else "no forecast run yet: the scheduled forecast has not run"
+    page = forecast_page(f"{series}: history and forecast", history, forecast, note)
+    log.info("chart served", series=series, history=len(history), forecast=0 if forecast is None else len(forecast),
+             run=run or "none", bytes=len(page))
+    return page, 200, _HTML
