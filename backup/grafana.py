@@ -26,7 +26,10 @@ __all__ = ["DB_NAME", "GrafanaAPI", "GrafanaError", "check", "export_api", "rest
 log = logging.getLogger("backup.grafana")
 
 DB_NAME = "grafana.db"
-PAGE_STEP = 256  # pages per backup step: Grafana can write between steps
+# All pages in one step, under one read transaction: a stepwise copy restarts whenever Grafana writes between
+# steps and can chase a busy database forever; one step holds the read lock only for the copy (milliseconds
+# for a typical grafana.db) and Grafana's writes wait that long.
+PAGE_STEP = -1
 
 
 class GrafanaError(RuntimeError):

@@ -369,7 +369,7 @@ class InfluxDB2:
                 open(kv_path, "rb") as body:
             log.info("restoring the KV store (users, tokens, orgs, buckets)")
             answer = self._call("restore KV snapshot", lambda: self.restore_service.post_restore_kv(
-                body, content_encoding="gzip", content_type="application/octet-stream"))
+                body, content_encoding="gzip"))
         token = getattr(answer, "token", None)
         if token:
             # The restored KV may hold a different operator token: use it from now on, as influx does.
@@ -379,7 +379,7 @@ class InfluxDB2:
                     open(sql_path, "rb") as body:
                 log.info("restoring the SQL store (notebooks, annotations)")
                 self._call("restore SQL snapshot", lambda: self.restore_service.post_restore_sql(
-                    body, content_encoding="gzip", content_type="application/octet-stream"))
+                    body, content_encoding="gzip"))
         shards = 0
         for bucket in manifest["buckets"]:
             for policy in bucket["retentionPolicies"]:
@@ -426,7 +426,7 @@ class InfluxDB2:
                 open(path, "rb") as body:
             log.info("restoring TSM snapshot of shard %s into shard %d", shard["id"], target_id)
             self._call(f"restore shard {target_id}", lambda: self.restore_service.post_restore_shard_id(
-                str(target_id), body, content_encoding="gzip", content_type="application/octet-stream"))
+                str(target_id), body, content_encoding="gzip"))
 
     def _org_id(self, name: str) -> str:
         organizations = OrganizationsApi(self.client)

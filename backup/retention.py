@@ -1,7 +1,7 @@
 """Which backup sets to keep: the newest set of each of the last N days, ISO weeks and months.
 
 The same rule as `borg prune` / `restic forget --keep-daily/--keep-weekly/--keep-monthly`, with two
-guarantees on top: the newest verified set is never pruned, and sets that did not back up every store
+guarantees on top: the newest verified complete set is never pruned, and sets that did not back up every store
 ("partial") never fill a keep slot; a partial set is kept only while it is newer than every complete one.
 Only sets this service made are ever candidates (`SetStore.sets()` returns nothing else).
 """
@@ -50,7 +50,7 @@ def plan_retention(sets: Sequence[BackupSet], policy: RetentionPolicy, tz: ZoneI
                 continue
             seen.append(period)
             reasons[item.name].append(f"{label} #{len(seen)}")
-    verified = [item for item in newest_first if item.verified]
+    verified = [item for item in complete if item.verified]
     if verified:
         reasons[verified[0].name].append("newest verified set")
     newest_complete = complete[0].finished if complete else None

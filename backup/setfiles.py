@@ -33,7 +33,7 @@ class StoreWriter:
     def __init__(self, set_dir: Path, store: str, codec: Codec):
         self.set_dir, self.store, self.codec = set_dir, store, codec
         self.root = set_dir / store
-        self.root.mkdir(exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         self.entries: list[FileEntry] = []
 
     @property

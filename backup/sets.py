@@ -110,6 +110,7 @@ class SetStore:
     # ---------------------------------------------------------------------------------------- writing
     def begin(self, started: datetime) -> Partial:
         """Create the partial directory for a run started at `started` (the lock must be held)."""
+        self.root.mkdir(parents=True, exist_ok=True)
         base = set_name_for(started)
         name, counter = base, 1
         while (self.root / name).exists() or (self.root / f"{PARTIAL_PREFIX}{name}").exists():

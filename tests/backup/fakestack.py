@@ -1,0 +1,76 @@
+"""The three stores side by side for whole-run tests: InfluxDB 2 and Grafana as loopback servers serving the
+real API shapes, InfluxDB 3 as its object store on disk plus a loopback server for /ping and writes, and a
+real grafana.db. `env` is what the backup container's environment would be."""
+
+from __future__ import annotations
+
+import base64
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.backup.influxdb2_api import FakeInfluxDB2
+from tests.backup.test_grafana import FakeGrafana, grafana_db
+from tests.backup.test_influxdb3 import NODE, server_tree
+from tests.support.recorder import Recorded, RecordingServer, Reply
+
+INFLUXDB3_TOKEN = "apiv3_" + "A" * 43
+
+
+@dataclass
+class FakeInfluxDB3:
+    running: bool = True
+    accept_writes: bool = True
+    written: list[tuple[str, str]] = field(default_factory=list)
+
+    def respond(self, request: Recorded) -> Reply:
+        if request.path == "/ping":
+            return Reply(200, {"version": "3.10.3", "revision": "abc"}, {"x-influxdb-version": "3.10.3"})
+        if request.header("authorization") != f"Bearer {INFLUXDB3_TOKEN}":
+            return Reply(401, {"error": "unauthorized"})
+        if request.path == "/api/v3/write_lp" and request.method == "POST":
+            if not self.accept_writes:
+                return Reply(503, {"error": "server is shutting down"})
+            self.written.append((request.param("db"), request.text()))
+            return Reply(204)
+        return Reply(404, {"error": "not found"})
+
+
+class FakeStack:
+    def __init__(self, root: Path):
+        self.root = root
+        self.influxdb2 = FakeInfluxDB2.with_data()
+        self.influxdb3 = FakeInfluxDB3()
+        self.grafana = FakeGrafana(dashboards=3)
+        self.data_dir = root / "influxdb3-data"
+        self.influxdb3_files = server_tree(self.data_dir)
+        self.grafana_db = root / "grafana" / "grafana.db"
+        self.grafana_db.parent.mkdir(parents=True)
+        grafana_db(self.grafana_db, dashboards=5)
+        self.backup_dir = root / "backups"
+        self._stack = ExitStack()
+
+    def __enter__(self) -> FakeStack:
+        self.servers = {name: self._stack.enter_context(RecordingServer(fake.respond)) for name, fake in
+                        (("influxdb2", self.influxdb2), ("influxdb3", self.influxdb3), ("grafana", self.grafana))}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        values = {
+            "BACKUP_DIR": str(self.backup_dir), "TZ": "Europe/Berlin", "BACKUP_SCHEDULE": "59 23 * * *",
+            "INFLUXDB2_URL": self.servers["influxdb2"].url, "INFLUXDB2_ORG": "stack",
+            "INFLUXDB2_TOKEN": self.influxdb2.token,
+            "INFLUXDB3_URL": self.servers["influxdb3"].url, "INFLUXDB3_TOKEN": INFLUXDB3_TOKEN,
+            "INFLUXDB3_DATA_DIR": str(self.data_dir), "INFLUXDB3_NODE_ID": NODE,
+            "GRAFANA_URL": self.servers["grafana"].url, "GRAFANA_USER": "admin", "GRAFANA_PASSWORD": "pw",
+            "GRAFANA_DB": str(self.grafana_db), "BACKUP_HTTP_TIMEOUT": "10",
+        }
+        values.update(overrides)
+        return values
+
+
+def key_text() -> str:
+    return base64.urlsafe_b64encode(bytes(range(32))).decode()

@@ -1,0 +1,173 @@
+"""InfluxDB 2 backup and restore through influxdb-client's generated services, against a loopback server
+that serves the API's real multipart, gzip and tar shapes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from backup.archive import Codec
+from backup.influxdb2 import InfluxDB2, InfluxDB2Error
+from backup.setfiles import StoreReader, StoreWriter
+from common.retry import RetryPolicy
+from tests.backup.influxdb2_api import FakeInfluxDB2
+from tests.support.recorder import RecordingServer
+
+BASE = "20250107T235900Z"
+
+
+@pytest.fixture
+def fake() -> FakeInfluxDB2:
+    return FakeInfluxDB2.with_data()
+
+
+@pytest.fixture
+def server(fake: FakeInfluxDB2):
+    with RecordingServer(fake.respond) as running:
+        yield running
+
+
+def _client(server: RecordingServer, fake: FakeInfluxDB2) -> InfluxDB2:
+    return InfluxDB2(server.url, fake.token, fake.org, timeout=10, retry=RetryPolicy(attempts=3, base=0.0),
+                     sleep=lambda _: None)
+
+
+def _backup(tmp_path: Path, server, fake, key: bytes | None = None) -> tuple[StoreWriter, object]:
+    writer = StoreWriter(tmp_path, "influxdb2", Codec("zstd", 3, key))
+    client = _client(server, fake)
+    try:
+        report = client.backup(writer, BASE)
+    finally:
+        client.close()
+    return writer, report
+
+
+def test_backup_writes_the_files_and_manifest_influx_backup_writes(tmp_path: Path, server, fake):
+    _, report = _backup(tmp_path, server, fake)
+    folder = tmp_path / "influxdb2"
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == sorted([f"{BASE}.bolt.gz", f"{BASE}.sqlite.gz", f"{BASE}.manifest"]
+                           + [f"{BASE}.{shard}.tar.gz" for shard in (1, 2, 3, 4)])
+    manifest = json.loads((folder / f"{BASE}.manifest").read_text())
+    assert manifest["manifestVersion"] == 2
+    assert manifest["kv"] == {"fileName": f"{BASE}.bolt.gz", "size": (folder / f"{BASE}.bolt.gz").stat().st_size,
+                              "compression": 1}
+    assert manifest["sql"]["fileName"] == f"{BASE}.sqlite.gz"
+    assert gzip.decompress((folder / f"{BASE}.bolt.gz").read_bytes()) == fake.kv
+    assert gzip.decompress((folder / f"{BASE}.sqlite.gz").read_bytes()) == fake.sql
+    telemetry = next(bucket for bucket in manifest["buckets"] if bucket["bucketName"] == "telemetry")
+    shard = telemetry["retentionPolicies"][0]["shardGroups"][0]["shards"][0]
+    assert shard == {"id": 1, "shardOwners": [{"nodeID": 0}], "fileName": f"{BASE}.1.tar.gz",
+                     "size": (folder / f"{BASE}.1.tar.gz").stat().st_size, "compression": 1}
+    assert gzip.decompress((folder / f"{BASE}.1.tar.gz").read_bytes()) == fake.shards[1]
+    assert report.shards == 4 and set(report.buckets) == {"telemetry", "monitoring", "_monitoring"}
+    # What was asked of the server: gzip, the operator token, metadata once, then every shard.
+    metadata = server.matching("GET", "/api/v2/backup/metadata")
+    assert len(metadata) == 1 and metadata[0].header("accept-encoding") == "gzip"
+    assert metadata[0].header("authorization") == f"Token {fake.token}"
+    assert [r.path for r in server.matching("GET") if "/shards/" in r.path] == [
+        f"/api/v2/backup/shards/{shard}" for shard in (1, 2, 3, 4)]
+
+
+def test_a_shard_deleted_during_the_backup_is_skipped_like_influx_does(tmp_path: Path, server, fake):
+    fake.removed_shards.add(2)
+    _, report = _backup(tmp_path, server, fake)
+    manifest = json.loads((tmp_path / "influxdb2" / f"{BASE}.manifest").read_text())
+    telemetry = next(bucket for bucket in manifest["buckets"] if bucket["bucketName"] == "telemetry")
+    groups = telemetry["retentionPolicies"][0]["shardGroups"]
+    assert [shard["id"] for group in groups for shard in group["shards"]] == [1]
+    assert report.shards_removed == [2]
+    assert not (tmp_path / "influxdb2" / f"{BASE}.2.tar.gz").exists()
+
+
+def test_transient_server_errors_are_retried_and_leave_no_stray_files(tmp_path: Path, server, fake):
+    fake.fail_next = {"/api/v2/backup/metadata": 1, "/api/v2/backup/shards/3": 2}
+    writer, report = _backup(tmp_path, server, fake)
+    assert report.shards == 4
+    assert len(server.matching("GET", "/api/v2/backup/metadata")) == 2
+    assert len(server.matching("GET", "/api/v2/backup/shards/3")) == 3
+    assert sorted(entry.path for entry in writer.entries) == sorted(
+        f"influxdb2/{path.name}" for path in (tmp_path / "influxdb2").iterdir())
+
+
+def test_a_refused_token_fails_with_the_servers_reason(tmp_path: Path, server, fake):
+    fake.token = "another-token"
+    client = InfluxDB2(server.url, "wrong", fake.org, timeout=5)
+    with pytest.raises(Exception, match="401"):
+        client.backup(StoreWriter(tmp_path, "influxdb2", Codec()), BASE)
+    client.close()
+
+
+def _reader(tmp_path: Path, writer: StoreWriter, key: bytes | None = None) -> StoreReader:
+    return StoreReader(tmp_path, "influxdb2", writer.entries, key)
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32], ids=["plain", "encrypted"])
+def test_full_restore_uploads_kv_sql_and_every_shard_gzipped_and_adopts_the_restored_token(tmp_path, server,
+                                                                                          fake, key):
+    writer, _ = _backup(tmp_path, server, fake, key)
+    client = _client(server, fake)
+    result = client.restore_full(_reader(tmp_path, writer, key), tmp_path / "scratch")
+    client.close()
+    kv = server.matching("POST", "/api/v2/restore/kv")[0]
+    assert kv.header("content-encoding") == "gzip"
+    assert kv.body == fake.kv  # the recorder undoes the gzip: byte-identical to what the server sent
+    sql = server.matching("POST", "/api/v2/restore/sql")[0]
+    assert sql.body == fake.sql
+    # The restored KV came with its own operator token: every later call uses it.
+    assert sql.header("authorization") == "Token token-from-restored-kv"
+    uploads = {int(r.path.rsplit("/", 1)[1]): r for r in server.matching("POST") if "/restore/shards/" in r.path}
+    assert sorted(uploads) == [1, 2, 3, 4]
+    assert all(uploads[shard].body == fake.shards[shard] for shard in uploads)
+    assert all(int(r.header("content-length")) == len(r.raw_body) for r in uploads.values())
+    assert result["shards"] == 4 and result["operator_token_changed"]
+    assert not list((tmp_path / "scratch").glob("**/*.gz")), "decoded temporary files are removed"
+
+
+def test_one_bucket_is_restored_into_a_new_bucket_with_the_servers_shard_ids(tmp_path, server, fake):
+    writer, _ = _backup(tmp_path, server, fake)
+    client = _client(server, fake)
+    result = client.restore_bucket(_reader(tmp_path, writer), tmp_path / "scratch", "telemetry", "telemetry-restored")
+    client.close()
+    created = server.matching("POST", "/api/v2/restore/bucketMetadata")[0].json()
+    assert created["bucketName"] == "telemetry-restored"
+    assert created["organizationID"] == fake.org_id and created["organizationName"] == "stack"
+    shard_ids = [shard["id"] for group in created["retentionPolicies"][0]["shardGroups"] for shard in group["shards"]]
+    assert shard_ids == [1, 2]
+    assert all("fileName" not in shard for group in created["retentionPolicies"][0]["shardGroups"]
+               for shard in group["shards"])
+    uploads = {r.path: r.body for r in server.matching("POST") if "/restore/shards/" in r.path}
+    assert uploads == {"/api/v2/restore/shards/101": fake.shards[1], "/api/v2/restore/shards/102": fake.shards[2]}
+    assert not server.matching("POST", "/api/v2/restore/kv"), "a bucket restore leaves the KV store alone"
+    assert result["restored_as"] == "telemetry-restored"
+
+
+def test_restoring_a_bucket_that_is_not_in_the_set_names_the_ones_that_are(tmp_path, server, fake):
+    writer, _ = _backup(tmp_path, server, fake)
+    client = _client(server, fake)
+    with pytest.raises(InfluxDB2Error, match=r"'sensors' is not in this set.*monitoring, telemetry"):
+        client.restore_bucket(_reader(tmp_path, writer), tmp_path, "sensors")
+    fake.existing_buckets.add("telemetry")
+    with pytest.raises(InfluxDB2Error, match="already exists"):
+        client.restore_bucket(_reader(tmp_path, writer), tmp_path, "telemetry")
+    client.close()
+
+
+def test_check_catches_a_shard_archive_that_is_not_a_tar_stream(tmp_path, server, fake):
+    fake.shards[3] = b"this is not a tar archive" * 40
+    writer, _ = _backup(tmp_path, server, fake)
+    problems = InfluxDB2.check(_reader(tmp_path, writer))
+    assert len(problems) == 1 and "shard 3 of monitoring" in problems[0]
+
+
+def test_the_stored_shard_tar_holds_the_tsm_files_of_the_shard(tmp_path, server, fake):
+    writer, _ = _backup(tmp_path, server, fake)
+    with _reader(tmp_path, writer).open(f"{BASE}.2.tar") as plain, \
+            tarfile.open(fileobj=io.BytesIO(plain.read())) as archive:
+        assert archive.getnames() == ["aaaaaaaaaaaaaaa1/autogen/2/000000001-000000001.tsm",
+                                      "aaaaaaaaaaaaaaa1/autogen/2/000000002-000000001.tsm"]
