@@ -52,15 +52,21 @@ test: lint ## Run the tests (the command CI runs); Docker-only tests skip with t
 test-integration: ## Run only the whole-stack tests (needs a Docker engine)
 	$(PYTHON) -m pytest tests/integration -rs
 
-backup: ## Take a backup set now (in the running backup container)
+backup: ## Take a backup set now (in the running backup container); prints the set name
 	$(COMPOSE) exec backup backup now
 
-restore: ## Restore a backup set: make restore SET=<name> [ONLY=influxdb2|influxdb3|grafana]
-	@[ -n "$(SET)" ] || { echo "[stack] usage: make restore SET=<set name> [ONLY=influxdb2|influxdb3|grafana]"; \
-		$(COMPOSE) exec backup backup list; exit 1; }
-	$(COMPOSE) exec backup backup verify "$(SET)"
-	$(COMPOSE) stop ingest grafana influxdb3
-	$(COMPOSE) run --rm --no-deps backup restore "$(SET)" $(if $(ONLY),--only $(ONLY))
+# Servers that must be stopped for a restore: ingest always (nothing writes meanwhile); InfluxDB 3 and Grafana
+# when their files are replaced. InfluxDB 2 is restored over its HTTP API, so it stays up.
+RESTORE_STOP = ingest $(if $(ONLY),$(filter influxdb3 grafana,$(ONLY)),influxdb3 grafana)
+
+restore: ## Restore a set: make restore SET=<name|latest> [ONLY=influxdb2|influxdb3|grafana] [BUCKET=b NEW_BUCKET=n]
+	@[ -n "$(SET)" ] || { echo "[stack] usage: make restore SET=<set name|latest> [ONLY=influxdb2|influxdb3|grafana]" \
+		"[BUCKET=<bucket> NEW_BUCKET=<name>]"; $(COMPOSE) run --rm --no-deps backup list; exit 1; }
+	$(COMPOSE) run --rm --no-deps backup verify "$(SET)"
+	$(COMPOSE) stop $(RESTORE_STOP)
+	$(COMPOSE) up --detach --wait influxdb2
+	$(COMPOSE) run --rm --no-deps backup restore "$(SET)" --skip-verify $(if $(ONLY),--only $(ONLY)) \
+		$(if $(BUCKET),--bucket "$(BUCKET)") $(if $(NEW_BUCKET),--new-bucket "$(NEW_BUCKET)")
 	$(COMPOSE) up --detach
 	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
 
