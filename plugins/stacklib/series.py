@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ def fetch_text(location: str, timeout: float, max_bytes: int) -> str:
         else:
             with Path(location).open("rb") as handle:
                 data = handle.read(max_bytes + 1)
+    except urllib.error.HTTPError as exc:
+        raise SeriesError(f"cannot read {location}: HTTP {exc.code} {exc.reason}") from exc
     except OSError as exc:
         raise SeriesError(f"cannot read {location}: {getattr(exc, 'reason', None) or exc}") from exc
     if len(data) > max_bytes:

@@ -76,10 +76,15 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
         log.error(str(exc))
         return {"status": "error", "error": str(exc), "run": log.run_id}, 500, _JSON
     try:
-        parsed = parse_series_csv(fetch_text(config["url"], config["timeout"], config["max_bytes"]))
+        text = fetch_text(config["url"], config["timeout"], config["max_bytes"])
     except SeriesError as exc:
         log.error(str(exc), url=config["url"])
         return {"status": "error", "error": str(exc), "run": log.run_id}, 502, _JSON
+    try:
+        parsed = parse_series_csv(text)
+    except SeriesError as exc:
+        log.error(str(exc), url=config["url"])
+        return {"status": "error", "error": str(exc), "run": log.run_id}, 422, _JSON
     for reason in parsed.rejected[:5]:
         log.warn(f"row quarantined: {reason}")
     if not parsed.points:
