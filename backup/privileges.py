@@ -27,8 +27,12 @@ def drop_privileges(run_as: RunAs | None, backup_dir: Path) -> None:
     status = backup_dir.stat()
     if status.st_uid != run_as.uid:
         # Keep the host group so the person who owns the folder can still read and delete sets (mode 2770).
-        os.chown(backup_dir, run_as.uid, status.st_gid)
-        os.chmod(backup_dir, 0o2770)
+        try:
+            os.chown(backup_dir, run_as.uid, status.st_gid)
+            os.chmod(backup_dir, 0o2770)
+        except OSError as exc:  # rootless Docker, NFS root squash: go on, and say why writes may fail
+            log.warning("cannot hand %s to uid %d (%s); make it writable for uid %d on the host", backup_dir,
+                        run_as.uid, exc.strerror or exc, run_as.uid)
     os.setgroups(sorted({run_as.gid, *run_as.groups, status.st_gid}))
     os.setgid(run_as.gid)
     os.setuid(run_as.uid)

@@ -123,3 +123,49 @@ def test_privileges_are_not_touched_when_not_root(stack: FakeStack, monkeypatch)
     if os.geteuid() == 0:
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert main(["list"]) == 0
+
+
+def test_drop_privileges_hands_the_folder_to_the_service_user_and_drops_root():
+    """Run in a forked child: as root it must end as 1500:1500 (+0) with the folder 2770 and still the
+    host's group; as anyone else it must change nothing."""
+    import shutil
+    import tempfile
+
+    from backup.config import RunAs
+    from backup.privileges import drop_privileges
+
+    parent = Path(tempfile.mkdtemp())  # pytest's tmp_path sits under a 0700 folder uid 1500 cannot enter
+    os.chmod(parent, 0o755)
+    folder = parent / "backups"
+    folder.mkdir()
+    try:
+        _check_drop(folder, drop_privileges, RunAs)
+    finally:
+        shutil.rmtree(parent)
+
+
+def _check_drop(folder: Path, drop_privileges, RunAs) -> None:
+    host_gid = folder.stat().st_gid
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.close(read)
+        try:
+            drop_privileges(RunAs(1500, 1500, (0,)), folder)
+            (folder / "probe").write_text("written after the drop")
+            report = f"{os.getuid()} {os.getgid()} {sorted(os.getgroups())}"
+        except Exception as exc:
+            report = f"error {exc}"
+        os.write(write, report.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    report = os.read(read, 1000).decode()
+    os.close(read)
+    if os.geteuid() != 0:
+        assert report == f"{os.getuid()} {os.getgid()} {sorted(os.getgroups())}"
+        return
+    assert report == f"1500 1500 {sorted({0, 1500, host_gid})}"
+    status = folder.stat()
+    assert (status.st_uid, status.st_gid, status.st_mode & 0o7777) == (1500, host_gid, 0o2770)
+    assert (folder / "probe").stat().st_uid == 1500
