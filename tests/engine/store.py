@@ -229,7 +229,7 @@ class Database:
             columns[name] = series.astype(object).where(series.notna(), None).tolist()
         stamps = frame[time_column]
         times = (stamps.astype("int64") if pd.api.types.is_integer_dtype(stamps)
-                 else pd.to_datetime(stamps, utc=True).astype("int64")).to_numpy()
+                 else pd.to_datetime(stamps, utc=True).dt.as_unit("ns").astype("int64")).to_numpy()
         table.append(columns, times, kinds)
 
     # ---- queries -------------------------------------------------------------------------------------------

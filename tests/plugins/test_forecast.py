@@ -65,7 +65,7 @@ def test_forecast_and_grade_match_a_direct_prophet_run(engine):
 
 def test_too_little_data_logs_why_and_fits_nothing(engine):
     history = daily_series(20)
-    engine.write_lp("forecast", series_lines(history) + ["peyton_views,series=peyton_manning other=1.0 1"])
+    engine.write_lp("forecast", [*series_lines(history), "peyton_views,series=peyton_manning other=1.0 1"])
     run = engine.run_schedule(PLUGIN, "forecast", args=ARGS).raise_for_error()
     warnings = run.messages("WARN")
     assert any("too little data" in m and "20 observations" in m for m in warnings)

@@ -14,7 +14,7 @@ from tests.engine import PLUGIN_DIR
 if str(PLUGIN_DIR) not in sys.path:
     sys.path.append(str(PLUGIN_DIR))  # as the plugins do: stacklib is imported from the plugin directory
 
-from stacklib.stats import RunningStats, bucket_start, summarize  # noqa: E402
+from stacklib.stats import RunningStats, bucket_start, summarize
 
 values_strategy = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32), min_size=1,
                            max_size=200)
