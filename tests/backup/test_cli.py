@@ -169,3 +169,29 @@ def _check_drop(folder: Path, drop_privileges, RunAs) -> None:
     status = folder.stat()
     assert (status.st_uid, status.st_gid, status.st_mode & 0o7777) == (1500, host_gid, 0o2770)
     assert (folder / "probe").stat().st_uid == 1500
+
+
+def test_the_scheduler_sleeps_until_the_next_slot_then_runs_a_scheduled_backup(stack: FakeStack, monkeypatch):
+    import backup.__main__ as cli
+
+    clock = {"now": datetime(2025, 1, 7, 20, 0, tzinfo=UTC)}
+    slept, runs = [], []
+
+    def fake_sleep(seconds):
+        slept.append(seconds)
+        clock["now"] += timedelta(seconds=seconds)
+
+    def fake_run(config, trigger):
+        runs.append((trigger, clock["now"]))
+        raise SystemExit(0)  # stop after the first run
+
+    monkeypatch.setattr(cli, "utc_now", lambda: clock["now"])
+    monkeypatch.setattr(cli.time, "sleep", fake_sleep)
+    monkeypatch.setattr(cli, "run_backup", fake_run)
+    with pytest.raises(SystemExit):
+        main(["schedule"])
+    assert runs == [("schedule", datetime(2025, 1, 7, 22, 59, tzinfo=UTC))]  # 23:59 in Europe/Berlin
+    assert max(slept) <= cli.MAX_SLEEP and sum(slept) == 2 * 3600 + 59 * 60
+    state = json.loads((stack.backup_dir / ".state.json").read_text())
+    assert state["scheduler_started_at"] == "2025-01-07T20:00:00Z"
+    assert state["next_run_at"] == "2025-01-07T22:59:00Z" and state["schedule"] == "59 23 * * *"
