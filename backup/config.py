@@ -60,7 +60,6 @@ class BackupConfig:
     grafana_user: str | None
     grafana_password: str | None
     grafana_db: Path
-    metrics_bucket: str
     metrics_enabled: bool
     http_timeout: float
     run_as: RunAs | None
@@ -134,7 +133,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
     level_default = 3 if compression == "zstd" else 6
     level = env.int("BACKUP_COMPRESSION_LEVEL", level_default, min=1, max=19 if compression == "zstd" else 9)
     node_id = env.str("INFLUXDB3_NODE_ID", "stack-node0")
-    metrics_bucket = env.str("BACKUP_METRICS_BUCKET", "monitoring")
     config = BackupConfig(
         backup_dir=env.path("BACKUP_DIR", "/backups"),
         schedule=schedule,  # type: ignore[arg-type]
@@ -156,7 +154,6 @@ def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
         grafana_user=env.str("GRAFANA_USER", None),
         grafana_password=env.secret("GRAFANA_PASSWORD", None),
         grafana_db=env.path("GRAFANA_DB", "/var/lib/grafana/grafana.db"),  # type: ignore[arg-type]
-        metrics_bucket=metrics_bucket,  # type: ignore[arg-type]
         metrics_enabled=bool(env.bool("BACKUP_METRICS", True)),
         http_timeout=env.float("BACKUP_HTTP_TIMEOUT", 600.0, min=1.0),  # type: ignore[arg-type]
         run_as=_parse_run_as(env, "BACKUP_RUN_AS"),

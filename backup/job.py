@@ -93,8 +93,7 @@ STORE_FUNCTIONS: dict[str, StoreFn] = {
 def _reporter(config: BackupConfig) -> MetricsReporter:
     return MetricsReporter(spool_dir=config.backup_dir / ".metrics-spool", influxdb2_url=config.influxdb2_url,
                            influxdb2_token=config.influxdb2_token, org=config.influxdb2_org,
-                           influxdb3_url=config.influxdb3_url, influxdb3_token=config.influxdb3_token,
-                           target=config.metrics_bucket)
+                           influxdb3_url=config.influxdb3_url, influxdb3_token=config.influxdb3_token)
 
 
 def run_backup(config: BackupConfig, *, trigger: str, store_functions: dict[str, StoreFn] | None = None,

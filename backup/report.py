@@ -1,7 +1,9 @@
 """Writing each run's outcome (the `metrics` measurement) to InfluxDB 2 and 3, never failing the backup.
 
-A point that cannot be written (server down, bucket missing and not creatable, token refused) is appended to
-a spool file per target with the reason logged, and replayed before the next run's points.
+The `monitoring` bucket/database belongs to the ingest service (ingest/buckets.yaml: its retention and
+description); this service never creates it. A point that cannot be written (server down, `monitoring` not
+created yet, token refused) is appended to a spool file per target with the reason logged, and replayed
+before the next run's points.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import requests
-from influxdb_client import BucketsApi, InfluxDBClient, Point, WritePrecision
+from influxdb_client import InfluxDBClient, Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
@@ -112,34 +114,29 @@ class MetricsReporter:
         if not token:
             raise RuntimeError("INFLUXDB2_TOKEN is not set")
         with InfluxDBClient(url=url, token=token, org=org, timeout=int(self.timeout * 1000)) as client:
-            write = client.write_api(write_options=SYNCHRONOUS)
             try:
-                write.write(bucket=self.target, org=org, record=lines, write_precision=WritePrecision.NS)
+                client.write_api(write_options=SYNCHRONOUS).write(bucket=self.target, org=org, record=lines,
+                                                                  write_precision=WritePrecision.NS)
             except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                self._create_bucket(client, org)
-                write.write(bucket=self.target, org=org, record=lines, write_precision=WritePrecision.NS)
-
-    def _create_bucket(self, client: InfluxDBClient, org: str) -> None:
-        """The ingest service normally creates `monitoring`; if a backup runs first, create it (idempotent)."""
-        buckets = BucketsApi(client)
-        if buckets.find_bucket_by_name(self.target) is not None:
-            return
-        log.info("bucket %s does not exist yet; creating it in org %s", self.target, org)
-        try:
-            buckets.create_bucket(bucket_name=self.target, org=org,
-                                  description="stack health: the ingest and backup services' own run metrics")
-        except ApiException as exc:
-            if exc.status not in (409, 422):  # created meanwhile by someone else
+                if exc.status == 404:
+                    raise RuntimeError(f"bucket {self.target!r} does not exist yet (the ingest service creates "
+                                       "it)") from exc
                 raise
 
     def _write_v3(self, lines: list[str]) -> None:
         url, token = self.influxdb3
-        headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # InfluxDB 3 creates a database on first write; do not: its retention is the ingest service's call.
+        listed = self.session.get(f"{url}/api/v3/configure/database", params={"format": "json"}, headers=headers,
+                                  timeout=self.timeout)
+        if listed.status_code != 200:
+            raise RuntimeError(f"HTTP {listed.status_code} listing databases: {listed.text[:200]}")
+        names = {row.get("iox::database") for row in listed.json() if isinstance(row, dict)}
+        if self.target not in names:
+            raise RuntimeError(f"database {self.target!r} does not exist yet (the ingest service creates it)")
         response = self.session.post(f"{url}/api/v3/write_lp", params={"db": self.target, "precision": "nanosecond"},
-                                     data="\n".join(lines).encode("utf-8"), headers=headers, timeout=self.timeout)
+                                     data="\n".join(lines).encode("utf-8"),
+                                     headers={**headers, "Content-Type": "text/plain; charset=utf-8"},
+                                     timeout=self.timeout)
         if response.status_code >= 300:
             raise RuntimeError(f"HTTP {response.status_code} from /api/v3/write_lp: {response.text[:200]}")

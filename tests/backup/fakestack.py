@@ -21,6 +21,7 @@ INFLUXDB3_TOKEN = "apiv3_" + "A" * 43
 class FakeInfluxDB3:
     running: bool = True
     accept_writes: bool = True
+    databases: set[str] = field(default_factory=lambda: {"telemetry", "monitoring"})
     written: list[tuple[str, str]] = field(default_factory=list)
 
     def respond(self, request: Recorded) -> Reply:
@@ -28,6 +29,8 @@ class FakeInfluxDB3:
             return Reply(200, {"version": "3.10.3", "revision": "abc"}, {"x-influxdb-version": "3.10.3"})
         if request.header("authorization") != f"Bearer {INFLUXDB3_TOKEN}":
             return Reply(401, {"error": "unauthorized"})
+        if request.path == "/api/v3/configure/database" and request.method == "GET":
+            return Reply(200, [{"iox::database": name} for name in sorted(self.databases)])
         if request.path == "/api/v3/write_lp" and request.method == "POST":
             if not self.accept_writes:
                 return Reply(503, {"error": "server is shutting down"})

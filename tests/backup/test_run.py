@@ -70,20 +70,28 @@ def test_every_run_records_its_outcome_in_both_databases_in_the_declared_schema(
     assert write.param("precision") == "nanosecond"
 
 
-def test_a_missing_monitoring_bucket_is_created_and_unwritable_metrics_are_spooled_then_replayed(stack):
+def test_metrics_wait_for_the_ingest_service_to_create_monitoring_spooled_then_replayed(stack):
+    stack.influxdb3.databases.discard("monitoring")
     stack.influxdb3.accept_writes = False
     config = load_config(stack.env())
     first = run_backup(config, trigger="manual")
     assert first.success, "metrics never fail a backup"
-    assert "monitoring" in stack.influxdb2.existing_buckets, "created idempotently when missing"
-    assert first.metrics["influxdb3"].startswith("spooled: HTTP 503")
+    assert first.metrics["influxdb2"] == "spooled: bucket 'monitoring' does not exist yet (the ingest service " \
+        "creates it)"
+    assert first.metrics["influxdb3"].startswith("spooled: database 'monitoring' does not exist yet")
+    assert "monitoring" not in stack.influxdb2.existing_buckets, "the bucket is the ingest service's to create"
+    assert not stack.servers["influxdb3"].matching("POST", "/api/v3/write_lp"), "no write auto-creates it"
     spooled = (stack.backup_dir / ".metrics-spool" / "influxdb3.lp").read_text().splitlines()
     assert len(spooled) == 4
-    stack.influxdb3.accept_writes = True
+    stack.influxdb3.databases.add("monitoring")  # the ingest service started meanwhile
     second = run_backup(config, trigger="manual")
-    assert second.metrics["influxdb3"] == "written 8"
-    assert not (stack.backup_dir / ".metrics-spool" / "influxdb3.lp").exists()
-    assert len(parse_lines(stack.influxdb3.written[-1][1])) == 8
+    assert second.metrics["influxdb3"].startswith("spooled: HTTP 503")
+    stack.influxdb3.accept_writes = True
+    stack.influxdb2.existing_buckets.add("monitoring")
+    third = run_backup(config, trigger="manual")
+    assert third.metrics == {"influxdb2": "written 12", "influxdb3": "written 12"}
+    assert not list((stack.backup_dir / ".metrics-spool").glob("*.lp"))
+    assert len(parse_lines(stack.influxdb3.written[-1][1])) == 12
 
 
 def test_a_failing_store_is_logged_with_its_reason_and_the_others_still_run(stack, caplog):
