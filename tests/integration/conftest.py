@@ -21,7 +21,14 @@ from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
 
 PROJECT = "influx-stack-it"
+# Modules that wipe and restore the stack's volumes run after every other whole-stack test.
+DESTRUCTIVE_LAST = ("test_backup.py",)
 TEST_PORTS = {"INFLUXDB2_PORT": "18086", "INFLUXDB3_PORT": "18181", "GRAFANA_PORT": "13000"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    items.sort(key=lambda item: item.path.parent == here and item.path.name in DESTRUCTIVE_LAST)
 
 
 def docker_problem() -> str | None:
