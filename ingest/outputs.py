@@ -1,0 +1,105 @@
+"""Where rows go: the enabled databases (or an `--lp-out` file), built once per process from the config.
+
+Each database gets a `Sink` with its own spool folder under the state directory; batches the database refuses
+are kept under `rejects/`. The transports can be injected (tests capture payloads that way).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from common.config import ConfigError
+from common.retry import RetryPolicy
+from ingest.buckets import ensure_buckets, load_buckets
+from ingest.config import IngestConfig
+from ingest.lineprotocol import LineEncoder
+from ingest.rejects import RejectsFile
+from ingest.schema import INGEST_RUNS
+from ingest.sinks import FatalSinkError, Sink, Transport
+from ingest.sinks.lpfile import LineProtocolFile
+from ingest.spool import Spool
+from ingest.stats import RunSummary
+from ingest.writer import Writer
+
+__all__ = ["Outputs"]
+
+log = logging.getLogger("ingest.outputs")
+METRICS = LineEncoder(INGEST_RUNS.name, INGEST_RUNS.tags, INGEST_RUNS.field_names)
+
+
+class Outputs:
+    def __init__(self, config: IngestConfig, run_id: str, *, lp_out: str | None = None,
+                 transports: Sequence[Transport] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 probe_interval: float | None = None):
+        self.config = config
+        self.run_id = run_id
+        self.lp_out = lp_out
+        self.policy = RetryPolicy(attempts=config.retry_attempts, max_wait=config.retry_max_wait)
+        self.refused = RejectsFile(self.rejects_dir, "refused", run_id)
+        self.sinks: list[Sink | LineProtocolFile] = []
+        if lp_out is not None:
+            self.sinks.append(LineProtocolFile(lp_out))
+            return
+        for transport in transports if transports is not None else self._transports():
+            spool = Spool(config.state_dir / "spool" / transport.name, max_bytes=config.spool_max_bytes)
+            self.sinks.append(Sink(transport, spool, policy=self.policy, rejects=self.refused, sleep=sleep,
+                                   probe_interval=config.replay_interval if probe_interval is None
+                                   else probe_interval))
+        if not self.sinks:
+            raise FatalSinkError("both databases are turned off (INGEST_INFLUXDB2/INGEST_INFLUXDB3 or --no-*) "
+                                 "and no --lp-out file was given: there is nowhere to write")
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.config.state_dir / "rejects"
+
+    def _transports(self) -> list[Transport]:
+        from ingest.sinks.influxdb2 import InfluxDB2Transport
+        from ingest.sinks.influxdb3 import InfluxDB3Transport
+
+        found: list[Transport] = []
+        if self.config.influxdb2 is not None:
+            target = self.config.influxdb2
+            found.append(InfluxDB2Transport(target.url, target.token, target.org, timeout=self.config.http_timeout))
+        if self.config.influxdb3 is not None:
+            target3 = self.config.influxdb3
+            found.append(InfluxDB3Transport(target3.url, target3.token, database=self.config.bucket,
+                                            timeout=self.config.http_timeout))
+        return found
+
+    def writer(self, database: str | None = None) -> Writer:
+        return Writer(self.sinks, database or self.config.bucket, batch_bytes=self.config.batch_bytes,
+                      batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level)
+
+    def ensure_buckets(self, sleep: Callable[[float], None] | None = None) -> None:
+        """Create the buckets file's buckets/databases in every enabled database (nothing for --lp-out)."""
+        creators = [sink.transport for sink in self.sinks if isinstance(sink, Sink)
+                    and hasattr(sink.transport, "ensure_database")]
+        if not creators:
+            return
+        try:
+            specs = load_buckets(self.config.buckets_file)
+        except ValueError as exc:
+            raise ConfigError([f"INGEST_BUCKETS_FILE: {exc}"]) from None
+        policy = RetryPolicy(attempts=max(self.config.retry_attempts, 6), base=2.0, cap=30.0,
+                             max_wait=self.config.retry_max_wait)
+        ensure_buckets(specs, creators, policy, sleep=sleep)  # type: ignore[arg-type]
+
+    def record(self, summary: RunSummary) -> None:
+        """Write a run's metrics to the monitoring bucket (not for --lp-out, which holds data only)."""
+        if self.lp_out is not None or not summary.sinks:
+            return
+        writer = self.writer(self.config.monitoring_bucket)
+        writer.write(METRICS.encode(summary.table()))
+        writer.flush()
+
+    def replay(self) -> bool:
+        """Try every spool once (no waiting while a database is marked down); True when all are empty."""
+        return all([sink.drain() for sink in self.sinks])
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()

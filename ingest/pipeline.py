@@ -1,0 +1,63 @@
+"""One load: chunks from a source, encoded, batched and delivered; bad rows quarantined; the run summarized.
+
+Counting holds for every sink: rows read = rows rejected + rows written + rows refused by the database +
+rows left in the spool (replayed ones count as written once they land).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from ingest.outputs import Outputs
+from ingest.progress import Progress
+from ingest.rejects import RejectsFile
+from ingest.sources import Chunk
+from ingest.stats import RunSummary, Tracker
+
+__all__ = ["load"]
+
+log = logging.getLogger("ingest.pipeline")
+
+
+def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: str | None = None,
+         progress: Progress | None = None, record_metrics: bool = True) -> RunSummary:
+    """Send every chunk, then flush and replay the spools once more. On an error (a fatal database answer, a
+    full spool, Ctrl-C) the rows already read are still handed to the sinks before the error propagates."""
+    tracker = Tracker(source, outputs.sinks)
+    writer = outputs.writer(database)
+    rejects = RejectsFile(outputs.rejects_dir, source, outputs.run_id)
+    read = 0
+    try:
+        for chunk in chunks:
+            read += chunk.rows_read
+            for line, reason, record in chunk.rejects:
+                rejects.add(input=chunk.input, line=line, reason=reason, record=record)
+            encoded = chunk.encoder.encode(chunk.table)
+            if len(encoded.rejected):
+                rows = encoded.rejected.rows
+                lines = chunk.lines(rows).tolist() if chunk.lines is not None else [None] * len(rows)
+                for line, (row, reason) in zip(lines, encoded.rejected, strict=True):
+                    rejects.add(input=chunk.input, line=line, reason=reason,
+                                record=chunk.record(row) if chunk.record is not None else None)
+            writer.write(encoded)
+            if progress is not None:
+                progress.update(chunk.rows_read)
+    except BaseException:
+        # Rows already read still go out (or into a spool) before the error stops the run.
+        with contextlib.suppress(Exception):
+            writer.flush()
+        raise
+    else:
+        writer.close()
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = tracker.finish(read, rejects.count, str(rejects.path) if rejects.count else None)
+    log.info("%s", summary.text())
+    if rejects.count:
+        log.warning("%s: %d rows rejected; reasons and line numbers in %s", source, rejects.count, rejects.path)
+    if record_metrics:
+        outputs.record(summary)
+    return summary

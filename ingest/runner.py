@@ -1,0 +1,118 @@
+"""`python -m ingest run`: the container's long-running mode.
+
+Schedules, from the config: the bird data set once (remembered in the cursors, so a restart does not load it
+again), weather every WEATHER_INTERVAL, sensor readings every SENSORS_INTERVAL (filling a gap after a restart),
+spool replays every INGEST_REPLAY_INTERVAL, and the service's own metrics to `monitoring` every
+INGEST_METRICS_INTERVAL. A failing source is logged and retried on its next turn; a wrong token or a full spool
+stops the service with a clear message. The heartbeat file tells the container healthcheck the loop is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ingest.jobs import Jobs
+from ingest.sinks import FatalSinkError
+from ingest.sources import SourceError
+from ingest.spool import SpoolFullError
+from ingest.state import Cursors, Heartbeat
+from ingest.stats import RunSummary
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("ingest.run")
+BIRDS_RETRY = 3600.0
+
+
+class Runner:
+    def __init__(self, jobs: Jobs, *, cursors: Cursors, heartbeat: Heartbeat, stop: threading.Event | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.jobs, self.config, self.outputs = jobs, jobs.config, jobs.outputs
+        self.cursors, self.heartbeat = cursors, heartbeat
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.pending: dict[str, RunSummary] = {}
+        self._last_beat = 0.0
+        jobs.record_metrics = False
+        jobs.bar = False
+        jobs.on_progress = self._beat
+
+    def _beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_beat >= 5:
+            self._last_beat = now
+            self.heartbeat.beat()
+
+    def _keep(self, summary: RunSummary | None) -> None:
+        if summary is None:
+            return
+        known = self.pending.get(summary.source)
+        self.pending[summary.source] = known.add(summary) if known else summary
+
+    def _flush_metrics(self) -> None:
+        for summary in self.pending.values():
+            self.outputs.record(summary)
+        self.pending.clear()
+
+    def run(self) -> None:
+        """Until `stop` is set (SIGTERM/SIGINT). FatalSinkError and SpoolFullError end the loop."""
+        now = self.clock()
+        due: dict[str, float] = {name: now for name in self.config.run_jobs}
+        due["replay"] = now + self.config.replay_interval
+        due["metrics"] = now + self.config.metrics_interval
+        log.info("running: %s; replay every %.0fs; metrics every %.0fs", ", ".join(self.config.run_jobs) or "no jobs",
+                 self.config.replay_interval, self.config.metrics_interval)
+        try:
+            while not self.stop.is_set():
+                self.heartbeat.beat()
+                for name in sorted(due, key=due.__getitem__):
+                    if self.stop.is_set() or due[name] > self.clock():
+                        continue
+                    next_time = self._run_job(name)
+                    if next_time is None:
+                        del due[name]
+                    else:
+                        due[name] = next_time
+                wait = min(due.values(), default=self.clock() + 15) - self.clock()
+                self.stop.wait(min(max(wait, 0.05), 15.0))
+        finally:
+            self._flush_metrics()
+            log.info("stopped")
+
+    def _run_job(self, name: str) -> float | None:
+        """Run one job; return when it is due next (None: never again)."""
+        started = self.clock()
+        try:
+            if name == "birds":
+                for summary in self.jobs.birds(cursors=self.cursors):
+                    self._keep(summary)
+                return None
+            if name == "weather":
+                self._keep(self.jobs.weather())
+                return started + self.config.weather_interval
+            if name == "sensors":
+                self._keep(self.jobs.sensors_tick(self.cursors))
+                step = self.config.sensors_interval
+                return (self.clock() // step + 1) * step
+            if name == "replay":
+                self.outputs.replay()
+                return started + self.config.replay_interval
+            if name == "metrics":
+                self._flush_metrics()
+                return started + self.config.metrics_interval
+        except (FatalSinkError, SpoolFullError):
+            raise
+        except SourceError as exc:
+            log.error("%s: %s", name, exc)
+        except Exception:
+            log.exception("%s failed unexpectedly; it runs again on its next turn", name)
+        if name == "birds":
+            return started + BIRDS_RETRY
+        if name == "weather":
+            return started + self.config.weather_interval
+        if name == "sensors":
+            return started + self.config.sensors_interval
+        return started + self.config.replay_interval

@@ -1,0 +1,225 @@
+"""Delivery to a database: retries, the spool, refused batches and fatal errors, the same for every sink.
+
+A `Transport` only sends one gzip'd batch and says how it went (by raising one of the errors below); the
+`Sink` around it decides what happens next:
+
+- retryable (connection refused or reset, timeout, 408/429/5xx): retried with full-jitter backoff that obeys
+  `Retry-After`; when the attempts run out the batch goes to the on-disk spool, the sink is marked down for a
+  while, and later batches queue behind it in the spool so the order is kept. The spool is replayed oldest
+  first as soon as the database answers.
+- too large (413): the batch is split in two and each half sent.
+- refused (400/422: bad data): the lines the database refused are kept in the rejects folder with its reason;
+  the rest of the batch counts as written (both InfluxDB 2 and 3 write the valid lines of a partial batch).
+- fatal (401/403/404 and other client errors: wrong token, unknown bucket): the batch is spooled, then
+  `FatalSinkError` stops the run with the database's message.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
+
+from common.retry import RetryableError, RetryPolicy, call_with_retry
+from ingest.rejects import RejectsFile
+from ingest.spool import Spool
+
+__all__ = [
+    "Batch", "FatalSinkError", "RefusedError", "RetryableError", "Sink", "SinkCounters", "TooLargeError",
+    "Transport",
+]
+
+log = logging.getLogger("ingest.sinks")
+
+
+class FatalSinkError(RuntimeError):
+    """A problem retrying cannot fix (credentials, permissions, a missing bucket); the message says which."""
+
+
+class TooLargeError(RuntimeError):
+    """The database refused the request body as too large (HTTP 413)."""
+
+
+class RefusedError(RuntimeError):
+    """The database refused some or all lines (HTTP 400/422).
+
+    `failed_lines` holds the refused lines when the server names them (InfluxDB 3), `failed` the number of
+    refused lines when only a count is known (InfluxDB 2 `dropped=N`), else every line counts as refused.
+    """
+
+    def __init__(self, message: str, *, failed_lines: list[str] | None = None, failed: int | None = None):
+        super().__init__(message)
+        self.failed_lines = failed_lines
+        self.failed = failed
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, payload: bytes, database: str) -> None:
+        """POST one gzip'd line-protocol body; raise RetryableError, RefusedError, TooLargeError or
+        FatalSinkError on failure."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Batch:
+    """Line protocol for one request: the raw lines, and their gzip form computed once for every sink."""
+
+    raw: bytes
+    rows: int
+    database: str
+    gzip_level: int = 1
+    _payload: bytes | None = None
+
+    @cached_property
+    def payload(self) -> bytes:
+        if self._payload is not None:
+            return self._payload
+        compressor = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)
+        return compressor.compress(self.raw) + compressor.flush()
+
+    def halves(self) -> tuple[Batch, Batch]:
+        lines = self.raw.splitlines(keepends=True)
+        middle = len(lines) // 2
+        first, second = b"".join(lines[:middle]), b"".join(lines[middle:])
+        return (Batch(first, middle, self.database, self.gzip_level),
+                Batch(second, len(lines) - middle, self.database, self.gzip_level))
+
+
+@dataclass
+class SinkCounters:
+    """Cumulative for the life of the sink: rows delivered directly (`written`) or from the spool
+    (`replayed`), put in the spool (`spooled`), refused by the database (`refused`)."""
+
+    written: int = 0
+    replayed: int = 0
+    spooled: int = 0
+    refused: int = 0
+    batches: int = 0
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Sink:
+    """One database: a transport plus retry policy, spool and rejects. Not thread-safe; one writer uses it."""
+
+    def __init__(self, transport: Transport, spool: Spool, *, policy: RetryPolicy,
+                 rejects: RejectsFile | None = None, probe_interval: float = 15.0, max_probe_interval: float = 300.0,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+        self.transport = transport
+        self.name = transport.name
+        self.spool = spool
+        self.policy = policy
+        self.rejects = rejects
+        self.counters = SinkCounters()
+        self._sleep, self._clock = sleep, clock
+        self._probe_base, self._probe_max = probe_interval, max_probe_interval
+        self._probe = probe_interval
+        self._down_until = 0.0
+
+    # ---- public ---------------------------------------------------------------------------------------
+    def deliver(self, batch: Batch) -> None:
+        """Send `batch`, or keep it in the spool; raises FatalSinkError (after spooling) or SpoolFullError."""
+        if len(self.spool) and not self.drain():
+            self._to_spool(batch)
+            return
+        try:
+            self._send(batch, self.policy)
+        except RetryableError as exc:
+            log.warning("%s: write failed after %d attempts (%s); spooling %d rows", self.name,
+                        self.policy.attempts, exc, batch.rows)
+            self._to_spool(batch)
+            self._mark_down()
+        except FatalSinkError:
+            self._to_spool(batch)
+            raise
+
+    def drain(self, *, force: bool = False) -> bool:
+        """Replay the spool oldest first; True when it is empty afterwards.
+
+        Unless `force`d, nothing is tried while the sink is marked down, and the first replayed batch gets a
+        single attempt (a probe), so a dead database does not stall every new batch for a full backoff.
+        """
+        if not len(self.spool):
+            return True
+        if not force and self._clock() < self._down_until:
+            return False
+        probe = RetryPolicy(attempts=1, base=self.policy.base, cap=self.policy.cap, max_wait=self.policy.max_wait,
+                            statuses=self.policy.statuses, rng=self.policy.rng)
+        for position, entry in enumerate(self.spool.entries):
+            header, payload = self.spool.read(entry)
+            batch = Batch(b"", int(header["rows"]), str(header["database"]), _payload=payload)
+            try:
+                self._send(batch, probe if position == 0 and not force else self.policy)
+            except RetryableError as exc:
+                log.warning("%s: database still unavailable (%s); %d batches stay in the spool", self.name, exc,
+                            len(self.spool))
+                self._mark_down()
+                return False
+            self.spool.remove(entry)
+            self.counters.replayed += batch.rows
+        log.info("%s: spool replayed; the database is back", self.name)
+        self._probe, self._down_until = self._probe_base, 0.0
+        return True
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # ---- internals ------------------------------------------------------------------------------------
+    def _to_spool(self, batch: Batch) -> None:
+        self.spool.put(batch.payload, database=batch.database, rows=batch.rows)
+        self.counters.spooled += batch.rows
+
+    def _mark_down(self) -> None:
+        self._down_until = self._clock() + self._probe
+        self._probe = min(self._probe * 2, self._probe_max) if self._probe > 0 else 0.0
+
+    def _on_retry(self, attempt: int, exc: RetryableError, delay: float) -> None:
+        self.counters.retries += 1
+        log.warning("%s: attempt %d failed (%s); retrying in %.1fs", self.name, attempt, exc, delay)
+
+    def _send(self, batch: Batch, policy: RetryPolicy) -> None:
+        """Send with retries; split on 413; quarantine refused lines. Retryable/Fatal errors propagate."""
+        try:
+            call_with_retry(lambda: self.transport.send(batch.payload, batch.database), policy,
+                            sleep=self._sleep, on_retry=self._on_retry)
+        except TooLargeError:
+            raw = batch.raw or gzip.decompress(batch.payload)
+            whole = Batch(raw, batch.rows, batch.database, batch.gzip_level)
+            if whole.rows <= 1:
+                self._refused(whole, RefusedError("a single line is larger than the server accepts (413)"))
+                return
+            log.warning("%s: batch of %d rows too large (413); splitting it", self.name, batch.rows)
+            for half in whole.halves():
+                self._send(half, policy)
+            return
+        except RefusedError as exc:
+            self._refused(batch, exc)
+            return
+        self.counters.written += batch.rows
+        self.counters.batches += 1
+
+    def _refused(self, batch: Batch, exc: RefusedError) -> None:
+        if exc.failed_lines is not None:
+            failed = len(exc.failed_lines)
+            body = "".join(line + "\n" for line in exc.failed_lines).encode()
+        else:
+            failed = batch.rows if exc.failed is None else min(exc.failed, batch.rows)
+            body = batch.raw or gzip.decompress(batch.payload)
+        self.counters.refused += failed
+        self.counters.written += batch.rows - failed
+        self.counters.batches += 1
+        message = f"{self.name} refused {failed} of {batch.rows} lines: {exc}"
+        self.counters.errors.append(message)
+        log.error("%s", message)
+        if self.rejects is not None:
+            saved = self.rejects.refused(sink=self.name, database=batch.database, reason=str(exc), body=body,
+                                         rows=failed)
+            log.error("%s: refused lines saved to %s", self.name, saved)
