@@ -15,6 +15,7 @@ import pytest
 from influxdb3_init.__main__ import main
 from influxdb3_init.spec import SpecError, load_provision
 from tests.support.openapi import validate_influxdb3_request
+from tests.support.paths import REPO
 from tests.support.recorder import Recorded, RecordingServer, Reply
 
 TOKEN = "apiv3_" + "A" * 43
@@ -295,7 +296,8 @@ def test_recreate_deletes_then_creates_triggers(provision_file: Path):
     (("- name: telemetry", "- name: tele_metry"), "no underscores"),
     (('"cron:0 30 2 * * *"', '"cron:30 2 * * *"'), "has 5 fields; InfluxDB 3 needs 6"),
     (('"table:sensors"', '"table:weather"'), "'weather' must be listed under tables"),
-    (("plugin: forecast/forecast.py", "plugin: forecast/missing.py"), "plugin file 'forecast/missing.py' not found"),
+    (("plugin: forecast/forecast.py", "plugin: forecast/missing.py"), "'forecast/missing.py' is neither"),
+    (("plugin: forecast/forecast.py", "plugin: forecast"), "'forecast' is neither a .py file nor a directory"),
     (("plugin: forecast/forecast.py", "plugin: ../forecast.py"), "relative to the plugin directory"),
     (("error_behavior: retry", "error_behavior: Retry"), "error_behavior 'Retry' is not one of"),
     (("fields: {temperature: float64", "fields: {temperature: double"), "type 'double'"),
@@ -317,6 +319,23 @@ def test_all_problems_are_reported_at_once_and_nothing_is_sent(tmp_path: Path, c
     assert server.requests == []
     log = capsys.readouterr().err
     assert "no underscores" in log and "has 5 fields" in log and "'prophet>=1.0' is not pinned" in log
+
+
+def test_multi_file_plugins_are_directories_with_an_init(tmp_path: Path):
+    path = write_plugins(tmp_path, PROVISION.replace("plugin: forecast/forecast.py", "plugin: forecast/daily"))
+    (tmp_path / "forecast" / "daily").mkdir()
+    (tmp_path / "forecast" / "daily" / "__init__.py").write_text("")
+    assert load_provision(path).triggers[1].plugin == "forecast/daily"
+
+
+def test_the_plugins_provisioning_file_is_valid():
+    spec = load_provision(REPO / "plugins" / "provision.yaml")
+    assert {db.name for db in spec.databases} <= {"telemetry", "monitoring", "forecast"}
+    assert all(package.split("==")[0] for package in spec.packages)
+    # Every WAL trigger's table is provisioned in the trigger's own database, before the trigger.
+    for trigger in spec.triggers:
+        if trigger.spec.startswith("table:"):
+            assert (trigger.database, trigger.spec[6:]) in {(t.database, t.name) for t in spec.tables}
 
 
 def test_too_many_databases_in_the_file(tmp_path: Path):

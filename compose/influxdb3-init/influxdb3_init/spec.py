@@ -206,11 +206,14 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             problems.append(f"{where}: listed twice in database {database!r}")
         if database not in known_dbs:
             problems.append(f"{where}: database {database!r} is not listed under databases")
-        plugin_path = (plugin_dir / plugin).resolve()
+        plugin_path = plugin_dir / plugin
         if not plugin or plugin.startswith("/") or ".." in Path(plugin).parts:
             problems.append(f"{where}: plugin must be a path relative to the plugin directory")
-        elif not plugin_path.is_file():
-            problems.append(f"{where}: plugin file {plugin!r} not found in {plugin_dir}")
+        elif not ((plugin_path.is_file() and plugin_path.suffix == ".py")
+                  or (plugin_path / "__init__.py").is_file()):
+            # The engine runs a single .py file, or a multi-file plugin: a directory with __init__.py.
+            problems.append(f"{where}: plugin {plugin!r} is neither a .py file nor a directory with __init__.py "
+                            f"in {plugin_dir}")
         spec_problem = _spec_problem(spec)
         if spec_problem:
             problems.append(f"{where}: {spec_problem}")
