@@ -1,7 +1,8 @@
 """SQL helpers: quoting checked identifiers, timestamps as query parameters, table metadata.
 
-Values always travel as query parameters (`$name`, strings, as the engine's `query(sql, args)` takes them);
-only names go into the SQL text, and only after `args.identifier` accepted them and `quote` wrapped them.
+Text values always travel as query parameters (`$name`, strings, as the engine's `query(sql, args)` takes
+them); names go into the SQL text only after `args.identifier` accepted them and `quote` wrapped them, and
+timestamps only as literals formatted from integers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from stacklib.args import identifier
 
-__all__ = ["column_types", "quote", "table_exists", "tag_columns", "timestamp_param"]
+__all__ = ["column_types", "quote", "table_exists", "tag_columns", "timestamp_literal"]
 
 
 def quote(name: str) -> str:
@@ -19,10 +20,15 @@ def quote(name: str) -> str:
     return '"' + identifier(name) + '"'
 
 
-def timestamp_param(time_ns: int) -> str:
-    """An RFC 3339 UTC timestamp with nanoseconds, for comparing with `time` through a query parameter."""
+def timestamp_literal(time_ns: int) -> str:
+    """A quoted RFC 3339 UTC timestamp with nanoseconds, to compare with `time` (`time >= '...Z'`).
+
+    Built from an int, so nothing from outside reaches the SQL text. Literals rather than `$params`: the
+    plugin API passes parameters as strings, and a string compared with a timestamp column is only
+    documented for literals.
+    """
     seconds, nanos = divmod(int(time_ns), 10**9)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return "'" + datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z'"
 
 
 def table_exists(influxdb3_local: Any, table: str) -> bool:

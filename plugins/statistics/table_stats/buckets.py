@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from stacklib.sql import quote, timestamp_param
+from stacklib.sql import quote, timestamp_literal
 from stacklib.stats import FieldStats, bucket_start, summarize
 
 from .batch import row_key
@@ -40,12 +40,9 @@ def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str],
     select = ", ".join(["time", *(quote(name) for name in columns)])
     for first in range(0, len(ranges), _RANGES_PER_QUERY):
         chunk = ranges[first:first + _RANGES_PER_QUERY]
-        conditions, params = [], {}
-        for index, (start, end) in enumerate(chunk):
-            conditions.append(f"(time >= $s{index} AND time < $e{index})")
-            params[f"s{index}"], params[f"e{index}"] = timestamp_param(start), timestamp_param(end)
-        sql = f"SELECT {select} FROM {quote(table)} WHERE {' OR '.join(conditions)}"
-        yield from influxdb3_local.query(sql, params)
+        conditions = [f"(time >= {timestamp_literal(start)} AND time < {timestamp_literal(end)})"
+                      for start, end in chunk]
+        yield from influxdb3_local.query(f"SELECT {select} FROM {quote(table)} WHERE {' OR '.join(conditions)}")
 
 
 def recompute(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str], width_ns: int,

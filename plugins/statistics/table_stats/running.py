@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stacklib.sql import quote, timestamp_param
+from stacklib.sql import quote, timestamp_literal
 from stacklib.stats import FieldStats, RunningStats
 
 from .batch import row_key
@@ -46,9 +46,8 @@ def _rebuild(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequ
         step = (high - low) // slices + 1
         select = ", ".join(["time", *(quote(name) for name in [*tags, *fields])])
         for start in range(low, high + 1, step):
-            rows = influxdb3_local.query(
-                f"SELECT {select} FROM {quote(table)} WHERE time >= $start AND time < $end",
-                {"start": timestamp_param(start), "end": timestamp_param(min(start + step, high + 1))})
+            window = f"time >= {timestamp_literal(start)} AND time < {timestamp_literal(min(start + step, high + 1))}"
+            rows = influxdb3_local.query(f"SELECT {select} FROM {quote(table)} WHERE {window}")
             for row in rows:
                 if row_key(row, tags) in batch_keys:
                     continue
