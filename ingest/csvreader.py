@@ -124,7 +124,7 @@ class CsvFile:
                     more = stream.read(self.block_bytes)
                     eof = not more
                     buffer += more
-                cut = _record_cut(buffer, final=eof)
+                cut = len(buffer) if eof else _record_cut(buffer, final=False)
                 if cut == 0:
                     if eof:
                         break

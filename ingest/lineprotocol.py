@@ -61,6 +61,8 @@ def check_name(kind: str, name: str) -> str:
     if kind == "measurement":
         if name.startswith("#"):
             raise ValueError(f"measurement name {name!r} starts with '#', which line protocol reads as a comment")
+        if name[0].isspace():
+            raise ValueError(f"measurement name {name!r} starts with whitespace, which InfluxDB strips")
     else:
         if name == "time":
             raise ValueError(f"{kind} name 'time' is reserved by InfluxDB")

@@ -131,7 +131,7 @@ class Sink:
             self._to_spool(batch)
             return
         try:
-            self._send(batch, self.policy)
+            self.counters.written += self._send(batch, self.policy)
         except RetryableError as exc:
             log.warning("%s: write failed after %d attempts (%s); spooling %d rows", self.name,
                         self.policy.attempts, exc, batch.rows)
@@ -157,14 +157,14 @@ class Sink:
             header, payload = self.spool.read(entry)
             batch = Batch(b"", int(header["rows"]), str(header["database"]), _payload=payload)
             try:
-                self._send(batch, probe if position == 0 and not force else self.policy)
+                landed = self._send(batch, probe if position == 0 and not force else self.policy)
             except RetryableError as exc:
                 log.warning("%s: database still unavailable (%s); %d batches stay in the spool", self.name, exc,
                             len(self.spool))
                 self._mark_down()
                 return False
             self.spool.remove(entry)
-            self.counters.replayed += batch.rows
+            self.counters.replayed += landed
         log.info("%s: spool replayed; the database is back", self.name)
         self._probe, self._down_until = self._probe_base, 0.0
         return True
@@ -185,8 +185,9 @@ class Sink:
         self.counters.retries += 1
         log.warning("%s: attempt %d failed (%s); retrying in %.1fs", self.name, attempt, exc, delay)
 
-    def _send(self, batch: Batch, policy: RetryPolicy) -> None:
-        """Send with retries; split on 413; quarantine refused lines. Retryable/Fatal errors propagate."""
+    def _send(self, batch: Batch, policy: RetryPolicy) -> int:
+        """Send with retries, split on 413, quarantine refused lines; return the rows that landed.
+        Retryable (after the last attempt) and fatal errors propagate."""
         try:
             call_with_retry(lambda: self.transport.send(batch.payload, batch.database), policy,
                             sleep=self._sleep, on_retry=self._on_retry)
@@ -194,19 +195,15 @@ class Sink:
             raw = batch.raw or gzip.decompress(batch.payload)
             whole = Batch(raw, batch.rows, batch.database, batch.gzip_level)
             if whole.rows <= 1:
-                self._refused(whole, RefusedError("a single line is larger than the server accepts (413)"))
-                return
+                return self._refused(whole, RefusedError("a single line is larger than the server accepts (413)"))
             log.warning("%s: batch of %d rows too large (413); splitting it", self.name, batch.rows)
-            for half in whole.halves():
-                self._send(half, policy)
-            return
+            return sum(self._send(half, policy) for half in whole.halves())
         except RefusedError as exc:
-            self._refused(batch, exc)
-            return
-        self.counters.written += batch.rows
+            return self._refused(batch, exc)
         self.counters.batches += 1
+        return batch.rows
 
-    def _refused(self, batch: Batch, exc: RefusedError) -> None:
+    def _refused(self, batch: Batch, exc: RefusedError) -> int:
         if exc.failed_lines is not None:
             failed = len(exc.failed_lines)
             body = "".join(line + "\n" for line in exc.failed_lines).encode()
@@ -214,7 +211,6 @@ class Sink:
             failed = batch.rows if exc.failed is None else min(exc.failed, batch.rows)
             body = batch.raw or gzip.decompress(batch.payload)
         self.counters.refused += failed
-        self.counters.written += batch.rows - failed
         self.counters.batches += 1
         message = f"{self.name} refused {failed} of {batch.rows} lines: {exc}"
         self.counters.errors.append(message)
@@ -223,3 +219,4 @@ class Sink:
             saved = self.rejects.refused(sink=self.name, database=batch.database, reason=str(exc), body=body,
                                          rows=failed)
             log.error("%s: refused lines saved to %s", self.name, saved)
+        return batch.rows - failed

@@ -30,7 +30,7 @@ from ingest.download import Http
 from ingest.lineprotocol import LineEncoder
 from ingest.schema import BIRD_FIXES
 from ingest.sources import Chunk, SourceError
-from ingest.sources.parse import Verdicts, normalize_name, parse_bools, parse_floats, parse_times
+from ingest.sources.parse import Verdicts, column_kind, normalize_name, parse_bools, parse_floats, parse_times
 
 __all__ = ["API_URL", "DEFAULT_URLS", "MovebankApi", "MovebankFile"]
 
@@ -122,15 +122,14 @@ class MovebankFile:
                 continue
             values, bad = parse_floats(self._column(table, name))
             if kind is None:
-                if np.isnan(values).all() and not bad.any():
+                kind = self.extras[name] = column_kind(values, bad)
+                if kind is None:
                     continue  # still undecided: no values yet
-                if bad.any():
+                if kind == "text":
                     example = raw(name)(int(np.flatnonzero(bad)[0]))
                     log.info("%s: column %r holds text (e.g. %r); it is not loaded", self.label, self.columns[name],
                              example)
-                    self.extras[name] = "text"
                     continue
-                self.extras[name] = "number"
             verdicts.add(bad, lambda row, n=name: f"{self.columns[n]} {raw(n)(row)!r} is not a number")
             extras[name] = values
 

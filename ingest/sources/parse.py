@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Verdicts", "normalize_name", "parse_bools", "parse_floats", "parse_times"]
+__all__ = ["Verdicts", "column_kind", "normalize_name", "parse_bools", "parse_floats", "parse_times"]
 
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
@@ -83,6 +83,15 @@ def parse_bools(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
     known = np.asarray(pc.or_(is_true, is_false).to_numpy(zero_copy_only=False), dtype=bool)
     values = pc.if_else(pa.array(present & known), is_true, pa.scalar(None, pa.bool_()))
     return values, present & ~known
+
+
+def column_kind(values: np.ndarray, bad: np.ndarray) -> str | None:
+    """Decide from a column's first values whether it holds numbers: "number" when at least 90% of the
+    non-empty cells parse (the rest are then bad rows), "text" otherwise, None while it is still empty."""
+    present = int((~np.isnan(values)).sum() + bad.sum())
+    if present == 0:
+        return None
+    return "number" if bad.sum() <= 0.1 * present else "text"
 
 
 class Verdicts:

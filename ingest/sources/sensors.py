@@ -28,7 +28,7 @@ from ingest.csvreader import CsvFile
 from ingest.lineprotocol import LineEncoder
 from ingest.schema import SENSORS
 from ingest.sources import Chunk, SourceError
-from ingest.sources.parse import Verdicts, normalize_name, parse_floats, parse_times
+from ingest.sources.parse import Verdicts, column_kind, normalize_name, parse_floats, parse_times
 
 __all__ = ["TIME_COLUMNS", "Fleet", "Replay"]
 
@@ -227,13 +227,12 @@ class Replay:
                 raw = table.column(self.names[name])
                 values, bad = parse_floats(raw)
                 if self.kinds[name] is None:
-                    if np.isnan(values).all() and not bad.any():
+                    kind = self.kinds[name] = column_kind(values, bad)
+                    if kind is None:
                         continue
-                    if bad.any():
+                    if kind == "text":
                         log.info("%s: column %r holds text; it is not loaded", self.label, self.names[name])
-                        self.kinds[name] = "text"
                         continue
-                    self.kinds[name] = "number"
                 verdicts.add(bad, lambda row, r=raw, n=name: f"{self.names[n]} {r[row].as_py()!r} is not a number")
                 fields[name] = values
             good = verdicts.good

@@ -1,0 +1,173 @@
+"""Fixtures for the ingest tests: a loopback server that answers like InfluxDB 2 and 3 as each test scripts it,
+and generators for data in the providers' real formats (Movebank CSV exports, sensor CSVs)."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.lineprotocol import ParsedPoint, parse_lines
+from tests.support.recorder import Recorded, RecordingServer, Reply
+
+WRITE_PATHS = {"/api/v2/write": "influxdb2", "/api/v3/write_lp": "influxdb3"}
+
+
+@dataclass
+class FakeInflux:
+    """Answers bucket/database calls, and writes with 204 unless a test scripted something else.
+
+    `script[kind]` holds replies for the next writes to that database kind ("influxdb2"/"influxdb3");
+    `outage` makes every write fail (connection dropped) while set. Points of accepted writes are parsed with
+    the strict parser into `landed[kind]`.
+    """
+
+    token2: str = "token-2"
+    token3: str = "apiv3_token-3"
+    buckets: set[str] = field(default_factory=lambda: {"telemetry"})
+    databases: set[str] = field(default_factory=lambda: {"telemetry"})
+    script: dict[str, list[Reply]] = field(default_factory=lambda: {"influxdb2": [], "influxdb3": []})
+    outage: threading.Event = field(default_factory=threading.Event)
+    landed: dict[str, list[ParsedPoint]] = field(default_factory=lambda: {"influxdb2": [], "influxdb3": []})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: Recorded) -> Reply:
+        kind = WRITE_PATHS.get(request.path)
+        if kind is not None:
+            return self._write(kind, request)
+        if request.path.startswith("/api/v2/"):
+            if request.header("authorization") != f"Token {self.token2}":
+                return Reply(401, {"code": "unauthorized", "message": "unauthorized access"})
+            return self._v2(request)
+        if request.path == "/api/v3/configure/database":
+            if request.header("authorization") != f"Bearer {self.token3}":
+                return Reply(401, {"error": "the request was not authenticated"})
+            name = request.json()["db"]
+            if name in self.databases:
+                return Reply(409, {"error": f"attempted to create a resource that already exists: {name}"})
+            self.databases.add(name)
+            return Reply(200)
+        return Reply(404, {"error": f"not scripted: {request.method} {request.path}"})
+
+    def _v2(self, request: Recorded) -> Reply:
+        if request.path == "/api/v2/buckets" and request.method == "GET":
+            name = request.param("name")
+            found = [{"id": f"{abs(hash(name)):016x}"[:16], "name": name, "orgID": "0123456789abcdef",
+                      "retentionRules": []}] if name in self.buckets else []
+            return Reply(200, {"buckets": found})
+        if request.path == "/api/v2/orgs":
+            return Reply(200, {"orgs": [{"id": "0123456789abcdef", "name": request.param("org")}]})
+        if request.path == "/api/v2/buckets" and request.method == "POST":
+            body = request.json()
+            self.buckets.add(body["name"])
+            return Reply(201, {"id": "1111111111111111", "name": body["name"], "orgID": body["orgID"],
+                               "retentionRules": body.get("retentionRules", [])})
+        return Reply(404, {"code": "not found", "message": f"not scripted: {request.path}"})
+
+    def _write(self, kind: str, request: Recorded) -> Reply:
+        if self.outage.is_set():
+            return Reply(close_connection=True)
+        with self.lock:
+            scripted = self.script[kind].pop(0) if self.script[kind] else None
+        if scripted is not None and scripted.status != 204:
+            return scripted
+        expected = f"Token {self.token2}" if kind == "influxdb2" else f"Bearer {self.token3}"
+        if request.header("authorization") != expected:
+            return Reply(401, {"code": "unauthorized", "message": "unauthorized access"})
+        bucket = request.param("bucket") if kind == "influxdb2" else request.param("db")
+        if kind == "influxdb2" and bucket not in self.buckets:
+            return Reply(404, {"code": "not found", "message": f'bucket "{bucket}" not found'})
+        points = parse_lines(request.text())
+        with self.lock:
+            self.landed[kind].extend(points)
+        return Reply(204)
+
+    def keys(self, kind: str, measurement: str | None = None) -> list[tuple]:
+        """(measurement, sorted tags, timestamp) of every landed point: InfluxDB's identity of a point."""
+        return [(p.measurement, tuple(sorted(p.tags.items())), p.timestamp) for p in self.landed[kind]
+                if measurement is None or p.measurement == measurement]
+
+
+@pytest.fixture
+def fake_influx() -> Iterator[tuple[FakeInflux, RecordingServer]]:
+    fake = FakeInflux()
+    with RecordingServer(fake) as server:
+        yield fake, server
+
+
+@pytest.fixture
+def ingest_env(tmp_path: Path, fake_influx, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for the CLI against the fake databases, with state in a temporary folder."""
+    fake, server = fake_influx
+    values = {
+        "INFLUXDB2_URL": server.url, "INFLUXDB2_TOKEN": fake.token2, "INFLUXDB2_ORG": "stack",
+        "INFLUXDB3_URL": server.url, "INFLUXDB3_TOKEN": fake.token3, "INGEST_STATE_DIR": str(tmp_path / "state"),
+        "INGEST_RETRY_ATTEMPTS": "2", "INGEST_RETRY_MAX_WAIT": "1s", "LOG_FORMAT": "text",
+    }
+    for key in list(__import__("os").environ):
+        if key.startswith(("INGEST_", "INFLUXDB", "MOVEBANK_", "WEATHER_", "SENSORS_", "OPEN_METEO", "OPENWEATHER")):
+            monkeypatch.delenv(key, raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+# ---- data in the real formats ------------------------------------------------------------------------------
+MOVEBANK_HEADER = ["event-id", "visible", "timestamp", "location-long", "location-lat", "bar:barometric-pressure",
+                   "external-temperature", "gps:dop", "gps:satellite-count", "gps-time-to-fix", "ground-speed",
+                   "heading", "height-above-msl", "import-marked-outlier", "location-error-numerical",
+                   "manually-marked-outlier", "vertical-error-numerical", "sensor-type",
+                   "individual-taxon-canonical-name", "tag-local-identifier", "individual-local-identifier",
+                   "study-name"]
+STUDY = "O_ASSEN - Eurasian oystercatchers (Haematopus ostralegus, Haematopodidae) breeding in Assen (the Netherlands)"
+
+
+def movebank_row(index: int, *, individual: str = "5515851", **overrides: str) -> dict[str, str]:
+    """One fix as the Movebank website exports it (values as text)."""
+    minute = index * 7
+    row = {
+        "event-id": str(20432407608 + index), "visible": "true",
+        "timestamp": f"2018-05-{9 + minute // 1440:02d} {minute // 60 % 24:02d}:{minute % 60:02d}:05.000",
+        "location-long": f"{6.5815293 + index * 1e-4:.7f}", "location-lat": f"{53.0082323 - index * 1e-4:.7f}",
+        "bar:barometric-pressure": "", "external-temperature": f"{30 + index % 7}.5", "gps:dop": "3.2",
+        "gps:satellite-count": str(5 + index % 4), "gps-time-to-fix": "7.9",
+        "ground-speed": "" if index % 11 == 0 else f"{0.45 + index / 100:.3f}", "heading": f"{(index * 37) % 360}.25",
+        "height-above-msl": "5.0", "import-marked-outlier": "false", "location-error-numerical": "5.3",
+        "manually-marked-outlier": "false", "vertical-error-numerical": "8.6", "sensor-type": "gps",
+        "individual-taxon-canonical-name": "Haematopus ostralegus", "tag-local-identifier": "5642",
+        "individual-local-identifier": individual, "study-name": STUDY,
+    }
+    row.update(overrides)
+    return row
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def movebank_csv(rows: list[dict[str, str] | str], *, header: list[str] | None = None) -> bytes:
+    """CRLF lines, text columns quoted, the rest bare, exactly like the Movebank export. A str row is verbatim."""
+    names = header or MOVEBANK_HEADER
+    quoted = {"sensor-type", "individual-taxon-canonical-name", "tag-local-identifier",
+              "individual-local-identifier", "study-name"}
+    lines = [",".join(names)]
+    for row in rows:
+        if isinstance(row, str):
+            lines.append(row)
+            continue
+        lines.append(",".join(_quote(row.get(name, "")) if name in quoted else row.get(name, "") for name in names))
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[..., Path]:
+    def write(name: str, content: bytes, *, compress: bool = False) -> Path:
+        path = tmp_path / name
+        path.write_bytes(gzip.compress(content) if compress else content)
+        return path
+
+    return write
