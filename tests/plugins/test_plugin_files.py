@@ -105,4 +105,4 @@ def test_triggers_use_existing_plugins_valid_arguments_and_the_declared_endpoint
 def test_packages_file_pins_every_import():
     pins = [line.split("#")[0].strip() for line in (PLUGIN_DIR / PROVISION["packages_file"]).read_text().splitlines()]
     pins = {line.split("==")[0].lower() for line in pins if line}
-    assert {"prophet", "plotly", "pandas", "numpy", "sortedcontainers"} <= pins
+    assert {"prophet", "plotly", "pandas", "numpy"} <= pins

@@ -14,7 +14,7 @@ from tests.engine import PLUGIN_DIR
 if str(PLUGIN_DIR) not in sys.path:
     sys.path.append(str(PLUGIN_DIR))  # as the plugins do: stacklib is imported from the plugin directory
 
-from stacklib.stats import RunningStats, bucket_start, summarize
+from stacklib.stats import RunningStats, SortedValues, bucket_start, summarize
 
 values_strategy = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=32), min_size=1,
                            max_size=200)
@@ -69,3 +69,22 @@ def test_buckets_align_to_the_epoch_like_date_bin():
     hour = 3600 * 10**9
     assert bucket_start(5 * hour + 17, hour) == 5 * hour
     assert bucket_start(-1, hour) == -hour
+
+
+class TinyChunks(SortedValues):
+    MERGE_AT = 4  # forces frequent merges, equal values in both arrays
+
+
+@given(st.lists(st.lists(st.integers(-5, 5).map(float), max_size=12), max_size=6))
+@settings(max_examples=80, deadline=None)
+def test_sorted_values_ranks_and_counts_across_merges(batches):
+    values, everything = TinyChunks(), []
+    for batch in batches:
+        values.add(np.array(batch))
+        everything.extend(batch)
+    expected = sorted(everything)
+    assert len(values) == len(expected)
+    assert [values[rank] for rank in range(len(expected))] == expected
+    assert values.array().tolist() == expected
+    for value in range(-6, 7):
+        assert values.count(float(value)) == expected.count(value)
