@@ -177,9 +177,7 @@ def cmd_buckets(args: argparse.Namespace, run_id: str) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, run_id: str) -> int:
-    from ingest.outputs import Outputs
-
-    outputs = Outputs(_config(args), run_id)
+    _, outputs = _jobs(args, run_id)
     empty = all(sink.drain(force=True) for sink in outputs.sinks)
     for sink in outputs.sinks:
         log.info("%s: replayed %d rows; %d batches remain", sink.name, sink.counters.replayed, len(sink.spool or []))

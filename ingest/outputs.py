@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from common.config import ConfigError
-from common.retry import RetryPolicy
+from common.retry import RetryableError, RetryPolicy
 from ingest.buckets import ensure_buckets, load_buckets
 from ingest.config import IngestConfig
 from ingest.lineprotocol import LineEncoder
@@ -75,7 +75,8 @@ class Outputs:
                       batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level)
 
     def ensure_buckets(self, sleep: Callable[[float], None] | None = None) -> None:
-        """Create the buckets file's buckets/databases in every enabled database (nothing for --lp-out)."""
+        """Create the buckets file's buckets/databases in every enabled database (nothing for --lp-out).
+        A wrong token stops here, with the database's answer; an unreachable database does not."""
         creators = [sink.transport for sink in self.sinks if isinstance(sink, Sink)
                     and hasattr(sink.transport, "ensure_database")]
         if not creators:
@@ -84,9 +85,11 @@ class Outputs:
             specs = load_buckets(self.config.buckets_file)
         except ValueError as exc:
             raise ConfigError([f"INGEST_BUCKETS_FILE: {exc}"]) from None
-        policy = RetryPolicy(attempts=max(self.config.retry_attempts, 6), base=2.0, cap=30.0,
-                             max_wait=self.config.retry_max_wait)
-        ensure_buckets(specs, creators, policy, sleep=sleep)  # type: ignore[arg-type]
+        try:
+            ensure_buckets(specs, creators, self.policy, sleep=sleep)  # type: ignore[arg-type]
+        except RetryableError as exc:
+            log.warning("could not check the buckets (%s); going on, writes are spooled until the database "
+                        "answers", exc)
 
     def record(self, summary: RunSummary) -> None:
         """Write a run's metrics to the monitoring bucket (not for --lp-out, which holds data only)."""

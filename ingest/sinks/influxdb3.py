@@ -19,12 +19,11 @@ from influxdb_client_3 import InfluxDBClient3, WriteOptions, write_client_option
 from influxdb_client_3.exceptions import InfluxDBError, InfluxDBPartialWriteError
 from influxdb_client_3.write_client.client.write_api import WriteType
 
-from common.config import format_duration
 from common.retry import RETRY_STATUSES, RetryableError, parse_retry_after
 from ingest.sinks import FatalSinkError
 from ingest.sinks.errors import network_error, status_error
 
-__all__ = ["InfluxDB3Transport", "with_port"]
+__all__ = ["InfluxDB3Transport", "single_unit", "with_port"]
 
 log = logging.getLogger("ingest.influxdb3")
 
@@ -36,6 +35,15 @@ def with_port(url: str) -> str:
         return url.rstrip("/")
     port = 443 if parts.scheme == "https" else 80
     return urlunsplit((parts.scheme, f"{parts.hostname}:{port}", parts.path, "", "")).rstrip("/")
+
+
+def single_unit(span: timedelta) -> str:
+    """`30d`, `36h`, `90m`, `45s`: one unit, the form InfluxDB 3's documentation uses for retention periods."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 class InfluxDB3Transport:
@@ -74,7 +82,7 @@ class InfluxDB3Transport:
         """Create the database (descriptions are not stored by InfluxDB 3); "created" or "exists"."""
         body: dict[str, str] = {"db": name}
         if retention:
-            body["retention_period"] = format_duration(retention)
+            body["retention_period"] = single_unit(retention)
         try:
             response = self.session.post(f"{self.url}/api/v3/configure/database", json=body, timeout=self.timeout)
         except requests.RequestException as exc:

@@ -153,6 +153,7 @@ class MovebankFile:
             lines = block.lines(np.asarray(rows)).tolist()
             rejects += [(line, reason, _record(table, row)) for line, (row, reason) in
                         zip(lines, verdicts.items(), strict=True)]
+        rejects.sort(key=lambda item: item[0] or 0)
         return Chunk(table=out, encoder=LineEncoder(BIRD_FIXES.name, BIRD_FIXES.tags, fields), input=self.label,
                      rows_read=table.num_rows + len(block.invalid), rejects=rejects,
                      lines=lambda rows: block.lines(good[rows]), record=lambda row: _record(table, int(good[row])))

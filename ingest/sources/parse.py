@@ -86,12 +86,12 @@ def parse_bools(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarra
 
 
 def column_kind(values: np.ndarray, bad: np.ndarray) -> str | None:
-    """Decide from a column's first values whether it holds numbers: "number" when at least 90% of the
-    non-empty cells parse (the rest are then bad rows), "text" otherwise, None while it is still empty."""
+    """Decide from a column's first values whether it holds numbers: "number" when most non-empty cells parse
+    (the others are then bad rows), "text" otherwise (the column is not loaded), None while it is empty."""
     present = int((~np.isnan(values)).sum() + bad.sum())
     if present == 0:
         return None
-    return "number" if bad.sum() <= 0.1 * present else "text"
+    return "number" if bad.sum() * 2 < present else "text"
 
 
 class Verdicts:

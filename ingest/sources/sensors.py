@@ -249,6 +249,7 @@ class Replay:
                 rows = [row for row, _ in verdicts.items()]
                 rejects += [(line, reason, table.slice(row, 1).to_pylist()[0]) for line, (row, reason)
                             in zip(block.lines(np.asarray(rows)).tolist(), verdicts.items(), strict=True)]
+            rejects.sort(key=lambda item: item[0] or 0)
             yield Chunk(table=out, encoder=LineEncoder(SENSORS.name, SENSORS.tags, list(fields)), input=self.label,
                         rows_read=table.num_rows + len(block.invalid), rejects=rejects,
                         lines=lambda rows, b=block, g=good: b.lines(g[rows]),

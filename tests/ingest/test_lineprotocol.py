@@ -206,6 +206,7 @@ def expected_rows(tag_keys, field_keys, kinds, data: pa.Table) -> tuple[list[dic
     return good, rejected
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables())
 def test_property_output_parses_strictly_and_means_the_input(case):

@@ -95,6 +95,7 @@ def test_not_a_movebank_table_is_refused_with_the_missing_columns(write_file):
         MovebankFile(CsvFile(path, label="my.csv"))
 
 
+@pytest.mark.slow
 def test_the_shared_oystercatcher_file_loads_completely():
     path = shared_file("movebank_oystercatcher.csv")
     points, rejects, read = run(MovebankFile(CsvFile(path)))

@@ -1,0 +1,124 @@
+"""The declarative buckets file, the schema every consumer derives from, and the configuration."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import requests
+import yaml
+
+from common.config import ConfigError
+from ingest.buckets import load_buckets
+from ingest.config import PACKAGE, IngestConfig, parse_size
+from ingest.lineprotocol import check_name
+from ingest.outputs import Outputs
+from ingest.schema import DATABASES, MEASUREMENTS, SENSORS
+from ingest.sinks import FatalSinkError
+from tests.support.openapi import validate_influxdb3_request
+from tests.support.paths import REPO
+from tests.support.recorder import Recorded
+
+
+def test_the_shipped_buckets_file():
+    specs = {spec.name: spec for spec in load_buckets(PACKAGE / "buckets.yaml")}
+    assert set(specs) == set(DATABASES)
+    assert specs["monitoring"].retention == timedelta(days=30) and specs["telemetry"].retention is None
+
+
+@pytest.mark.parametrize("content,problem", [
+    ("buckets: [{name: my_bucket}]", "no underscores"),
+    ("buckets: [{name: a}, {name: a}]", "listed twice"),
+    ("buckets: [{name: a, retention: soon}]", "retention"),
+    ("buckets: [{name: a, shards: 2}]", "unknown keys"),
+    ("buckets: []", "non-empty"),
+    ("buckets: [", "not valid YAML"),
+])
+def test_a_bad_buckets_file_is_named_with_the_problem(tmp_path, content, problem):
+    path = tmp_path / "buckets.yaml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=problem) as raised:
+        load_buckets(path)
+    assert str(path) in str(raised.value)
+
+
+def test_buckets_and_databases_are_created_once_then_left_alone(fake_influx, ingest_env):
+    fake, server = fake_influx
+    config = IngestConfig.from_env()
+    Outputs(config, "t").ensure_buckets()
+    Outputs(config, "t").ensure_buckets()
+    creates = server.matching("POST", "/api/v2/buckets")
+    assert [request.json()["name"] for request in creates] == ["monitoring"]  # telemetry existed
+    assert creates[0].json()["retentionRules"] == [{"type": "expire", "everySeconds": 2592000}]
+    assert creates[0].json()["orgID"] == "0123456789abcdef"
+    v3 = server.matching("POST", "/api/v3/configure/database")
+    assert [request.json() for request in v3] == [{"db": "telemetry"}, {"db": "monitoring", "retention_period": "30d"},
+                                                  {"db": "telemetry"}, {"db": "monitoring",
+                                                                        "retention_period": "30d"}]
+    for request in v3:
+        validate_influxdb3_request(request)
+    assert fake.buckets == fake.databases == {"telemetry", "monitoring"}
+
+
+def test_a_wrong_token_is_found_before_any_data_is_read(fake_influx, ingest_env, monkeypatch):
+    monkeypatch.setenv("INFLUXDB3_TOKEN", "nope")
+    with pytest.raises(FatalSinkError, match="INFLUXDB3_TOKEN"):
+        Outputs(IngestConfig.from_env(), "t").ensure_buckets()
+
+
+def test_schema_names_are_valid_everywhere_and_databases_follow_influxdb3_rules():
+    for measurement in MEASUREMENTS:
+        check_name("measurement", measurement.name)
+        for name in measurement.tags:
+            check_name("tag key", name)
+        for name in measurement.field_names:
+            check_name("field key", name)
+        assert not set(measurement.tags) & set(measurement.field_names)
+        assert measurement.database in DATABASES
+        body = json.dumps(measurement.influxdb3_table()).encode()
+        validate_influxdb3_request(Recorded("POST", "/api/v3/configure/table", {},
+                                            {"content-type": "application/json", "authorization": "Bearer x"},
+                                            body, body))
+
+
+def test_the_plugins_provisioning_creates_the_sensors_table_this_schema_declares():
+    path = REPO / "plugins" / "provision.yaml"
+    if not path.is_file():
+        pytest.skip("plugins/provision.yaml is not in this checkout")
+    tables = yaml.safe_load(path.read_text())["tables"]
+    [sensors] = [table for table in tables if table["database"] == "telemetry" and table["name"] == SENSORS.name]
+    assert list(sensors["tags"]) == list(SENSORS.tags)
+    assert sensors["fields"] == SENSORS.field_types
+
+
+def test_configuration_defaults_secret_files_and_all_problems_at_once(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("from-a-file\n")
+    config = IngestConfig.from_env({"INFLUXDB2_TOKEN": "t2", "INFLUXDB3_TOKEN_FILE": str(secret)})
+    assert config.influxdb3 is not None and config.influxdb3.token == "from-a-file"
+    assert config.bucket == "telemetry" and config.monitoring_bucket == "monitoring"
+    assert config.weather_interval == 1800 and config.sensors_interval == 10 and config.batch_bytes == 4 << 20
+    assert "from-a-file" not in repr(config)
+    with pytest.raises(ConfigError) as raised:
+        IngestConfig.from_env({"INFLUXDB2_TOKEN": "x", "SENSORS_DEVICES": "0", "INGEST_RUN_JOBS": "birds,cats",
+                               "WEATHER_INTERVAL": "soon"})
+    problems = "\n".join(raised.value.problems)
+    for name in ("INFLUXDB3_TOKEN", "SENSORS_DEVICES", "INGEST_RUN_JOBS: unknown cats", "WEATHER_INTERVAL"):
+        assert name in problems
+
+
+def test_sizes():
+    assert parse_size("4MiB") == 4 << 20 and parse_size("512k") == 512_000 and parse_size("1GiB") == 1 << 30
+    assert parse_size("100") == 100
+    with pytest.raises(ValueError):
+        parse_size("4 parsecs")
+
+
+def test_the_influxdb3_url_without_a_port_gets_its_default(fake_influx):
+    from ingest.sinks.influxdb3 import with_port
+
+    assert with_port("http://influxdb3") == "http://influxdb3:80"
+    assert with_port("https://db.example.com/") == "https://db.example.com:443"
+    assert with_port("http://influxdb3:8181") == "http://influxdb3:8181"
+    assert requests is not None

@@ -1,0 +1,96 @@
+"""`python -m ingest run`: the schedule, the cursors across restarts, metrics and the heartbeat."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import threading
+
+import pytest
+
+from ingest.config import IngestConfig
+from ingest.download import Http
+from ingest.jobs import Jobs
+from ingest.outputs import Outputs
+from ingest.runner import Runner
+from ingest.state import Cursors, Heartbeat
+from tests.ingest.conftest import movebank_csv, movebank_row
+from tests.support.lineprotocol import parse_lines
+from tests.support.recorder import RecordingServer, Reply
+
+
+class Capture:
+    name = "capture"
+
+    def __init__(self):
+        self.points: dict[str, list] = {"telemetry": [], "monitoring": []}
+
+    def send(self, payload: bytes, database: str) -> None:
+        self.points[database] += parse_lines(gzip.decompress(payload).decode())
+
+    def close(self) -> None:
+        pass
+
+
+def open_meteo(request):
+    return Reply(200, {"utc_offset_seconds": 0, "current": {"time": 1704067200, "temperature_2m": 3.0}})
+
+
+def run_for(seconds: float, config: IngestConfig, capture: Capture) -> Runner:
+    jobs = Jobs(config, Outputs(config, "test", transports=[capture]))
+    state = config.state_dir
+    runner = Runner(jobs, cursors=Cursors(state / "cursors.json"), heartbeat=Heartbeat(state / "heartbeat"))
+    timer = threading.Timer(seconds, runner.stop.set)
+    timer.start()
+    try:
+        runner.run()
+    finally:
+        timer.cancel()
+    return runner
+
+
+@pytest.mark.slow
+def test_run_schedules_every_job_and_remembers_what_was_loaded(tmp_path, write_file):
+    birds = write_file("birds.csv", movebank_csv([movebank_row(index) for index in range(12)]))
+    with RecordingServer(open_meteo) as meteo:
+        config = IngestConfig.from_env({
+            "INGEST_STATE_DIR": str(tmp_path / "state"), "MOVEBANK_SOURCES": str(birds),
+            "OPEN_METEO_URL": meteo.url, "WEATHER_LOCATIONS": "Assen=52.99,6.56", "WEATHER_INTERVAL": "1h",
+            "SENSORS_INTERVAL": "1s", "SENSORS_DEVICES": "2", "INGEST_METRICS_INTERVAL": "1s",
+            "INGEST_REPLAY_INTERVAL": "1s"}, need_influxdb2=False, need_influxdb3=False)
+        capture = Capture()
+        run_for(2.6, config, capture)
+        assert len(meteo.requests) == 1
+        run_for(1.2, config, capture)  # a restart: the birds are not loaded again
+        assert len(meteo.requests) == 2
+
+    by_measurement: dict[str, list] = {}
+    for point in capture.points["telemetry"]:
+        by_measurement.setdefault(point.measurement, []).append(point)
+    assert len(by_measurement["bird_fixes"]) == 12
+    assert len(by_measurement["weather"]) == 2
+    sensor_ticks = sorted({point.timestamp for point in by_measurement["sensors"]})
+    assert len(sensor_ticks) >= 3 and len(by_measurement["sensors"]) == 2 * len(sensor_ticks)
+    assert len(sensor_ticks) == len(set(sensor_ticks))
+    gaps = {b - a for a, b in itertools.pairwise(sensor_ticks)}
+    assert gaps == {1_000_000_000}  # the restart filled its gap second by second
+    sources = {point.tags["source"] for point in capture.points["monitoring"]}
+    assert {"birds", "weather", "sensors"} <= sources
+    assert Cursors(tmp_path / "state" / "cursors.json").get("birds.loaded") == [str(birds)]
+    age = Heartbeat(tmp_path / "state" / "heartbeat").age()
+    assert age is not None and age < 5
+
+
+def test_a_failing_source_is_logged_and_the_loop_goes_on(tmp_path, caplog):
+    config = IngestConfig.from_env({
+        "INGEST_STATE_DIR": str(tmp_path), "MOVEBANK_SOURCES": str(tmp_path / "missing.csv"),
+        "INGEST_RUN_JOBS": "birds,sensors", "SENSORS_INTERVAL": "1s", "SENSORS_DEVICES": "1"},
+        need_influxdb2=False, need_influxdb3=False)
+    capture = Capture()
+    jobs = Jobs(config, Outputs(config, "test", transports=[capture]), Http())
+    runner = Runner(jobs, cursors=Cursors(tmp_path / "cursors.json"), heartbeat=Heartbeat(tmp_path / "beat"))
+    threading.Timer(0.5, runner.stop.set).start()
+    runner.run()
+    assert "missing.csv: no such file" in caplog.text
+    assert capture.points["telemetry"]  # sensors still ran
+    assert Cursors(tmp_path / "cursors.json").get("birds.loaded") is None
