@@ -3,7 +3,8 @@
 It does what the server does around a plugin call: builds the arguments in the engine's shapes (`args` None
 when a trigger has none; WAL `table_batches` as [{"table_name", "rows"}] filtered to the trigger's table;
 `call_time` a naive UTC datetime; request query parameters and headers as dicts of str, the body as
-bytes), runs the plugin, then writes what it queued, one all-or-nothing write per database, and converts
+bytes), runs the plugin, then writes what it queued, one all-or-nothing write per database (nothing at all
+when the plugin raised, as on the server), and converts
 a request plugin's return value to an HTTP response. A plugin exception is caught and reported the way
 the server logs it, never raised into the caller; `PluginRun.raise_for_error()` raises it when a test wants.
 """
@@ -127,6 +128,9 @@ class LocalEngine:
             api.error(f"error running {entry}: {run.error.strip().splitlines()[-1]}")
         run.seconds = time.perf_counter() - started
         run.logs = api.logs
+        if run.error is not None:
+            # The engine returns the error before it collects the plugin's queued lines: none is written.
+            api.queued.clear()
         for db_name, lines in api.queued.items():
             run.writes[db_name] = list(lines)
             try:

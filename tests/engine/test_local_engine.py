@@ -137,3 +137,16 @@ def test_cli_runs_a_wal_plugin(tmp_path, capsys):
     assert status == 0
     assert "analytics_sensors,field=temperature,bucket=1h count=2i,min=20.0,max=22.0,mean=21.0" in output
     assert cli_main(["schedule", "examples/heartbeat.py", "-d", "db", "--arg", "table=a;b"]) == 0
+
+
+def test_a_plugin_that_raises_writes_nothing(tmp_path):
+    (tmp_path / "raises.py").write_text(
+        "def process_writes(influxdb3_local, table_batches, args=None):\n"
+        "    influxdb3_local.write(LineBuilder('out').int64_field('n', 1))\n"
+        "    raise RuntimeError('boom')\n")
+    local = LocalEngine(plugin_dir=tmp_path)
+    run = local.run_writes("raises.py", "db", ["m v=1.0 1"], table="m")
+    assert "RuntimeError: boom" in run.error and not run.writes
+    assert local.query("db", "SELECT table_name FROM information_schema.tables WHERE table_name = 'out'") == []
+    with pytest.raises(Exception, match="boom"):
+        run.raise_for_error()
