@@ -154,7 +154,10 @@ class Sink:
         probe = RetryPolicy(attempts=1, base=self.policy.base, cap=self.policy.cap, max_wait=self.policy.max_wait,
                             statuses=self.policy.statuses, rng=self.policy.rng)
         for position, entry in enumerate(self.spool.entries):
-            header, payload = self.spool.read(entry)
+            try:
+                header, payload = self.spool.read(entry)
+            except FileNotFoundError:
+                continue  # another process (the service, or a command beside it) replayed it
             batch = Batch(b"", int(header["rows"]), str(header["database"]), _payload=payload)
             try:
                 landed = self._send(batch, probe if position == 0 and not force else self.policy)

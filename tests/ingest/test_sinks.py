@@ -237,17 +237,18 @@ def test_a_line_longer_than_the_budget_still_goes_alone(tmp_path):
     assert [body.count(b"\n") for body in capture.bodies] == [1, 1, 1]
 
 
-def test_spool_files_are_atomic_ordered_and_bounded(tmp_path):
+def test_spool_files_are_atomic_ordered_shared_and_bounded(tmp_path):
     spool = Spool(tmp_path, max_bytes=10_000)
     first = spool.put(gzip.compress(b"a f=1 1\n"), database="telemetry", rows=1)
-    spool.put(gzip.compress(b"a f=2 2\n"), database="telemetry", rows=1)
-    (tmp_path / ".0000000000000009.tmp").write_bytes(b"half a batch from a crash")
-    reopened = Spool(tmp_path, max_bytes=10_000)
-    assert [entry.sequence for entry in reopened.entries] == [1, 2] and reopened.rows == 2
+    spool.put(gzip.compress(b"a f=2 2\n"), database="telemetry", rows=2)
+    (tmp_path / ".00000000000000000001-999999999-000001.tmp").write_bytes(b"half a batch from a crashed process")
+    reopened = Spool(tmp_path, max_bytes=10_000)  # e.g. `docker compose exec ingest ...` beside the service
+    assert [entry.rows for entry in reopened.entries] == [1, 2] and reopened.rows == 3
     assert not list(tmp_path.glob(".*.tmp"))
     header, payload = reopened.read(reopened.entries[0])
     assert header["database"] == "telemetry" and gzip.decompress(payload) == b"a f=1 1\n"
     reopened.remove(first)
-    assert reopened.put(b"x", database="t", rows=1).sequence == 3
+    third = reopened.put(b"x", database="t", rows=4)
+    assert [entry.path for entry in spool.entries][-1] == third.path and spool.rows == 6  # seen by the other
     with pytest.raises(SpoolFullError, match="INGEST_SPOOL_MAX_BYTES"):
         reopened.put(b"x" * 10_000, database="t", rows=1)
