@@ -1,0 +1,10 @@
+"""One module per dashboard; each has `UID` and `build() -> Dashboard`. Add a module here to add a dashboard."""
+
+from __future__ import annotations
+
+from grafana.boards import birds, forecast, health, sensors, statistics, weather
+
+__all__ = ["BOARDS"]
+
+# In the order the README lists them.
+BOARDS = (birds, weather, sensors, forecast, statistics, health)

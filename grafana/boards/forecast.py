@@ -1,0 +1,105 @@
+"""Forecast: the series against Prophet's forecast with its interval band, and the forecast's accuracy per run.
+
+Everything here is in InfluxDB 3's `forecast` database, written by the forecast plugins (tables.py).
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.models import common, dashboard, units
+
+from grafana.datasources import SQL_FORECAST
+from grafana.names import column
+from grafana.panels import TIME_FILTER, board, finish, override, stat_panel, table_panel, time_series, variable
+from grafana.queries import TABLE, TIME_SERIES, SqlQuery
+from plugins.stacklib.tables import EVALUATION, FORECAST, SERIES
+
+UID = "forecast"
+DS = SQL_FORECAST
+SERIES_TAG = column(SERIES, "series")
+Y = column(SERIES, "y")
+YHAT, LOWER, UPPER = (column(FORECAST, name) for name in ("yhat", "yhat_lower", "yhat_upper"))
+RUN = column(FORECAST, "run")
+MAE, MAPE, COVERAGE = (column(EVALUATION, name) for name in ("mae", "mape", "coverage"))
+RUN_COLUMNS = [column(EVALUATION, name) for name in ("run", "mae", "mape", "coverage", "holdout_days", "train_rows",
+                                                     "test_rows", "fit_seconds")]
+THIS_SERIES = f"{SERIES_TAG} = ${{series:sqlstring}}"
+THIS_RUN = f"{THIS_SERIES} AND {column(EVALUATION, 'run')} = ${{run:sqlstring}}"
+# The runs are daily; accuracy panels look at the last quarter whatever range the forecast chart shows.
+ACCURACY_RANGE = "90d"
+
+
+def accuracy_stat(name: str, title: str, description: str, unit: str):
+    return stat_panel(title, description, unit, DS, [
+        SqlQuery(DS, f"SELECT time, {name} FROM {EVALUATION.name} WHERE {THIS_RUN}")], field=name, width=6)
+
+
+def build() -> dashboard.Dashboard:
+    band = "Interval of the forecast (Prophet's interval_width, 80 % by default)."
+    built = (board(UID, "Forecast",
+                   "The daily series (peyton_views) against Prophet's forecast of the selected run, with its "
+                   "uncertainty band, and how well each run predicted the days it held out. The default series "
+                   "(Peyton Manning's page views) ends in 2016 and its forecast in 2017: the default range reaches "
+                   "20 years back and one year ahead.", time=("now-20y", "now+1y"), tags=["forecast"])
+             .with_variable(variable("series", "Series", DS,
+                                     f"SELECT DISTINCT {SERIES_TAG} FROM {SERIES.name} ORDER BY {SERIES_TAG}",
+                                     multi=False, include_all=False,
+                                     refresh=dashboard.VariableRefresh.ON_DASHBOARD_LOAD))
+             .with_variable(variable("run", "Forecast run", DS,
+                                     f"SELECT DISTINCT {RUN} FROM {FORECAST.name} WHERE {THIS_SERIES} "
+                                     f"ORDER BY {RUN} DESC", multi=False, include_all=False,
+                                     sort=dashboard.VariableSort.DISABLED,
+                                     refresh=dashboard.VariableRefresh.ON_DASHBOARD_LOAD,
+                                     description="Run ids sort by time: the first one is the latest run."))
+             .with_row(dashboard_builders.Row("Forecast"))
+             .with_panel(time_series(
+                 "Actual and forecast (${series}, run ${run})",
+                 f"Observed values (actual), the forecast (yhat) and its band (yhat_lower to yhat_upper). {band}",
+                 units.Short, DS, [
+                     SqlQuery(DS, f"SELECT time, {Y} AS actual FROM {SERIES.name}\nWHERE {THIS_SERIES} AND "
+                                  f"{TIME_FILTER}\nORDER BY time", ref_id="A", fmt=TIME_SERIES),
+                     SqlQuery(DS, f"SELECT time, {YHAT} AS forecast, {LOWER} AS lower, {UPPER} AS upper\n"
+                                  f"FROM {FORECAST.name}\nWHERE {THIS_SERIES} AND {RUN} = ${{run:sqlstring}} AND "
+                                  f"{TIME_FILTER}\nORDER BY time", ref_id="B", fmt=TIME_SERIES)],
+                 width=24, height=10, fill=0, overrides=[
+                     override("actual", **{"color": {"mode": "fixed", "fixedColor": "text"}}),
+                     override("forecast", **{"color": {"mode": "fixed", "fixedColor": "blue"},
+                                             "custom.lineWidth": 2}),
+                     override("lower", **{"color": {"mode": "fixed", "fixedColor": "blue"}, "custom.lineWidth": 0,
+                                          "custom.hideFrom": {"legend": True, "tooltip": False, "viz": False}}),
+                     override("upper", **{"color": {"mode": "fixed", "fixedColor": "blue"}, "custom.lineWidth": 0,
+                                          "custom.fillOpacity": 20, "custom.fillBelowTo": "lower",
+                                          "displayName": "interval"}),
+                 ]))
+             .with_row(dashboard_builders.Row("Accuracy"))
+             .with_panel(accuracy_stat(MAE, "MAE", "Mean absolute error on the held-out days of the selected run "
+                                       "(in the series' unit).", units.Short))
+             .with_panel(accuracy_stat(MAPE, "MAPE", "Mean absolute percentage error on the held-out days.",
+                                       units.Percent))
+             .with_panel(accuracy_stat(COVERAGE, "Interval coverage", "Share of held-out days inside the band: "
+                                       "close to the interval width when the band is honest.", units.PercentUnit))
+             .with_panel(stat_panel("Runs", "Forecast runs of this series in the last 90 days.", units.Short, DS, [
+                 SqlQuery(DS, f"SELECT count(*) AS runs FROM {EVALUATION.name} WHERE {THIS_SERIES} AND {TIME_FILTER}")],
+                 field="runs", width=6).time_from(ACCURACY_RANGE))
+             .with_panel(time_series(
+                 "Error per run", "MAE (left axis) and MAPE (right axis) of every run, at the time it ran.",
+                 units.Short, DS, [SqlQuery(DS, f"SELECT time, {MAE}, {MAPE} FROM {EVALUATION.name}\n"
+                                                f"WHERE {THIS_SERIES} AND {TIME_FILTER}\nORDER BY time",
+                                            fmt=TIME_SERIES)],
+                 overrides=[override(MAPE, **{"unit": units.Percent, "custom.axisPlacement": "right"})])
+                 .show_points(common.VisibilityMode.ALWAYS).time_from(ACCURACY_RANGE))
+             .with_panel(time_series(
+                 "Interval coverage per run", "Share of held-out days inside the forecast band, per run.",
+                 units.PercentUnit, DS, [SqlQuery(DS, f"SELECT time, {COVERAGE} FROM {EVALUATION.name}\n"
+                                                      f"WHERE {THIS_SERIES} AND {TIME_FILTER}\nORDER BY time",
+                                                  fmt=TIME_SERIES)])
+                 .show_points(common.VisibilityMode.ALWAYS).min(0).max(1).time_from(ACCURACY_RANGE))
+             .with_panel(table_panel(
+                 "Latest runs", "The 50 newest runs of this series with their holdout grades.", units.NoUnit, DS,
+                 [SqlQuery(DS, f"SELECT time, {', '.join(RUN_COLUMNS)} FROM {EVALUATION.name}\nWHERE {THIS_SERIES}\n"
+                               "ORDER BY time DESC LIMIT 50", fmt=TABLE)],
+                 overrides=[override(MAE, unit=units.Short), override(MAPE, unit=units.Percent),
+                            override(COVERAGE, unit=units.PercentUnit),
+                            override(column(EVALUATION, "fit_seconds"), unit=units.Seconds),
+                            override(column(EVALUATION, "holdout_days"), unit=units.Days)])))
+    return finish(built.build())

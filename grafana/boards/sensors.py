@@ -1,0 +1,111 @@
+"""Sensors per device: every field as a series with thresholds, latest values, device count, freshness."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.models import dashboard, units
+
+from grafana.datasources import SQL_TELEMETRY
+from grafana.names import field, tag, title
+from grafana.panels import (
+    DATE_BIN,
+    TIME_FILTER,
+    Step,
+    board,
+    finish,
+    override,
+    sql_in,
+    stat_panel,
+    table_panel,
+    time_series,
+    variable,
+)
+from grafana.queries import TIME_SERIES, SqlQuery
+from grafana.units import grafana_unit
+from ingest.schema import SENSORS, Field
+
+UID = "sensors"
+DS = SQL_TELEMETRY
+TABLE_NAME = SENSORS.name
+DEVICE, LOCATION = tag(SENSORS, "device"), tag(SENSORS, "location")
+SELECTED = f"{TIME_FILTER} AND {sql_in(LOCATION, 'location')} AND {sql_in(DEVICE, 'device')}"
+LOW_BATTERY = 20.0  # %: below this a device needs a charge (the battery thresholds turn red here)
+STALE_AFTER, DEAD_AFTER = 300, 900  # s without a reading: data freshness turns orange, then red
+
+# Thresholds per field, drawn on its series: comfort and safety limits for rooms.
+THRESHOLDS: dict[str, tuple[Step, ...]] = {
+    field(SENSORS, "temperature").name: ((None, "blue"), (18, "green"), (26, "orange"), (30, "red")),
+    field(SENSORS, "humidity").name: ((None, "orange"), (30, "green"), (60, "orange"), (70, "red")),
+    field(SENSORS, "co2").name: ((None, "green"), (1000, "orange"), (1500, "red")),  # ventilate / poor air
+    field(SENSORS, "co").name: ((None, "green"), (9, "orange"), (35, "red")),  # US EPA 8 h / 1 h limits
+    field(SENSORS, "smoke").name: ((None, "green"), (1, "red")),
+    field(SENSORS, "battery").name: ((None, "red"), (LOW_BATTERY, "orange"), (40, "green")),
+}
+# 0/1 fields: a bin's mean is the share of readings with motion; smoke shows whether it alarmed at all.
+MOTION, SMOKE = field(SENSORS, "motion").name, field(SENSORS, "smoke").name
+BATTERY = field(SENSORS, "battery").name
+
+
+def latest_per_device(columns: str, where: str = "") -> str:
+    """Each selected device's newest reading in the range."""
+    return (f"SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY {DEVICE} ORDER BY time DESC) AS rn "
+            f"FROM {TABLE_NAME} WHERE {SELECTED}{where}) AS ranked\nWHERE rn = 1")
+
+
+def series(item: Field):
+    name = item.name
+    expression = f"max({name})" if name == SMOKE else f"avg({name})"
+    unit = units.PercentUnit if name == MOTION else grafana_unit(item.unit)
+    description = item.description or title(name)
+    if name == MOTION:
+        description = "Share of readings with motion per time bin."
+    elif name == SMOKE:
+        description = "1 when the smoke detector alarmed in the time bin."
+    sql = (f"SELECT {DATE_BIN} AS time, {DEVICE}, {expression} AS {name}\nFROM {TABLE_NAME}\nWHERE {SELECTED}\n"
+           f"GROUP BY 1, {DEVICE}\nORDER BY 1, {DEVICE}")
+    return time_series(title(name), description, unit, DS, [SqlQuery(DS, sql, fmt=TIME_SERIES)],
+                       steps=THRESHOLDS.get(name), min_interval="1m", width=8)
+
+
+def build() -> dashboard.Dashboard:
+    names = ", ".join(SENSORS.field_names)
+    fields_units = [override(item.name, unit=grafana_unit(item.unit)) for item in SENSORS.fields]
+    built = (board(UID, "Sensors", "The sensor fleet in InfluxDB 3 (sensors): how many devices report, how fresh "
+                   "their data is, every device's latest values, and each field over time with its thresholds.",
+                   time=("now-6h", "now"), refresh="1m", tags=["sensors"])
+             .with_variable(variable("location", "Location", DS,
+                                     f"SELECT DISTINCT {LOCATION} FROM {TABLE_NAME} WHERE {TIME_FILTER} "
+                                     f"ORDER BY {LOCATION}"))
+             .with_variable(variable("device", "Device", DS,
+                                     f"SELECT DISTINCT {DEVICE} FROM {TABLE_NAME} WHERE {TIME_FILTER} AND "
+                                     f"{sql_in(LOCATION, 'location')} ORDER BY {DEVICE}",
+                                     sort=dashboard.VariableSort.NATURAL_ASC))
+             .with_row(dashboard_builders.Row("Fleet"))
+             .with_panel(stat_panel("Devices reporting", "Devices with at least one reading in the range.",
+                                    units.Short, DS, [SqlQuery(DS, f"SELECT count(DISTINCT {DEVICE}) AS devices "
+                                                                   f"FROM {TABLE_NAME} WHERE {SELECTED}")],
+                                    field="devices", width=6))
+             .with_panel(stat_panel("Data freshness", "Seconds since the newest reading of the selected devices.",
+                                    units.Seconds, DS, [SqlQuery(DS, "SELECT date_part('epoch', now()) - "
+                                                                     "date_part('epoch', max(time)) AS age "
+                                                                     f"FROM {TABLE_NAME} WHERE {SELECTED}")],
+                                    field="age", steps=((None, "green"), (STALE_AFTER, "orange"), (DEAD_AFTER, "red")),
+                                    width=6))
+             .with_panel(stat_panel("Low battery", f"Devices whose latest battery reading is below {LOW_BATTERY:g} %.",
+                                    units.Short, DS, [SqlQuery(DS, latest_per_device(
+                                        "count(*) AS devices", f" AND {BATTERY} IS NOT NULL")
+                                        + f" AND {BATTERY} < {LOW_BATTERY:g}")],
+                                    field="devices", steps=((None, "green"), (1, "red")), width=6))
+             .with_panel(stat_panel("Smoke alarms", "Devices whose detector alarmed in the range.", units.Short, DS,
+                                    [SqlQuery(DS, f"SELECT count(DISTINCT {DEVICE}) AS devices FROM {TABLE_NAME} "
+                                                  f"WHERE {SELECTED} AND {SMOKE} >= 1")],
+                                    field="devices", steps=((None, "green"), (1, "red")), width=6))
+             .with_panel(table_panel("Latest values per device", "Each device's newest reading in the range, and "
+                                     "how old it is.", units.NoUnit, DS, [SqlQuery(DS, latest_per_device(
+                                         f"{DEVICE}, {LOCATION}, time, {names}, date_part('epoch', now()) - "
+                                         "date_part('epoch', time) AS age") + f"\nORDER BY {DEVICE}")],
+                                     overrides=[*fields_units, override("age", unit=units.Seconds)]))
+             .with_row(dashboard_builders.Row("Series")))
+    for item in SENSORS.fields:
+        built = built.with_panel(series(item))
+    return finish(built.build())

@@ -1,0 +1,44 @@
+"""The provisioned datasources the dashboards query, by pinned uid (grafana/provisioning/datasources/).
+
+Grafana's InfluxDB datasource in SQL mode sends one database per datasource (the Flight `database` header comes
+from the datasource's `dbName`; a query cannot pick another one), so every InfluxDB 3 database a dashboard
+reads needs its own provisioned SQL datasource. Flux names its bucket in the query, so one InfluxDB 2
+datasource reads every bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+from ingest.schema import TELEMETRY
+from plugins.stacklib.tables import FORECAST_DATABASE
+
+__all__ = ["ALL", "FLUX", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_LANGUAGE", "SQL_TELEMETRY", "Datasource"]
+
+# jsonData.version of the provisioned datasource: the query language it speaks.
+SQL_LANGUAGE, FLUX_LANGUAGE = "SQL", "Flux"
+PLUGIN_TYPE = "influxdb"
+
+
+@dataclass(frozen=True)
+class Datasource:
+    """One provisioned datasource: its uid, query language and (for SQL) the one database it reads."""
+
+    uid: str
+    language: str
+    database: str | None = None
+
+    def ref(self) -> DataSourceRef:
+        return DataSourceRef(type_val=PLUGIN_TYPE, uid=self.uid)
+
+
+# InfluxDB 3 Core over Flight SQL, database `telemetry` (dbName ${INFLUXDB3_DATABASE}, telemetry in .env).
+SQL_TELEMETRY = Datasource("influxdb3-sql", SQL_LANGUAGE, TELEMETRY)
+# InfluxDB 3 Core over Flight SQL, database `forecast`: the tables the Processing Engine plugins write.
+SQL_FORECAST = Datasource("influxdb3-sql-forecast", SQL_LANGUAGE, FORECAST_DATABASE)
+# InfluxDB 2 over Flux; buckets are named in each query.
+FLUX = Datasource("influxdb2-flux", FLUX_LANGUAGE)
+
+ALL = (SQL_TELEMETRY, SQL_FORECAST, FLUX)
