@@ -1,0 +1,236 @@
+"""The dashboards in the running stack: listed by Grafana, datasources healthy, every panel's query returning
+data after ingest (and the plugins and a backup) have run, and a screenshot of each dashboard for the README.
+
+Data is loaded the way a user would: generated Movebank and Open-Meteo files through the ingest CLI in the
+ingest container, a simulated sensor backfill, a generated daily series through the load plugin with a
+forecast trigger firing every few seconds (temporary triggers, deleted after), and one backup run. Every
+query is then sent to Grafana's own query API (/api/ds/query) as the dashboard would send it: variables
+resolved through the same API, the text interpolated as Grafana's frontend does (tests/grafana/expand.py),
+macros left to Grafana's backend.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+import yaml
+from PIL import Image
+
+from backup import metrics as backup_metrics
+from grafana import datasources
+from grafana.boards import BOARDS as BOARD_MODULES
+from ingest.schema import INGEST_RUNS, SENSORS
+from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, analytics_table
+from tests.grafana.chromium import Chromium
+from tests.grafana.dashboards import (
+    Variable,
+    boards,
+    panel_range,
+    queries,
+    repeat_scopes,
+    resolve,
+    selection_for,
+)
+from tests.grafana.data import bird_fixes, movebank_csv, open_meteo_hourly, weather_rows
+from tests.grafana.expand import TimeRange, interpolate, interval_ms
+from tests.integration.test_plugins import engine, sql, temporary_triggers, wait_for  # noqa: F401 (fixture)
+from tests.plugins.conftest import daily_series, series_csv
+from tests.support.paths import REPO
+
+pytestmark = pytest.mark.integration
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+SERIES = "dash-series"
+CONTAINER_SERIES = "/tmp/dash-series.csv"
+BOARDS = boards()
+
+
+def provisioned_min_intervals() -> dict[str, str]:
+    """uid -> jsonData.timeInterval (Grafana's floor for a query's interval when the panel sets none)."""
+    found = {}
+    for path in (REPO / "grafana" / "provisioning" / "datasources").glob("*.yaml"):
+        for item in yaml.safe_load(path.read_text())["datasources"]:
+            if item.get("jsonData", {}).get("timeInterval"):
+                found[item["uid"]] = item["jsonData"]["timeInterval"]
+    return found
+
+
+# ---- loading data through the stack's own paths ---------------------------------------------------------
+def ingest(stack, *args: str) -> None:
+    result = stack.compose("exec", "-T", "ingest", "python", "-m", "ingest", *args, timeout=900, check=False)
+    assert result.returncode == 0, f"ingest {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def flux_rows(stack, flux: str) -> int:
+    answer = requests.post(f"{stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
+                           headers={**stack.influxdb2_headers, "Content-Type": "application/vnd.flux",
+                                    "Accept": "application/csv"}, data=flux, timeout=60)
+    answer.raise_for_status()
+    return sum(1 for line in answer.text.splitlines() if line.startswith(",_result,"))
+
+
+@pytest.fixture(scope="module")
+def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:  # noqa: F811 (the imported fixture)
+    folder = tmp_path_factory.mktemp("dashboards")
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    rng = np.random.default_rng(5)
+
+    birds = folder / "dash-birds.csv"
+    movebank_csv(bird_fixes(now, rng), birds)
+    stack.compose("cp", str(birds), f"ingest:/tmp/{birds.name}")
+    ingest(stack, "birds", f"/tmp/{birds.name}")
+    for location, rows in weather_rows(now, rng).groupby("location"):
+        path = folder / f"dash-weather-{location}.json"
+        path.write_text(json.dumps(open_meteo_hourly(rows)))
+        stack.compose("cp", str(path), f"ingest:/tmp/{path.name}")
+        ingest(stack, "weather", "--response-file", f"/tmp/{path.name}", "--location", str(location))
+    ingest(stack, "sensors", "--backfill", "6h")
+
+    csv = folder / "dash-series.csv"
+    csv.write_text(series_csv(daily_series(240, start=str((now - timedelta(days=241)).date()))))
+    stack.compose("cp", str(csv), f"influxdb3:{CONTAINER_SERIES}")
+    temporary_triggers("dash-load", FORECAST_DATABASE, "forecast/load_series", "request:dash-load",
+                       {"url": CONTAINER_SERIES, "series": SERIES})
+    assert engine(stack, "dash-load").status_code == 200
+    temporary_triggers("dash-forecast", FORECAST_DATABASE, "forecast/prophet_forecast", "every:10s",
+                       {"series": SERIES, "horizon_days": "60", "holdout_days": "14", "min_rows": "30"})
+    wait_for("two forecast runs", lambda: sql(stack, FORECAST_DATABASE, f"SELECT count(*) AS n FROM {EVALUATION.name} "
+                                                                        f"WHERE series = '{SERIES}'")[0]["n"] >= 2,
+             timeout=300)
+
+    backup = stack.compose("exec", "-T", "backup", "backup", "now", timeout=1200, check=False)
+    assert backup.returncode == 0, f"backup now failed:\n{backup.stdout}\n{backup.stderr}"
+    for bucket, measurement in ((backup_metrics.TARGET, backup_metrics.MEASUREMENT),
+                                (INGEST_RUNS.database, INGEST_RUNS.name)):
+        flux = (f'from(bucket: "{bucket}") |> range(start: -1h) '
+                f'|> filter(fn: (r) => r._measurement == "{measurement}") |> limit(n: 1)')
+        wait_for(f"{measurement} points in InfluxDB 2", lambda flux=flux: flux_rows(stack, flux) > 0)
+    statistics = analytics_table(SENSORS.name).name
+    wait_for("sensor statistics", lambda: sql(stack, FORECAST_DATABASE,
+                                              f"SELECT count(*) AS n FROM {statistics}")[0]["n"] > 0)
+    return datetime.now(UTC)
+
+
+# ---- Grafana's query API --------------------------------------------------------------------------------
+def ms(moment: datetime) -> str:
+    return str(int(moment.timestamp() * 1000))
+
+
+def ds_query(stack, target: dict[str, Any], time_range: TimeRange, interval: int) -> dict[str, Any]:
+    body = {"queries": [{**target, "intervalMs": interval, "maxDataPoints": 1000}],
+            "from": ms(time_range.start), "to": ms(time_range.end)}
+    answer = requests.post(f"{stack.grafana_url}/api/ds/query", json=body, auth=stack.grafana_auth, timeout=180)
+    assert answer.status_code in (200, 400, 500), answer.text
+    return answer.json()["results"][target["refId"]]
+
+
+def rows(result: dict[str, Any]) -> int:
+    return sum(len(frame["data"]["values"][0]) if frame.get("data", {}).get("values") else 0
+               for frame in result.get("frames", []))
+
+
+def grafana_options(stack):
+    """A variable query's options through /api/ds/query, as the InfluxDB datasource's metricFindQuery runs it:
+    the first string field of every frame (else the first field that is not a time)."""
+
+    def options_of(variable: Variable, text: str, time_range: TimeRange) -> list[str]:
+        target = {"refId": "metricFindQuery", "datasource": variable.datasource.ref().to_json(), "query": text,
+                  "rawQuery": True}
+        if variable.datasource.language == datasources.SQL_LANGUAGE:
+            target.update(rawSql=text, format="table")
+        result = ds_query(stack, target, time_range, 60_000)
+        assert "error" not in result, f"variable {variable.name}: {result.get('error')}"
+        values: dict[str, None] = {}
+        for frame in result.get("frames", []):
+            fields = frame["schema"]["fields"]
+            index = next((i for i, f in enumerate(fields) if f.get("type") == "string"),
+                         next((i for i, f in enumerate(fields) if f.get("type") != "time"), None))
+            if index is not None and frame.get("data", {}).get("values"):
+                values.update((str(value), None) for value in frame["data"]["values"][index] if value is not None)
+        return list(values)
+
+    return options_of
+
+
+# ---- the tests ------------------------------------------------------------------------------------------
+def test_grafana_lists_every_dashboard_in_the_stack_folder(stack):
+    found = requests.get(f"{stack.grafana_url}/api/search", params={"type": "dash-db", "tag": "influx-stack"},
+                         auth=stack.grafana_auth, timeout=30).json()
+    assert sorted(hit["uid"] for hit in found) == sorted(module.UID for module in BOARD_MODULES)
+    assert {hit.get("folderTitle") for hit in found} == {"influx-stack"}
+    for uid, board in BOARDS.items():
+        saved = requests.get(f"{stack.grafana_url}/api/dashboards/uid/{uid}", auth=stack.grafana_auth,
+                             timeout=30).json()
+        assert saved["meta"]["provisioned"] is True, uid
+        assert saved["dashboard"]["title"] == board["title"]
+        assert len(saved["dashboard"]["panels"]) == len(board["panels"]), uid
+
+
+def test_every_datasource_the_dashboards_use_is_healthy(stack):
+    for source in datasources.ALL:
+        health = requests.get(f"{stack.grafana_url}/api/datasources/uid/{source.uid}/health",
+                              auth=stack.grafana_auth, timeout=60)
+        assert health.status_code == 200, f"{source.uid}: {health.text}"
+        assert health.json()["status"] == "OK", f"{source.uid}: {health.json()}"
+
+
+@pytest.mark.parametrize("uid", sorted(BOARDS))
+def test_every_panel_query_returns_data(stack, loaded, uid):
+    board = BOARDS[uid]
+    selected, options = resolve(board, loaded, grafana_options(stack))
+    empty = [name for name, values in options.items() if not values]
+    assert not empty, f"{uid}: variables without options: {empty}"
+    scopes = repeat_scopes(board)
+    floors = provisioned_min_intervals()
+    problems = []
+    for query in queries(board, uid):
+        values = selection_for(query.panel, scopes, selected, options)
+        time_range = panel_range(board, query.panel, loaded)
+        interval = interval_ms(time_range, 1000, query.panel.get("interval") or floors.get(query.datasource.uid))
+        target = dict(query.target)
+        key = "rawSql" if query.is_sql else "query"
+        target[key] = interpolate(target[key], values)
+        result = ds_query(stack, target, time_range, interval)
+        if result.get("error"):
+            problems.append(f"{query.label}: {result['error']}")
+        elif rows(result) == 0:
+            problems.append(f"{query.label}: no data")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def viewer_token(stack) -> Iterator[str]:
+    """A Viewer service account token (Grafana's documented way for a program to read dashboards)."""
+    name = f"dashboard-screenshots-{int(time.time())}"
+    account = requests.post(f"{stack.grafana_url}/api/serviceaccounts", auth=stack.grafana_auth, timeout=30,
+                            json={"name": name, "role": "Viewer", "isDisabled": False})
+    assert account.status_code in (200, 201), account.text
+    number = account.json()["id"]
+    token = requests.post(f"{stack.grafana_url}/api/serviceaccounts/{number}/tokens", auth=stack.grafana_auth,
+                          json={"name": name, "secondsToLive": 3600}, timeout=30)
+    assert token.status_code == 200, token.text
+    yield token.json()["key"]
+    requests.delete(f"{stack.grafana_url}/api/serviceaccounts/{number}", auth=stack.grafana_auth, timeout=30)
+
+
+@pytest.mark.slow
+def test_screenshot_of_every_dashboard(stack, loaded, viewer_token):
+    """docs/screenshots/<uid>.png, each dashboard at its default range (kiosk mode: no menus)."""
+    headers = {"Authorization": f"Bearer {viewer_token}"}
+    with Chromium(width=1600, height=1400) as browser:
+        for uid in BOARDS:
+            path = browser.screenshot(f"{stack.grafana_url}/d/{uid}?orgId=1&kiosk", SCREENSHOTS / f"{uid}.png",
+                                      headers, quiet=3.0, timeout=120)
+            title = browser.evaluate("document.title")
+            assert BOARDS[uid]["title"] in title, f"{uid}: the page is {title!r}, not the dashboard (login page?)"
+            errors = browser.evaluate("document.querySelectorAll('[data-testid*=\"Panel status error\"]').length")
+            assert errors == 0, f"{uid}: {errors} panels show an error"
+            colours = Image.open(path).convert("RGB").resize((160, 140)).getcolors(maxcolors=160 * 140)
+            assert colours is None or len(colours) > 50, f"{uid}: the screenshot is nearly blank"
