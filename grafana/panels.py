@@ -22,8 +22,8 @@ from grafana.datasources import Datasource
 from grafana.queries import InfluxQuery
 
 __all__ = [
-    "FOLDER_TAG", "bar_chart", "bar_gauge", "board", "finish", "override", "sql_in", "stat_panel",
-    "table_panel", "thresholds", "time_series", "variable",
+    "DATE_BIN", "FOLDER_TAG", "TIME_FILTER", "Step", "bar_chart", "bar_gauge", "board", "finish", "override",
+    "sql_in", "stat_panel", "table_panel", "thresholds", "time_series", "variable",
 ]
 
 # Every dashboard carries this tag; the dashboard links list the others by it.

@@ -27,6 +27,9 @@ __all__ = ["FLAGS", "Chromium", "ChromiumError", "chromium_path"]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
+REQUEST_EVENTS = {"Network.requestWillBeSent", "Network.responseReceived", "Network.loadingFinished",
+                  "Network.loadingFailed"}
+
 
 class ChromiumError(RuntimeError):
     pass
@@ -101,7 +104,7 @@ class Chromium:
             self._in_flight.discard(params["requestId"])
         elif method == "Page.loadEventFired":
             self._loaded = True
-        if method.startswith("Network."):
+        if method in REQUEST_EVENTS:  # not WebSocket frames: Grafana Live keeps its socket open and chatty
             self._last_activity = time.monotonic()
 
     def _receive(self, timeout: float) -> dict[str, Any] | None:

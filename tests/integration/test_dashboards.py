@@ -26,6 +26,7 @@ from PIL import Image
 from backup import metrics as backup_metrics
 from grafana import datasources
 from grafana.boards import BOARDS as BOARD_MODULES
+from grafana.panels import FOLDER_TAG
 from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, analytics_table
 from tests.grafana.chromium import Chromium
@@ -161,10 +162,12 @@ def grafana_options(stack):
 
 # ---- the tests ------------------------------------------------------------------------------------------
 def test_grafana_lists_every_dashboard_in_the_stack_folder(stack):
-    found = requests.get(f"{stack.grafana_url}/api/search", params={"type": "dash-db", "tag": "influx-stack"},
+    provider = yaml.safe_load((REPO / "grafana" / "provisioning" / "dashboards" / "influx-stack.yaml")
+                              .read_text())["providers"][0]
+    found = requests.get(f"{stack.grafana_url}/api/search", params={"type": "dash-db", "tag": FOLDER_TAG},
                          auth=stack.grafana_auth, timeout=30).json()
     assert sorted(hit["uid"] for hit in found) == sorted(module.UID for module in BOARD_MODULES)
-    assert {hit.get("folderTitle") for hit in found} == {"influx-stack"}
+    assert {hit.get("folderTitle") for hit in found} == {provider["folder"]}
     for uid, board in BOARDS.items():
         saved = requests.get(f"{stack.grafana_url}/api/dashboards/uid/{uid}", auth=stack.grafana_auth,
                              timeout=30).json()
