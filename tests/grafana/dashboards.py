@@ -16,7 +16,7 @@ from tests.grafana.expand import TimeRange, interpolate, resolve_time
 
 __all__ = [
     "Query", "Variable", "boards", "datasource", "panel_range", "panels", "queries", "referenced_columns",
-    "repeat_scopes", "resolve", "selection_for", "variables",
+    "repeat_scopes", "resolve", "selection_for", "sort_options", "variables",
 ]
 
 
@@ -150,6 +150,22 @@ def referenced_columns(panel: dict[str, Any]) -> dict[str | None, set[str]]:
 OptionsOf = Callable[[Variable, str, TimeRange], list[str]]
 
 
+def _natural(value: str) -> list[object]:
+    parts = [part for part in re.split(r"(\d+)", value) if part]
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in parts]
+
+
+def sort_options(values: list[str], sort: int) -> list[str]:
+    """A variable's options in the order Grafana lists them (VariableSort: 0 as the query returns them,
+    1/2 alphabetical, 3/4 numerical, 5/6 alphabetical ignoring case, 7/8 natural; even numbers descending)."""
+    if sort == 0:
+        return list(values)
+    keys = {1: str, 3: lambda v: float(re.search(r"-?\d+(\.\d+)?", v).group(0)) if re.search(r"\d", v) else 0.0,
+            5: str.lower, 7: _natural}
+    key = keys[sort - 1 if sort % 2 == 0 else sort]
+    return sorted(values, key=key, reverse=sort % 2 == 0)
+
+
 def resolve(board: dict[str, Any], now: datetime, options_of: OptionsOf) -> tuple[dict[str, list[str]],
                                                                                    dict[str, list[str]]]:
     """Every variable's options and selection, in dashboard order, each query interpolated with the selections
@@ -160,7 +176,8 @@ def resolve(board: dict[str, Any], now: datetime, options_of: OptionsOf) -> tupl
     selected: dict[str, list[str]] = {}
     options: dict[str, list[str]] = {}
     for item in variables(board):
-        found = options_of(item, interpolate(item.query, selected), time_range)
+        found = sort_options(options_of(item, interpolate(item.query, selected), time_range),
+                             int(item.raw.get("sort") or 0))
         options[item.name] = found
         if item.current:
             chosen = [value for value in item.current if value in found] or found[:1]

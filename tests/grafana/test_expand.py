@@ -84,3 +84,14 @@ def test_relative_times():
     assert resolve_time("now-10y", now) == datetime(2016, 3, 31, 12, tzinfo=UTC)
     assert resolve_time("now+1y", now) == datetime(2027, 3, 31, 12, tzinfo=UTC)
     assert resolve_time("now-1M", now) == datetime(2026, 2, 28, 12, tzinfo=UTC)
+
+
+def test_variable_options_are_sorted_as_grafana_lists_them():
+    from tests.grafana.dashboards import sort_options
+
+    ids = ["G-17", "5515879", "5515851", "10"]
+    assert sort_options(ids, 0) == ids
+    assert sort_options(ids, 1) == ["10", "5515851", "5515879", "G-17"]
+    assert sort_options(ids, 7) == ["10", "5515851", "5515879", "G-17"]
+    assert sort_options(["x10", "x9", "X8"], 7) == ["X8", "x9", "x10"]
+    assert sort_options(["b", "A", "c"], 6) == ["c", "b", "A"]
