@@ -210,34 +210,35 @@ class LineEncoder:
                 values = table.column(tag)
                 problems.append((bad, lambda row, tag=tag, values=values: _tag_reason(tag, values[row].as_py())))
 
-        pieces: list[pa.Array] = []
+        values: list[tuple[str, list[object]]] = []
         any_null = False
         for name in fields:
-            piece, bad = _field_piece(table.column(name).combine_chunks(), _escape_key(name))
-            if piece is None:
+            parts, bad = _field_parts(table.column(name).combine_chunks(), name)
+            if parts is None:
                 continue
             if bad is not None:
                 problems.append((bad, f"field {name!r}: string contains a line break"))
-            any_null = any_null or piece.null_count > 0
-            pieces.append(piece)
+            any_null = any_null or any(isinstance(part, pa.Array) and part.null_count for part in parts)
+            values.append((_escape_key(name), parts))
 
-        if not pieces:
+        if not values:
             problems.append((np.ones(rows, dtype=bool), "no field has a value (every field is empty, NaN or inf)"))
             lines = pa.array([""] * rows, pa.string())
         elif any_null:
             # Each present field as `,key=value`, absent ones as "", joined, then the first comma cut off.
             # (Arrow's own null_handling="skip" drops rows whose values are all null, so it is not used.)
             joined = pc.binary_join_element_wise(
-                *[pc.fill_null(pc.binary_join_element_wise(",", piece, ""), "") for piece in pieces], "")
+                *[pc.fill_null(pc.binary_join_element_wise(f",{key}=", *parts, ""), "") for key, parts in values], "")
             empty = _mask(pc.equal(pc.binary_length(joined), 0))
             if empty.any():
                 problems.append((empty, "no field has a value (every field is empty, NaN or inf)"))
             field_set = pc.utf8_slice_codeunits(joined, 1)
             lines = pc.binary_join_element_wise(*head, " ", field_set, " ", stamp_text, "\n", "")
         else:
+            # No value missing anywhere: one pass glues keys (as literals) and values.
             glued: list[object] = []
-            for index, piece in enumerate(pieces):
-                glued.extend([" " if index == 0 else ",", piece])
+            for index, (key, parts) in enumerate(values):
+                glued.extend([f"{' ' if index == 0 else ','}{key}=", *parts])
             lines = pc.binary_join_element_wise(*head, *glued, " ", stamp_text, "\n", "")
 
         if not problems:
@@ -313,8 +314,9 @@ def _tag_reason(tag: str, value: object) -> str:
             "which InfluxDB 2 and 3 read differently")
 
 
-def _field_piece(column: pa.Array, key: str) -> tuple[pa.Array | None, np.ndarray | None]:
-    """`key=value` per row, null where the value is missing (the row then leaves this field out)."""
+def _field_parts(column: pa.Array, name: str) -> tuple[list[object] | None, np.ndarray | None]:
+    """The join arguments that spell one field's values (null where missing, so the row leaves it out), and
+    the rows to reject; (None, None) for a column that holds nothing at all."""
     kind = column.type
     if pa.types.is_dictionary(kind):
         column = column.dictionary_decode()
@@ -325,16 +327,15 @@ def _field_piece(column: pa.Array, key: str) -> tuple[pa.Array | None, np.ndarra
         finite = pc.is_finite(column)
         if not pc.all(finite).as_py():
             column = pc.if_else(finite, column, pa.scalar(None, kind))
-        return pc.binary_join_element_wise(f"{key}=", pc.cast(column, pa.string()), ""), None
+        return [pc.cast(column, pa.string())], None
     if pa.types.is_boolean(kind):
-        return pc.if_else(column, f"{key}=true", f"{key}=false"), None
+        return [pc.if_else(column, "true", "false")], None
     if pa.types.is_integer(kind):
-        suffix = "u" if pa.types.is_unsigned_integer(kind) else "i"
-        return pc.binary_join_element_wise(f"{key}=", pc.cast(column, pa.string()), suffix, ""), None
+        return [pc.cast(column, pa.string()), "u" if pa.types.is_unsigned_integer(kind) else "i"], None
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
         text = pc.cast(column, pa.string())
         bad = _mask(pc.match_substring_regex(text, r"[\r\n]"))
         if pc.any(pc.match_substring_regex(text, r'[\\"]')).as_py():
             text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
-        return pc.binary_join_element_wise(f'{key}="', text, '"', ""), (bad if bad.any() else None)
-    raise TypeError(f"field {key!r} has type {kind}; use a float, integer, boolean or string column")
+        return ['"', text, '"'], (bad if bad.any() else None)
+    raise TypeError(f"field {name!r} has type {kind}; use a float, integer, boolean or string column")
