@@ -1,0 +1,147 @@
+"""The ingest service in the running stack: each source loaded through the container, read back from both
+databases; the long-running service's own sensors and metrics; no duplicates on a second load; clear failures.
+
+Every test uses its own tag values (a fresh id), so it never depends on what the service loads by itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.ingest.conftest import movebank_csv, movebank_row
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A folder the container's non-root user can read, mounted at /data."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(folder, 0o755)
+    return folder
+
+
+def run_ingest(stack, data_dir: Path, *args: str, env: dict[str, str] | None = None):
+    extra = [item for key, value in (env or {}).items() for item in ("-e", f"{key}={value}")]
+    return stack.compose("run", "--rm", "--no-deps", "-T", "-v", f"{data_dir}:/data:ro", *extra, "ingest", *args,
+                         timeout=600, check=False)
+
+
+def flux_count(stack, bucket: str, predicate: str, field: str) -> int:
+    query = (f'from(bucket: "{bucket}") |> range(start: 0) |> filter(fn: (r) => {predicate} and '
+             f'r._field == "{field}") |> group() |> count()')
+    response = requests.post(f"{stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
+                             data=query, timeout=60, headers={**stack.influxdb2_headers,
+                                                              "Content-Type": "application/vnd.flux",
+                                                              "Accept": "application/csv"})
+    response.raise_for_status()
+    rows = [row for row in csv.DictReader(io.StringIO(response.text)) if row.get("_value")]
+    return int(rows[0]["_value"]) if rows else 0
+
+
+def sql(stack, database: str, query: str) -> list[dict]:
+    response = requests.post(f"{stack.influxdb3_url}/api/v3/query_sql", json={"db": database, "q": query,
+                                                                                "format": "json"},
+                             headers=stack.influxdb3_headers, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_birds_from_a_movebank_export_land_in_both_databases_once(stack, data_dir):
+    individual = f"it-{uuid.uuid4().hex[:8]}"
+    rows = [movebank_row(index, individual=individual) for index in range(30)]
+    rows[4].update({"visible": "false", "manually-marked-outlier": "true"})
+    rows.append(movebank_row(30, individual=individual, **{"location-lat": "not a number"}))
+    (data_dir / "birds.csv.gz").write_bytes(gzip.compress(movebank_csv(rows)))
+    os.chmod(data_dir / "birds.csv.gz", 0o644)
+
+    first = run_ingest(stack, data_dir, "birds", "/data/birds.csv.gz", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "read 31 rows, rejected 1" in first.stderr
+    second = run_ingest(stack, data_dir, "birds", "/data/birds.csv.gz", "--no-progress")
+    assert second.returncode == 0, second.stderr
+
+    predicate = f'r._measurement == "bird_fixes" and r.individual == "{individual}"'
+    assert flux_count(stack, "telemetry", predicate, "lat") == 30
+    assert flux_count(stack, "telemetry", predicate + ' and r._value == false', "visible") == 1
+    [row] = sql(stack, "telemetry", f"SELECT count(*) AS n, sum(CASE WHEN outlier THEN 1 ELSE 0 END) AS outliers "
+                                    f"FROM bird_fixes WHERE individual = '{individual}'")
+    assert row == {"n": 30, "outliers": 1}
+    [tags] = sql(stack, "telemetry", f"SELECT DISTINCT species, sensor_type, study FROM bird_fixes "
+                                     f"WHERE individual = '{individual}'")
+    assert tags["species"] == "Haematopus ostralegus" and tags["sensor_type"] == "gps"
+    assert tags["study"].startswith("O_ASSEN - Eurasian oystercatchers")
+
+
+def test_weather_and_a_sensor_replay_land_in_both_databases(stack, data_dir):
+    place, device = f"it-{uuid.uuid4().hex[:8]}", f"it-{uuid.uuid4().hex[:8]}"
+    now = int(time.time()) // 60 * 60
+    doc = {"latitude": 52.99, "longitude": 6.56, "utc_offset_seconds": 0, "current_units": {"time": "unixtime"},
+           "current": {"time": now - 120, "interval": 900, "temperature_2m": 7.5, "relative_humidity_2m": 81,
+                       "pressure_msl": 1013.2, "wind_speed_10m": 3.4, "wind_direction_10m": 200,
+                       "precipitation": 0.0, "cloud_cover": 40}}
+    (data_dir / "weather.json").write_text(json.dumps(doc))
+    stamps = [time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now - 600 + minute * 60)) for minute in range(10)]
+    readings = "time,Temperature,CO2\n" + "".join(
+        f"{stamp},{20 + minute / 10},{500 + minute}\n" for minute, stamp in enumerate(stamps))
+    (data_dir / "room.csv").write_text(readings)
+    for name in ("weather.json", "room.csv"):
+        os.chmod(data_dir / name, 0o644)
+
+    weather = run_ingest(stack, data_dir, "weather", "--response-file", "/data/weather.json", "--location", place)
+    assert weather.returncode == 0, weather.stderr
+    replay = run_ingest(stack, data_dir, "sensors", "--replay", "/data/room.csv", "--device", device,
+                        "--no-progress")
+    assert replay.returncode == 0, replay.stderr
+
+    assert flux_count(stack, "telemetry", f'r._measurement == "weather" and r.location == "{place}"',
+                      "temperature") == 1
+    [row] = sql(stack, "telemetry", f"SELECT temperature, humidity, provider FROM weather WHERE location = '{place}'")
+    assert row == {"temperature": 7.5, "humidity": 81.0, "provider": "open-meteo"}
+    assert flux_count(stack, "telemetry", f'r._measurement == "sensors" and r.device == "{device}"', "co2") == 10
+    [row] = sql(stack, "telemetry", f"SELECT count(*) AS n, max(co2) AS co2 FROM sensors WHERE device = '{device}'")
+    assert row == {"n": 10, "co2": 509.0}
+
+    export = run_ingest(stack, data_dir, "export", "--from", "influxdb3", "--measurement", "sensors", "--range", "1d",
+                        "--window", "1h", "--fn", "max")
+    assert export.returncode == 0, export.stderr
+    exported = list(csv.DictReader(io.StringIO(export.stdout)))
+    assert any(line.get("device") == device and float(line["co2"]) == 509.0 for line in exported)
+
+
+def test_the_service_runs_its_schedule_and_reports_its_health(stack):
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            sensors = sql(stack, "telemetry", "SELECT count(*) AS n FROM sensors WHERE device = 'sensor-01' "
+                                              "AND time > now() - INTERVAL '10 minutes'")
+            metrics = sql(stack, "monitoring", "SELECT count(*) AS n FROM ingest WHERE source = 'sensors'")
+        except requests.HTTPError:  # the metrics table appears with the first minute's flush
+            sensors = metrics = [{"n": 0}]
+        if sensors[0]["n"] > 0 and metrics[0]["n"] > 0:
+            break
+        time.sleep(10)
+    else:
+        pytest.fail("the ingest service wrote no sensor readings or metrics within 3 minutes")
+    assert flux_count(stack, "telemetry", 'r._measurement == "sensors" and r.device == "sensor-01"', "co2") > 0
+    assert flux_count(stack, "monitoring", 'r._measurement == "ingest" and r.source == "sensors"', "rows_written") > 0
+    health = stack.compose("exec", "-T", "ingest", "python", "-m", "ingest", "health", check=False)
+    assert health.returncode == 0, health.stderr
+
+
+def test_a_wrong_token_stops_with_a_clear_message(stack, data_dir):
+    result = run_ingest(stack, data_dir, "sensors", "--ticks", "1", env={"INFLUXDB2_TOKEN": "not-the-token"})
+    assert result.returncode == 3
+    assert "401" in result.stderr and "INFLUXDB2_TOKEN" in result.stderr and "Traceback" not in result.stderr
