@@ -57,7 +57,7 @@ def test_the_token_file_is_private_to_the_server(stack: Stack):
 
 
 def test_grafana_reports_every_datasource_healthy(stack: Stack):
-    for uid in ("influxdb2-flux", "influxdb3-sql", "influxdb3-influxql"):
+    for uid in ("influxdb2-flux", "influxdb3-sql", "influxdb3-sql-forecast", "influxdb3-influxql"):
         health = requests.get(f"{stack.grafana_url}/api/datasources/uid/{uid}/health", auth=stack.grafana_auth,
                               timeout=60)
         assert health.status_code == 200, f"{uid}: {health.text}"

@@ -26,10 +26,10 @@ def by_uid() -> dict[str, dict]:
     return {source["uid"]: source for source in datasources()}
 
 
-def test_three_influxdb_datasources_with_unique_pinned_uids():
+def test_influxdb_datasources_with_unique_pinned_uids():
     sources = datasources()
     uids = [s["uid"] for s in sources]
-    assert sorted(uids) == ["influxdb2-flux", "influxdb3-influxql", "influxdb3-sql"]
+    assert sorted(uids) == ["influxdb2-flux", "influxdb3-influxql", "influxdb3-sql", "influxdb3-sql-forecast"]
     assert len({s["name"] for s in sources}) == len(sources)
     assert sum(1 for s in sources if s.get("isDefault")) == 1
     assert all(s["type"] == "influxdb" and s["access"] == "proxy" and s["editable"] is False for s in sources)
@@ -42,6 +42,10 @@ def test_query_languages_and_targets():
     assert sources["influxdb3-sql"]["jsonData"]["version"] == "SQL"
     assert sources["influxdb3-sql"]["jsonData"]["insecureGrpc"] is True  # no TLS inside the stack network
     assert sources["influxdb3-sql"]["url"] == "http://influxdb3:8181"
+    # The plugins' tables live in their own database, which SQL mode can only reach through its own datasource.
+    from plugins.stacklib.tables import FORECAST_DATABASE
+
+    assert sources["influxdb3-sql-forecast"]["jsonData"]["dbName"] == FORECAST_DATABASE
     influxql = sources["influxdb3-influxql"]
     assert influxql["jsonData"]["version"] == "InfluxQL" and influxql["url"] == "http://influxdb3:8181"
     assert influxql["jsonData"]["httpHeaderName1"] == "Authorization"
