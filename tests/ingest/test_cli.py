@@ -12,7 +12,7 @@ import pytest
 
 from ingest.__main__ import main
 from ingest.state import Heartbeat
-from tests.ingest.conftest import movebank_csv, movebank_row
+from tests.ingest.formats import movebank_csv, movebank_row
 from tests.support.lineprotocol import parse_lines
 from tests.support.openapi import validate_influxdb3_request
 from tests.support.recorder import RecordingServer, Reply

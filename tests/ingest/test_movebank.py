@@ -11,7 +11,7 @@ from ingest.csvreader import CsvFile
 from ingest.download import Http
 from ingest.sources import SourceError
 from ingest.sources.movebank import MovebankApi, MovebankFile
-from tests.ingest.conftest import STUDY, movebank_csv, movebank_row
+from tests.ingest.formats import STUDY, movebank_csv, movebank_row
 from tests.support.lineprotocol import parse_lines
 from tests.support.paths import shared_file
 from tests.support.recorder import RecordingServer, Reply

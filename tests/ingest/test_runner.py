@@ -14,7 +14,7 @@ from ingest.jobs import Jobs
 from ingest.outputs import Outputs
 from ingest.runner import Runner
 from ingest.state import Cursors, Heartbeat
-from tests.ingest.conftest import movebank_csv, movebank_row
+from tests.ingest.formats import movebank_csv, movebank_row
 from tests.support.lineprotocol import parse_lines
 from tests.support.recorder import RecordingServer, Reply
 

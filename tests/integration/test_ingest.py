@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.ingest.conftest import movebank_csv, movebank_row
+from tests.ingest.formats import movebank_csv, movebank_row
 
 pytestmark = pytest.mark.integration
 
