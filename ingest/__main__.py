@@ -44,6 +44,7 @@ def _config(args: argparse.Namespace, *, influxdb2: bool = True, influxdb3: bool
 
 
 def _jobs(args: argparse.Namespace, run_id: str):
+    from common.retry import RetryPolicy
     from ingest.download import Http
     from ingest.jobs import Jobs
     from ingest.outputs import Outputs
@@ -53,7 +54,8 @@ def _jobs(args: argparse.Namespace, run_id: str):
     if not getattr(args, "lp_out", None) and not getattr(args, "skip_buckets", False):
         outputs.ensure_buckets()
     bar = False if getattr(args, "no_progress", False) else None
-    return Jobs(config, outputs, Http(timeout=config.http_timeout), bar=bar), outputs
+    policy = RetryPolicy(attempts=config.retry_attempts, base=1.0, cap=20.0, max_wait=config.retry_max_wait)
+    return Jobs(config, outputs, Http(timeout=config.http_timeout, policy=policy), bar=bar), outputs
 
 
 def _finish(outputs, summaries) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -122,8 +123,12 @@ def _cause(exc: BaseException, url: str) -> str:
     return f"{type(exc).__name__}: {_short(exc)}"
 
 
+_SECRET_PARAMS = re.compile(r"([?&](?:appid|api[-_]?key|api-token|token|password)=)[^&\s)'\"]+", re.IGNORECASE)
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    """The exception's text, shortened, with secrets in any URL it quotes (appid=..., token=...) masked."""
+    text = _SECRET_PARAMS.sub(r"\1***", str(exc))
     return text if len(text) < 300 else text[:300] + "..."
 
 

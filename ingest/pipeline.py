@@ -55,7 +55,12 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
         if progress is not None:
             progress.close()
     summary = tracker.finish(read, rejects.count, str(rejects.path) if rejects.count else None)
-    log.info("%s", summary.text())
+    fields: dict[str, object] = {"source": source, "rows_read": summary.read, "rows_rejected": summary.rejected,
+                                 "seconds": round(summary.duration, 3)}
+    for name, result in summary.sinks.items():
+        fields.update({f"{name}_written": result.written, f"{name}_spooled": result.spooled,
+                       f"{name}_refused": result.refused, f"{name}_spool_rows": result.spool_rows})
+    log.info("%s", summary.text(), extra={"fields": fields})
     if rejects.count:
         log.warning("%s: %d rows rejected; reasons and line numbers in %s", source, rejects.count, rejects.path)
     if record_metrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 
@@ -49,6 +50,36 @@ def test_birds_reach_both_databases_bad_rows_are_quarantined_and_metrics_recorde
     assert (metric.fields["rows_read"], metric.fields["rows_rejected"], metric.fields["rows_written"]) == (42, 2, 40)
     err = capsys.readouterr().err
     assert "read 42 rows, rejected 2" in err and "Traceback" not in err
+
+
+def test_birds_from_a_url_plain_or_gzip(fake_influx, ingest_env):
+    fake, _ = fake_influx
+    body = gzip.compress(movebank_csv([movebank_row(index) for index in range(7)]))
+    with RecordingServer(lambda request: Reply(200, body, {"Content-Type": "application/gzip"})) as files:
+        assert main(["birds", files.url + "/exports/O_ASSEN-gps-2018.csv.gz", "--no-progress"]) == 0
+    assert len(fake.keys("influxdb3", "bird_fixes")) == 7
+
+
+def test_the_default_data_set_without_network_is_a_clear_error(ingest_env, monkeypatch, capsys):
+    import ingest.jobs
+
+    closed = RecordingServer().start()
+    url = closed.url
+    closed.stop()
+    monkeypatch.setattr(ingest.jobs, "DEFAULT_URLS", (f"{url}/inbo/movepub/O_ASSEN-gps-2018.csv.gz",))
+    monkeypatch.setenv("INGEST_RETRY_ATTEMPTS", "1")
+    assert main(["birds", "--lp-out", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "connection refused" in err and "With no network, load a local Movebank CSV" in err
+    assert "Traceback" not in err
+
+
+def test_logs_can_be_json_with_the_counts_as_fields(fake_influx, ingest_env, write_file, monkeypatch, capsys):
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    assert main(["birds", str(bird_file(write_file)), "--no-progress"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    summary = next(record for record in records if record.get("rows_read") == 42)
+    assert summary["service"] == "ingest" and summary["rows_rejected"] == 2 and summary["influxdb2_written"] == 40
 
 
 def test_loading_the_same_file_twice_writes_the_same_points_again(fake_influx, ingest_env, write_file):
