@@ -88,6 +88,7 @@ def analytics_table(source_table: str) -> TableSpec:
 # Request paths of the HTTP plugins, served at http://<influxdb3>/api/v3/engine/<path>.
 ENDPOINTS = {
     "load_series": "peyton-load",
+    "forecast_now": "peyton-forecast",
     "forecast_chart": "peyton-chart",
     "analytics": "analytics",
     "example_http": "example-hello",

@@ -80,3 +80,29 @@ def test_missing_series_and_bad_arguments(engine):
     engine.write_lp("forecast", series_lines(daily_series(100), series="other"))
     run = engine.run_schedule(PLUGIN, "forecast", args=ARGS).raise_for_error()
     assert any("0 observations" in m for m in run.messages("WARN")) and not run.writes
+
+
+@pytest.mark.slow
+def test_forecast_now_over_http_writes_a_run_and_says_so(engine):
+    history = daily_series(200)
+    history["ds"] = history["ds"].dt.as_unit("ns")
+    engine.write_lp("forecast", series_lines(history))
+    args = {"horizon_days": "30", "holdout_days": "0", "seed": "3"}
+    response = engine.run_request(PLUGIN, "forecast", args=args).raise_for_error().response
+    body = response.json()
+    assert response.status == 200 and response.content_type == "application/json"
+    assert body["status"] == "success" and body["forecast_rows"] == 30 and body["graded"] is False
+    assert body["observations"] == 200
+    stored = engine.query("forecast", "SELECT count(*) AS n FROM peyton_forecast WHERE run = $r", {"r": body["run"]})
+    assert stored[0]["n"] == 30
+
+
+def test_forecast_now_with_too_little_data_fits_nothing_and_says_why(engine):
+    history = daily_series(200).head(20)
+    history["ds"] = history["ds"].dt.as_unit("ns")
+    engine.write_lp("forecast", series_lines(history))
+    response = engine.run_request(PLUGIN, "forecast", args={"min_rows": "60"}).response
+    assert response.status == 422
+    assert response.json()["status"] == "skipped" and "too little data" in response.json()["reason"]
+    assert engine.query("forecast", "SELECT table_name FROM information_schema.tables "
+                                    "WHERE table_name = 'peyton_forecast'") == []

@@ -44,6 +44,21 @@ triggers:
     error_behavior: retry
 """
 
+BOOTSTRAPPED = PROVISION.replace("tables:\n", """tables:
+  - database: forecast
+    name: views
+    tags: [series]
+    fields: {y: float64}
+""") + """  - name: views-load
+    database: forecast
+    plugin: forecast/forecast.py
+    spec: "request:views-load"
+bootstrap:
+  - request: views-load
+    database: forecast
+    unless_rows_in: views
+"""
+
 
 def write_plugins(folder: Path, provision: str = PROVISION, requirements: str = "prophet==1.5.0\nplotly==7.1.0\n"):
     (folder / "statistics").mkdir(parents=True, exist_ok=True)
@@ -65,6 +80,7 @@ class FakeCore:
         self.tables: set[tuple[str, str]] = set()
         self.triggers: dict[tuple[str, str], bool] = {}  # -> enabled
         self.packages: list[str] = []
+        self.rows: dict[str, int] = {}
 
     def __call__(self, request: Recorded) -> Reply:
         path, method = request.path, request.method
@@ -98,10 +114,15 @@ class FakeCore:
         if path.endswith("/processing_engine_trigger/enable"):
             self.triggers[(request.param("db"), request.param("trigger_name"))] = True
             return Reply(200)
+        if path == "/api/v3/query_sql" and body["q"].startswith("SELECT COUNT(*)"):
+            return Reply(200, [{"n": self.rows.get(body["q"].split('"')[1], 0)}])
         if path == "/api/v3/query_sql":
             rows = [{"trigger_name": name, "plugin_filename": "x.py", "disabled": not on, "error_behavior": "log"}
-                    for (db, name), on in self.triggers.items() if db == request.param("db")]
+                    for (db, name), on in self.triggers.items() if db == body["db"]]
             return Reply(200, rows)
+        if path.startswith("/api/v3/engine/"):
+            self.rows["views"] = 120
+            return Reply(200, {"status": "success", "rows_written": 120})
         return Reply(404, "not found")
 
 
@@ -169,9 +190,12 @@ def test_request_bodies_are_what_the_server_expects(provision_file: Path):
     assert enable.query == {"db": ["telemetry"], "trigger_name": ["sensors-statistics"]}
 
 
-def test_every_request_matches_the_published_api(provision_file: Path):
+def test_every_request_matches_the_published_api(tmp_path: Path):
+    path = write_plugins(tmp_path, BOOTSTRAPPED)
     with RecordingServer(FakeCore()) as server:
-        assert run_init(server, provision_file) == 0
+        assert run_init(server, path) == 0
+        assert run_init(server, path) == 0
+    assert {r.path for r in server.requests} >= {"/api/v3/engine/views-load", "/api/v3/query_sql"}
     for request in server.requests:
         validate_influxdb3_request(request)
 
@@ -291,6 +315,49 @@ def test_recreate_deletes_then_creates_triggers(provision_file: Path):
     assert core.triggers == {("telemetry", "sensors-statistics"): True, ("forecast", "forecast-daily"): True}
 
 
+def test_bootstrap_requests_fill_empty_tables_once(tmp_path: Path, capsys):
+    path = write_plugins(tmp_path, BOOTSTRAPPED)
+    core = FakeCore()
+    with RecordingServer(core) as server:
+        assert run_init(server, path) == 0
+        calls = server.matching("POST", "/api/v3/engine/views-load")
+        assert len(calls) == 1 and calls[0].json() == {}
+        last_trigger = max(i for i, r in enumerate(server.requests) if "processing_engine_trigger" in r.path)
+        assert server.requests.index(calls[0]) > last_trigger, "bootstrap runs after every trigger is enabled"
+        assert run_init(server, path) == 0  # the table has rows now: nothing is sent again
+        assert len(server.matching("POST", "/api/v3/engine/views-load")) == 1
+    log = capsys.readouterr().err
+    assert "bootstrap views-load: skipped, forecast.views already has 120 rows" in log
+
+
+def test_a_failed_bootstrap_is_reported_but_not_fatal(tmp_path: Path, capsys):
+    path = write_plugins(tmp_path, BOOTSTRAPPED)
+    core = FakeCore()
+
+    def offline(request: Recorded) -> Reply:
+        if request.path.startswith("/api/v3/engine/"):
+            return Reply(502, {"status": "error", "error": "cannot download the CSV"})
+        return core(request)
+
+    with RecordingServer(offline) as server:
+        assert run_init(server, path) == 0
+    assert len(server.matching("POST", "/api/v3/engine/views-load")) == 1  # plugin errors are not retried
+    assert "bootstrap views-load failed (the stack works; the data comes later)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (("  - request: views-load", "  - request: other"), "no enabled request trigger 'request:other'"),
+    (("unless_rows_in: views", "unless_rows_in: nowhere"), "unless_rows_in 'nowhere' must be a table"),
+    (('spec: "request:views-load"', 'spec: "request:views-load"\n    disabled: true'), "no enabled request"),
+])
+def test_invalid_bootstrap_entries_are_refused(tmp_path: Path, change: tuple[str, str], problem: str):
+    assert change[0] in BOOTSTRAPPED
+    path = write_plugins(tmp_path, BOOTSTRAPPED.replace(change[0], change[1]))
+    with pytest.raises(SpecError) as raised:
+        load_provision(path)
+    assert any(problem in p for p in raised.value.problems), raised.value.problems
+
+
 # ------------------------------------------------------------------------------- provisioning file checks
 @pytest.mark.parametrize(("change", "problem"), [
     (("- name: telemetry", "- name: tele_metry"), "no underscores"),
@@ -347,7 +414,7 @@ def test_too_many_databases_in_the_file(tmp_path: Path):
 
 def test_check_mode_validates_without_a_server(provision_file: Path, capsys):
     assert main(["--check", "--file", str(provision_file)], {}) == 0
-    assert "2 databases, 1 tables, 2 packages, 2 triggers" in capsys.readouterr().err
+    assert "2 databases, 1 tables, 2 packages, 2 triggers, 0 bootstrap requests" in capsys.readouterr().err
 
 
 def test_trigger_arguments_survive_as_strings(provision_file: Path):

@@ -41,15 +41,16 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
         for problem in exc.problems:
             log.error("  %s", problem)
         return 2
-    log.info("%s: %d databases, %d tables, %d packages, %d triggers", source, len(spec.databases),
-             len(spec.tables), len(spec.packages), len(spec.triggers))
+    log.info("%s: %d databases, %d tables, %d packages, %d triggers, %d bootstrap requests", source,
+             len(spec.databases), len(spec.tables), len(spec.packages), len(spec.triggers), len(spec.bootstrap))
     if args.check:
         return 0
 
     admin = InfluxDB3Admin(config.url, config.token, timeout=config.http_timeout,
                            install_timeout=config.install_timeout, attempts=config.retry_attempts)
     try:
-        summary = provision(spec, admin, recreate_triggers=config.recreate_triggers)
+        summary = provision(spec, admin, recreate_triggers=config.recreate_triggers,
+                            bootstrap_timeout=config.bootstrap_timeout)
     except ProvisionError as exc:
         log.error("provisioning failed: %s", exc)
         return 1

@@ -52,7 +52,8 @@ class InfluxDB3Admin:
     # ------------------------------------------------------------------------------------------ plumbing
     def _request(self, method: str, path: str, what: str, *, json_body: Any = None,
                  params: dict[str, str] | None = None, timeout: float | None = None,
-                 ok: tuple[int, ...] = (200, 201, 204), exists: tuple[int, ...] = ()) -> tuple[Outcome, Any]:
+                 ok: tuple[int, ...] = (200, 201, 204), exists: tuple[int, ...] = (),
+                 retry: bool = True) -> tuple[Outcome, Any]:
         def attempt() -> tuple[Outcome, Any]:
             try:
                 response = self.session.request(method, self.url + path, json=json_body, params=params,
@@ -70,7 +71,7 @@ class InfluxDB3Admin:
             if status == 422:
                 raise ProvisionError(f"{what}: the server refused it (HTTP 422: {detail}). InfluxDB 3 Core allows "
                                      "5 databases; delete unused ones or list fewer in plugins/provision.yaml.")
-            if self.policy.is_retryable_status(status):
+            if retry and self.policy.is_retryable_status(status):
                 raise RetryableError(f"{what}: HTTP {status}: {detail}", status=status,
                                      retry_after=parse_retry_after(response.headers.get("Retry-After")))
             raise ProvisionError(f"{what}: HTTP {status}: {detail or 'no detail from the server'}")
@@ -81,7 +82,8 @@ class InfluxDB3Admin:
 
         try:
             kwargs = {"sleep": self._sleep} if self._sleep else {}
-            return call_with_retry(attempt, self.policy, on_retry=on_retry, **kwargs)
+            policy = self.policy if retry else RetryPolicy(attempts=1)
+            return call_with_retry(attempt, policy, on_retry=on_retry, **kwargs)
         except RetryableError as exc:
             raise ProvisionError(f"{exc} (gave up after {self.policy.attempts} attempts)") from exc
 
@@ -127,13 +129,25 @@ class InfluxDB3Admin:
         return self._request("DELETE", "/api/v3/configure/processing_engine_trigger", f"delete trigger {name}",
                              params={"db": db, "trigger_name": name, "force": "true"}, exists=(404,))[0]
 
+    def query(self, db: str, sql: str, what: str) -> list[dict[str, Any]]:
+        """Rows of an SQL query. POST with a JSON body: the form both the server and its API description accept."""
+        _, body = self._request("POST", "/api/v3/query_sql", what, json_body={"db": db, "q": sql, "format": "json"})
+        return body if isinstance(body, list) else []
+
+    def count_rows(self, db: str, table: str) -> int:
+        """Rows in a table (the name is validated as an identifier by the provisioning file's checks)."""
+        rows = self.query(db, f'SELECT COUNT(*) AS n FROM "{table}"', f"count rows of {db}.{table}")
+        return int(rows[0]["n"]) if rows else 0
+
+    def call_endpoint(self, path: str, timeout: float) -> Any:
+        """POST to a request trigger's endpoint once (plugin failures are deterministic: no retry)."""
+        return self._request("POST", f"/api/v3/engine/{path}", f"request {path}", json_body={},
+                             timeout=timeout, retry=False)[1]
+
     def triggers(self, db: str) -> list[dict[str, Any]]:
         """Rows of system.processing_engine_triggers for one database."""
-        _, body = self._request("GET", "/api/v3/query_sql", f"list triggers of {db}", params={
-            "db": db, "format": "json",
-            "q": "SELECT trigger_name, plugin_filename, disabled, error_behavior "
-                 "FROM system.processing_engine_triggers"})
-        return body if isinstance(body, list) else []
+        return self.query(db, "SELECT trigger_name, plugin_filename, disabled, error_behavior "
+                              "FROM system.processing_engine_triggers", f"list triggers of {db}")
 
 
 def _body(response: requests.Response) -> Any:

@@ -18,6 +18,7 @@ class InitConfig:
     http_timeout: float
     install_timeout: float
     retry_attempts: int
+    bootstrap_timeout: float
     recreate_triggers: bool
 
     @classmethod
@@ -31,6 +32,7 @@ class InitConfig:
             plugin_dir=env.path("PLUGIN_DIR", str((provision_file or Path("/plugins/x")).parent)) or Path("/plugins"),
             http_timeout=(env.duration("INFLUXDB3_HTTP_TIMEOUT", "30s") or timedelta(seconds=30)).total_seconds(),
             install_timeout=(env.duration("PACKAGE_INSTALL_TIMEOUT", "30m") or timedelta(minutes=30)).total_seconds(),
+            bootstrap_timeout=(env.duration("BOOTSTRAP_TIMEOUT", "10m") or timedelta(minutes=10)).total_seconds(),
             retry_attempts=env.int("INFLUXDB3_RETRY_ATTEMPTS", 6, min=1, max=100) or 6,
             recreate_triggers=bool(env.bool("PROVISION_RECREATE_TRIGGERS", False)),
         )

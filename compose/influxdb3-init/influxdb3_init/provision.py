@@ -3,6 +3,7 @@
 Databases, then tables (a WAL trigger created before its table exists never fires), then the plugins'
 packages (a trigger whose plugin imports a missing package fails on its first call), then triggers,
 created and then enabled (or disabled) to match the file. Everything already there is left alone.
+Last, the bootstrap requests fill a new stack's empty tables through the plugins' own endpoints.
 """
 
 from __future__ import annotations
@@ -62,7 +63,32 @@ def _warn_on_drift(admin: InfluxDB3Admin, trigger: Trigger) -> None:
                     trigger.name, "; ".join(differences))
 
 
-def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool = False) -> Summary:
+def _bootstrap(spec: Provision, admin: InfluxDB3Admin, timeout: float, summary: Summary) -> None:
+    """Fill a new stack's tables through the plugins' own endpoints; never fatal, never repeated."""
+    for step in spec.bootstrap:
+        if step.unless_rows_in:
+            try:
+                rows = admin.count_rows(step.database, step.unless_rows_in)
+            except ProvisionError as exc:
+                log.warning("bootstrap %s skipped: cannot count %s: %s", step.request, step.unless_rows_in, exc)
+                continue
+            if rows:
+                log.info("bootstrap %s: skipped, %s.%s already has %d rows", step.request, step.database,
+                         step.unless_rows_in, rows)
+                summary.add("bootstrap request", Outcome.EXISTS)
+                continue
+        log.info("bootstrap %s: POST /api/v3/engine/%s", step.request, step.request)
+        try:
+            answer = admin.call_endpoint(step.request, timeout)
+        except ProvisionError as exc:
+            log.warning("bootstrap %s failed (the stack works; the data comes later): %s", step.request, exc)
+            continue
+        summary.add("bootstrap request", Outcome.DONE)
+        log.info("bootstrap %s: %s", step.request, answer)
+
+
+def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool = False,
+              bootstrap_timeout: float = 600.0) -> Summary:
     summary = Summary()
     admin.wait_healthy()
     existing = admin.list_databases()
@@ -98,4 +124,5 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
         if not trigger.disabled:
             admin.enable_trigger(trigger.database, trigger.name)
             log.info("trigger %s: enabled", trigger.name)
+    _bootstrap(spec, admin, bootstrap_timeout, summary)
     return summary

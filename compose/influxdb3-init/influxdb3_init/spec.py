@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["CORE_DATABASE_LIMIT", "Database", "Provision", "SpecError", "Table", "Trigger", "load_provision"]
+__all__ = ["CORE_DATABASE_LIMIT", "Bootstrap", "Database", "Provision", "SpecError", "Table", "Trigger",
+           "load_provision"]
 
 # InfluxDB 3 Core refuses a sixth database (HTTP 422).
 CORE_DATABASE_LIMIT = 5
@@ -76,12 +77,22 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    """A request to a provisioned request trigger, sent once while `unless_rows_in` is still empty."""
+
+    request: str
+    database: str
+    unless_rows_in: str | None = None
+
+
+@dataclass(frozen=True)
 class Provision:
     databases: tuple[Database, ...]
     tables: tuple[Table, ...]
     packages: tuple[str, ...]
     triggers: tuple[Trigger, ...]
     source: Path
+    bootstrap: tuple[Bootstrap, ...] = ()
 
 
 def _spec_problem(spec: str) -> str | None:
@@ -138,7 +149,7 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
     if not isinstance(raw, dict):
         raise SpecError(path, ["the top level must be a mapping"])
     problems: list[str] = []
-    unknown = set(raw) - {"databases", "tables", "packages_file", "triggers"}
+    unknown = set(raw) - {"databases", "tables", "packages_file", "triggers", "bootstrap"}
     if unknown:
         problems.append(f"unknown top-level keys: {', '.join(sorted(unknown))}")
 
@@ -233,9 +244,27 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             arguments={str(k): _argument_text(v) for k, v in arguments.items()},
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False))))
+    bootstrap = _bootstraps(raw, triggers, known_tables, problems)
     if problems:
         raise SpecError(path, problems)
-    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path)
+    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap)
+
+
+def _bootstraps(raw: dict, triggers: list[Trigger], known_tables: set[tuple[str, str]],
+                problems: list[str]) -> tuple[Bootstrap, ...]:
+    endpoints = {(t.database, t.spec[8:]) for t in triggers if t.spec.startswith("request:") and not t.disabled}
+    found = []
+    for index, entry in enumerate(_as_list(raw, "bootstrap", problems)):
+        entry = entry if isinstance(entry, dict) else {}
+        request, database = str(entry.get("request", "")), str(entry.get("database", ""))
+        where = f"bootstrap[{index}] {request!r}"
+        if (database, request) not in endpoints:
+            problems.append(f"{where}: no enabled request trigger 'request:{request}' in database {database!r}")
+        table = entry.get("unless_rows_in")
+        if table is not None and (database, str(table)) not in known_tables:
+            problems.append(f"{where}: unless_rows_in {table!r} must be a table listed under tables in {database!r}")
+        found.append(Bootstrap(request, database, None if table is None else str(table)))
+    return tuple(found)
 
 
 def _argument_text(value: object) -> str:

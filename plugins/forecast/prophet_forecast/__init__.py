@@ -1,7 +1,72 @@
 """
 {
-    "plugin_type": ["scheduled"],
+    "plugin_type": [
+        "scheduled",
+        "http"
+    ],
     "scheduled_args_config": [
+        {
+            "name": "table",
+            "example": "peyton_views",
+            "description": "Table holding the daily series (default peyton_views).",
+            "required": false
+        },
+        {
+            "name": "series",
+            "example": "peyton_manning",
+            "description": "Value of the series tag to forecast (default peyton_manning).",
+            "required": false
+        },
+        {
+            "name": "field",
+            "example": "y",
+            "description": "Field holding the values (default y).",
+            "required": false
+        },
+        {
+            "name": "horizon_days",
+            "example": "365",
+            "description": "Days to forecast past the last observation (default 365).",
+            "required": false
+        },
+        {
+            "name": "holdout_days",
+            "example": "30",
+            "description": "Last K days held out to grade the model (MAE, MAPE, coverage); 0 turns grading off.",
+            "required": false
+        },
+        {
+            "name": "min_rows",
+            "example": "60",
+            "description": "Fewer observations than this: log why and fit nothing (default 60).",
+            "required": false
+        },
+        {
+            "name": "interval_width",
+            "example": "0.8",
+            "description": "Width of the prediction interval, between 0 and 1 (default 0.8).",
+            "required": false
+        },
+        {
+            "name": "seed",
+            "example": "42",
+            "description": "Seed for Prophet's uncertainty sampling, for reproducible intervals.",
+            "required": false
+        },
+        {
+            "name": "forecast_table",
+            "example": "peyton_forecast",
+            "description": "Table for yhat, yhat_lower, yhat_upper (default peyton_forecast).",
+            "required": false
+        },
+        {
+            "name": "evaluation_table",
+            "example": "forecast_evaluation",
+            "description": "Table for the holdout grades (default forecast_evaluation).",
+            "required": false
+        }
+    ],
+    "http_args_config": [
         {
             "name": "table",
             "example": "peyton_views",
@@ -66,9 +131,10 @@
 }
 """
 
-# Forecast on a schedule: read the series, fit Prophet, write H days of yhat / yhat_lower / yhat_upper with
-# this run's id as the `run` tag, and grade the model on the last K days it did not see (one row per run in
-# the evaluation table, so accuracy can be watched over time). Non-finite values never reach the database.
+# Forecast on a schedule, and on demand over HTTP: read the series, fit Prophet, write H days of yhat /
+# yhat_lower / yhat_upper with this run's id as the `run` tag, and grade the model on the last K days it did
+# not see (one row per run in the evaluation table, so accuracy can be watched over time). Non-finite values
+# never reach the database.
 
 import math
 import sys
@@ -90,6 +156,7 @@ from stacklib.sql import quote  # noqa: E402
 from stacklib.tables import EVALUATION, FORECAST, SERIES  # noqa: E402
 
 PLUGIN = "prophet_forecast"
+_JSON = {"Content-Type": "application/json"}
 PARAMS = (
     Param("table", identifier, default=SERIES.name),
     Param("series", tag_value, default="peyton_manning"),
@@ -117,31 +184,27 @@ def _read_series(influxdb3_local, config):
     return forecasting.frame_from_rows(rows)
 
 
-def process_scheduled_call(influxdb3_local, call_time, args=None):
-    run_id = new_run_id(call_time)
-    log = RunLog(influxdb3_local, PLUGIN, run_id)
-    try:
-        config = parse(args, PARAMS)
-    except ArgumentError as exc:
-        log.error(str(exc))
-        return
+def forecast_once(influxdb3_local, config, log, run_id: str, stamp_ns: int) -> dict:
+    """One forecast run, shared by the schedule and the HTTP trigger; returns what it did."""
     started = time.perf_counter()
     history, dropped = _read_series(influxdb3_local, config)
     if dropped:
         log.warn("observations without a finite value ignored", rows=dropped)
     if len(history) < config["min_rows"]:
-        log.warn(f"too little data to forecast: {len(history)} observations, need {config['min_rows']}; no fit",
-                 table=config["table"], series=config["series"])
-        return
+        reason = f"too little data to forecast: {len(history)} observations, need {config['min_rows']}; no fit"
+        log.warn(reason, table=config["table"], series=config["series"])
+        return {"status": "skipped", "reason": reason, "run": run_id}
     writer = PointWriter(influxdb3_local)
     tags = {"series": config["series"], "run": run_id}
+    graded = None
     if config["holdout_days"]:
         graded = forecasting.evaluate_holdout(history, config["holdout_days"], config["min_rows"],
                                               config["interval_width"], config["seed"])
         if isinstance(graded, str):
             log.warn(f"no holdout grade this run: {graded}")
+            graded = None
         else:
-            writer.add(config["evaluation_table"], tags, graded.as_fields(), _time_ns(call_time))
+            writer.add(config["evaluation_table"], tags, graded.as_fields(), stamp_ns)
             log.info("holdout graded", mae=round(graded.mae, 4),
                      mape=None if graded.mape is None else round(graded.mape, 3),
                      coverage=round(graded.coverage, 3), test_rows=graded.test_rows)
@@ -155,6 +218,34 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
         writer.add(config["forecast_table"], tags, finite, int(row.ds.value))
     if writer.skipped_total:
         log.warn("forecast rows skipped", rows=writer.skipped_total, reasons=writer.skipped_summary())
-    log.info("forecast written", table=config["forecast_table"], rows=writer.written - graded_rows,
+    forecast_rows = writer.written - graded_rows
+    log.info("forecast written", table=config["forecast_table"], rows=forecast_rows,
              observations=len(history), horizon_days=config["horizon_days"], fit_seconds=round(fit_seconds, 2),
              seconds=round(time.perf_counter() - started, 2))
+    return {"status": "success", "run": run_id, "forecast_rows": forecast_rows, "observations": len(history),
+            "graded": graded is not None, "mae": None if graded is None else graded.mae}
+
+
+def process_scheduled_call(influxdb3_local, call_time, args=None):
+    run_id = new_run_id(call_time)
+    log = RunLog(influxdb3_local, PLUGIN, run_id)
+    try:
+        config = parse(args, PARAMS)
+    except ArgumentError as exc:
+        log.error(str(exc))
+        return
+    forecast_once(influxdb3_local, config, log, run_id, _time_ns(call_time))
+
+
+def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):
+    """Forecast now (POST /api/v3/engine/<path>): what influxdb3-init calls so a new stack has a forecast."""
+    now = datetime.now(UTC)
+    run_id = new_run_id(now)
+    log = RunLog(influxdb3_local, PLUGIN, run_id)
+    try:
+        config = parse(args, PARAMS)
+    except ArgumentError as exc:
+        log.error(str(exc))
+        return {"status": "error", "error": str(exc), "run": run_id}, 500, _JSON
+    outcome = forecast_once(influxdb3_local, config, log, run_id, _time_ns(now))
+    return outcome, (200 if outcome["status"] == "success" else 422), _JSON
