@@ -45,6 +45,7 @@ class Jobs:
     http: Http = field(default_factory=Http)
     bar: bool | None = None  # None: a progress bar only on a terminal
     record_metrics: bool = True  # False when the `run` loop writes metrics once a minute instead
+    drain: bool = True  # replay the spools at the end of each load (commands); the `run` loop has a replay job
     on_progress: Callable[[], None] | None = None  # e.g. the run loop's heartbeat
 
     def _progress(self, description: str, *, unit: str = "rows", total: int | None = None,
@@ -53,7 +54,8 @@ class Jobs:
                         on_update=self.on_progress)
 
     def _load(self, source: str, chunks: Iterable[Chunk], progress: Progress | None = None) -> RunSummary:
-        return load(source, chunks, self.outputs, progress=progress, record_metrics=self.record_metrics)
+        return load(source, chunks, self.outputs, progress=progress, record_metrics=self.record_metrics,
+                    drain=self.drain)
 
     @property
     def downloads(self) -> Path:
@@ -199,7 +201,7 @@ class Jobs:
         summary = self.sensors_span(start, current + 1) if start <= current else None
         if cursors is not None and start <= current:
             cursors.set("sensors.last_tick", current)
-        return summary or load("sensors", [], self.outputs, record_metrics=False)
+        return summary or load("sensors", [], self.outputs, record_metrics=False, drain=self.drain)
 
     def sensors_replay(self, path: Path, *, device: str | None = None, device_column: str | None = None,
                        location: str | None = None, time_column: str | None = None, timezone: str | None = None,

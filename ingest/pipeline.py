@@ -22,7 +22,7 @@ log = logging.getLogger("ingest.pipeline")
 
 
 def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: str | None = None,
-         progress: Progress | None = None, record_metrics: bool = True) -> RunSummary:
+         progress: Progress | None = None, record_metrics: bool = True, drain: bool = True) -> RunSummary:
     """Send every chunk, then flush and replay the spools once more. On an error (a fatal database answer, a
     full spool, Ctrl-C) the rows already read are still handed to the sinks before the error propagates."""
     tracker = Tracker(source, outputs.sinks)
@@ -50,7 +50,7 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
             writer.flush()
         raise
     else:
-        writer.close()
+        writer.close(drain=drain)
     finally:
         if progress is not None:
             progress.close()

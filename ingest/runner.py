@@ -37,6 +37,7 @@ class Runner:
         self.pending: dict[str, RunSummary] = {}
         self._last_beat = 0.0
         jobs.record_metrics = False
+        jobs.drain = False
         jobs.bar = False
         jobs.on_progress = self._beat
 

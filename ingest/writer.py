@@ -84,9 +84,13 @@ class Writer:
         if failure is not None:
             raise failure
 
-    def close(self) -> None:
-        """Send what is pending and replay every sink's spool once more, retrying fully."""
+    def close(self, *, drain: bool = True) -> None:
+        """Send what is pending; with `drain`, replay every sink's spool once more, retrying fully (the end of a
+        command). The `run` loop does not: its replay job retries on a schedule, so a dead database does not
+        stall every job."""
         self.flush()
+        if not drain:
+            return
         for sink in self.sinks:
             if not sink.drain(force=True):
                 log.warning("%s: rows remain in the spool; they are replayed on the next run", sink.name)

@@ -94,3 +94,32 @@ def test_a_failing_source_is_logged_and_the_loop_goes_on(tmp_path, caplog):
     assert "missing.csv: no such file" in caplog.text
     assert capture.points["telemetry"]  # sensors still ran
     assert Cursors(tmp_path / "cursors.json").get("birds.loaded") is None
+
+
+@pytest.mark.slow
+def test_a_database_outage_in_run_mode_is_spooled_and_replayed_without_gaps(tmp_path):
+    from common.retry import RetryableError
+
+    class Flaky(Capture):
+        def __init__(self):
+            super().__init__()
+            self.down = threading.Event()
+            self.down.set()
+
+        def send(self, payload: bytes, database: str) -> None:
+            if self.down.is_set():
+                raise RetryableError("connection refused")
+            super().send(payload, database)
+
+    config = IngestConfig.from_env({
+        "INGEST_STATE_DIR": str(tmp_path), "INGEST_RUN_JOBS": "sensors", "SENSORS_INTERVAL": "1s",
+        "SENSORS_DEVICES": "1", "INGEST_REPLAY_INTERVAL": "1s", "INGEST_RETRY_ATTEMPTS": "1"},
+        need_influxdb2=False, need_influxdb3=False)
+    flaky = Flaky()
+    threading.Timer(1.5, flaky.down.clear).start()
+    runner = run_for(3.5, config, flaky)
+    ticks = sorted(point.timestamp for point in flaky.points["telemetry"])
+    assert len(ticks) >= 3 and {b - a for a, b in itertools.pairwise(ticks)} == {1_000_000_000}
+    assert ticks[0] <= (runner.clock() - 2.5) * 1e9  # the ones from the outage arrived too
+    sink = runner.outputs.sinks[0]
+    assert sink.counters.spooled > 0 and sink.counters.replayed == sink.counters.spooled and len(sink.spool) == 0
