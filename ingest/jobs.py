@@ -67,20 +67,27 @@ class Jobs:
         """Load Movebank files/URLs (default: the configured ones, else the public O_ASSEN study) or a study
         through the REST API. With `cursors`, sources loaded before are skipped (the `run` loop)."""
         study = study_id or (None if sources else self.config.movebank_study_id)
+        done = cursors.get("birds.loaded", []) if cursors is not None else []
         if study:
+            key = f"movebank-study:{study}"
+            if key in done:
+                log.info("birds: Movebank study %s was loaded before; skipped", study)
+                return []
             api = MovebankApi(self.http, study, username=self.config.movebank_username,
                               password=self.config.movebank_password, url=self.config.movebank_api_url,
                               accept_license=self.config.movebank_accept_license if accept_license is None
                               else accept_license)
             movebank = api.fetch(self.downloads)
             try:
-                return [self._load_birds(movebank)]
+                summary = self._load_birds(movebank)
             finally:
                 movebank.csv.path.unlink(missing_ok=True)
+            if cursors is not None:
+                cursors.set("birds.loaded", [*done, key])
+            return [summary]
         chosen = list(sources or self.config.movebank_sources or DEFAULT_URLS)
         default = not sources and not self.config.movebank_sources
         summaries = []
-        done = cursors.get("birds.loaded", []) if cursors is not None else []
         for source in chosen:
             if source in done:
                 log.info("birds: %s was loaded before; skipped", source)

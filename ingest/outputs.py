@@ -18,7 +18,7 @@ from ingest.config import IngestConfig
 from ingest.lineprotocol import LineEncoder
 from ingest.rejects import RejectsFile
 from ingest.schema import INGEST_RUNS
-from ingest.sinks import FatalSinkError, Sink, Transport
+from ingest.sinks import Sink, Transport
 from ingest.sinks.lpfile import LineProtocolFile
 from ingest.spool import Spool
 from ingest.stats import RunSummary
@@ -49,8 +49,8 @@ class Outputs:
                                    probe_interval=config.replay_interval if probe_interval is None
                                    else probe_interval))
         if not self.sinks:
-            raise FatalSinkError("both databases are turned off (INGEST_INFLUXDB2/INGEST_INFLUXDB3 or --no-*) "
-                                 "and no --lp-out file was given: there is nowhere to write")
+            raise ConfigError(["INGEST_INFLUXDB2/INGEST_INFLUXDB3: both databases are turned off (or --no-influxdb2 "
+                               "--no-influxdb3) and no --lp-out file was given: there is nowhere to write"])
 
     @property
     def rejects_dir(self) -> Path:

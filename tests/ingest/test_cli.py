@@ -130,6 +130,11 @@ def test_bad_configuration_is_reported_by_variable(ingest_env, monkeypatch, caps
     assert message in capsys.readouterr().err
 
 
+def test_nowhere_to_write_is_a_configuration_error(ingest_env, capsys):
+    assert main(["sensors", "--ticks", "1", "--no-influxdb2", "--no-influxdb3"]) == 2
+    assert "there is nowhere to write" in capsys.readouterr().err
+
+
 def test_a_missing_token_is_named(ingest_env, monkeypatch, capsys):
     monkeypatch.delenv("INFLUXDB3_TOKEN")
     assert main(["sensors", "--ticks", "1"]) == 2
