@@ -11,11 +11,14 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
@@ -133,6 +136,18 @@ class Stack:
     def grafana_auth(self) -> tuple[str, str]:
         return self.env["GRAFANA_ADMIN_USER"], self.env["GRAFANA_ADMIN_PASSWORD"]
 
+    def sql(self, database: str, query: str) -> list[dict[str, Any]]:
+        """Rows of an SQL query on InfluxDB 3 (raises on an HTTP error)."""
+        response = requests.get(f"{self.influxdb3_url}/api/v3/query_sql", headers=self.influxdb3_headers,
+                                params={"db": database, "q": query, "format": "json"}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def engine(self, path: str, **params: str) -> requests.Response:
+        """GET a request trigger's endpoint, /api/v3/engine/<path>."""
+        return requests.get(f"{self.influxdb3_url}/api/v3/engine/{path}", headers=self.influxdb3_headers,
+                            params=params, timeout=120)
+
     def compose(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         """Run `docker compose <args>` against the test project."""
         return subprocess.run([*self.compose_cmd, *args], capture_output=True, text=True, timeout=timeout,
@@ -151,3 +166,39 @@ def stack(docker_engine: None, docker_services: object, stack_env: dict[str, str
     running = Stack(env=stack_env, compose_cmd=cmd)
     running.wait_healthy()
     yield running
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` (and the last HTTP error)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except requests.RequestException as exc:
+            last_error = exc
+        time.sleep(2)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
+
+
+@pytest.fixture(scope="module")
+def temporary_triggers(stack: Stack) -> Iterator[Callable[..., None]]:
+    """Create triggers for one test module; they are deleted (forced) afterwards."""
+    created: list[tuple[str, str]] = []
+
+    def create(name: str, database: str, plugin: str, spec: str, arguments: dict[str, str]) -> None:
+        response = requests.post(
+            f"{stack.influxdb3_url}/api/v3/configure/processing_engine_trigger", headers=stack.influxdb3_headers,
+            json={"db": database, "plugin_filename": plugin, "trigger_name": name, "trigger_specification": spec,
+                  "trigger_arguments": arguments, "disabled": False,
+                  "trigger_settings": {"run_async": False, "error_behavior": "log"}}, timeout=60)
+        assert response.status_code in (200, 201, 409), response.text
+        created.append((database, name))
+
+    yield create
+    for database, name in created:
+        requests.delete(f"{stack.influxdb3_url}/api/v3/configure/processing_engine_trigger",
+                        headers=stack.influxdb3_headers,
+                        params={"db": database, "trigger_name": name, "force": "true"}, timeout=60)

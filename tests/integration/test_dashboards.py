@@ -41,7 +41,7 @@ from tests.grafana.dashboards import (
 )
 from tests.grafana.data import bird_fixes, movebank_csv, open_meteo_hourly, weather_rows
 from tests.grafana.expand import TimeRange, interpolate, interval_ms
-from tests.integration.test_plugins import engine, sql, temporary_triggers, wait_for  # noqa: F401 (fixture)
+from tests.integration.conftest import wait_for
 from tests.plugins.conftest import daily_series, series_csv
 from tests.support.paths import REPO
 
@@ -78,7 +78,7 @@ def flux_rows(stack, flux: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:  # noqa: F811 (the imported fixture)
+def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:
     folder = tmp_path_factory.mktemp("dashboards")
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     rng = np.random.default_rng(5)
@@ -99,10 +99,10 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:  # noqa: F8
     stack.compose("cp", str(csv), f"influxdb3:{CONTAINER_SERIES}")
     temporary_triggers("dash-load", FORECAST_DATABASE, "forecast/load_series", "request:dash-load",
                        {"url": CONTAINER_SERIES, "series": SERIES})
-    assert engine(stack, "dash-load").status_code == 200
+    assert stack.engine("dash-load").status_code == 200
     temporary_triggers("dash-forecast", FORECAST_DATABASE, "forecast/prophet_forecast", "every:10s",
                        {"series": SERIES, "horizon_days": "60", "holdout_days": "14", "min_rows": "30"})
-    wait_for("two forecast runs", lambda: sql(stack, FORECAST_DATABASE, f"SELECT count(*) AS n FROM {EVALUATION.name} "
+    wait_for("two forecast runs", lambda: stack.sql(FORECAST_DATABASE, f"SELECT count(*) AS n FROM {EVALUATION.name} "
                                                                         f"WHERE series = '{SERIES}'")[0]["n"] >= 2,
              timeout=300)
 
@@ -114,7 +114,7 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:  # noqa: F8
                 f'|> filter(fn: (r) => r._measurement == "{measurement}") |> limit(n: 1)')
         wait_for(f"{measurement} points in InfluxDB 2", lambda flux=flux: flux_rows(stack, flux) > 0)
     statistics = analytics_table(SENSORS.name).name
-    wait_for("sensor statistics", lambda: sql(stack, FORECAST_DATABASE,
+    wait_for("sensor statistics", lambda: stack.sql(FORECAST_DATABASE,
                                               f"SELECT count(*) AS n FROM {statistics}")[0]["n"] > 0)
     return datetime.now(UTC)
 

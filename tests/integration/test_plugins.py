@@ -8,15 +8,14 @@ runs the forecast so the test does not wait for the daily schedule. Temporary tr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
 
 from tests.engine import PLUGIN_DIR
+from tests.integration.conftest import wait_for
 from tests.plugins.conftest import daily_series, series_csv
 
 pytestmark = pytest.mark.integration
@@ -26,56 +25,10 @@ CONTAINER_CSV = "/tmp/it-series.csv"
 PROVISION = yaml.safe_load((PLUGIN_DIR / "provision.yaml").read_text())
 
 
-def sql(stack, database: str, query: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{stack.influxdb3_url}/api/v3/query_sql", headers=stack.influxdb3_headers,
-                            params={"db": database, "q": query, "format": "json"}, timeout=30)
-    response.raise_for_status()
-    return response.json()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except requests.RequestException as exc:
-            last_error = exc
-        time.sleep(2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last_error})")
-
-
-def engine(stack, path: str, **params: str) -> requests.Response:
-    return requests.get(f"{stack.influxdb3_url}/api/v3/engine/{path}", headers=stack.influxdb3_headers,
-                        params=params, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def temporary_triggers(stack) -> Iterator[Callable[..., None]]:
-    created: list[tuple[str, str]] = []
-
-    def create(name: str, database: str, plugin: str, spec: str, arguments: dict[str, str]) -> None:
-        response = requests.post(
-            f"{stack.influxdb3_url}/api/v3/configure/processing_engine_trigger", headers=stack.influxdb3_headers,
-            json={"db": database, "plugin_filename": plugin, "trigger_name": name, "trigger_specification": spec,
-                  "trigger_arguments": arguments, "disabled": False,
-                  "trigger_settings": {"run_async": False, "error_behavior": "log"}}, timeout=60)
-        assert response.status_code in (200, 201, 409), response.text
-        created.append((database, name))
-
-    yield create
-    for database, name in created:
-        requests.delete(f"{stack.influxdb3_url}/api/v3/configure/processing_engine_trigger",
-                        headers=stack.influxdb3_headers,
-                        params={"db": database, "trigger_name": name, "force": "true"}, timeout=60)
-
-
 def test_provisioned_triggers_exist_and_are_enabled_as_declared(stack):
     for database in {trigger["database"] for trigger in PROVISION["triggers"]}:
-        rows = {row["trigger_name"]: row for row in sql(
-            stack, database, "SELECT trigger_name, plugin_filename, disabled FROM system.processing_engine_triggers")}
+        rows = {row["trigger_name"]: row for row in stack.sql(
+            database, "SELECT trigger_name, plugin_filename, disabled FROM system.processing_engine_triggers")}
         for trigger in (t for t in PROVISION["triggers"] if t["database"] == database):
             assert trigger["name"] in rows, f"trigger {trigger['name']} missing in {database}"
             assert bool(rows[trigger["name"]]["disabled"]) == bool(trigger.get("disabled", False))
@@ -88,15 +41,15 @@ def test_sensor_writes_fill_the_analytics_table_and_api(stack):
     response = requests.post(f"{stack.influxdb3_url}/api/v3/write_lp", headers=stack.influxdb3_headers,
                              params={"db": "telemetry", "precision": "nanosecond"}, data=lines, timeout=30)
     assert response.status_code in (200, 204), response.text
-    rows = wait_for("analytics_sensors rows", lambda: sql(
-        stack, "forecast", "SELECT field, count FROM analytics_sensors "
+    rows = wait_for("analytics_sensors rows", lambda: stack.sql(
+        "forecast", "SELECT field, count FROM analytics_sensors "
                            "WHERE bucket = '1h' AND time >= now() - interval '2 hours'"))
     assert {"temperature", "humidity"} <= {row["field"] for row in rows}
     answer = wait_for("the analytics API", lambda: (lambda r: r if r.ok else None)(
-        engine(stack, "analytics", table="sensors")))
+        stack.engine("analytics", table="sensors")))
     assert answer.headers["Content-Type"].startswith("application/json")
     assert "temperature" in answer.json()["statistics"]["1h"]
-    missing = engine(stack, "analytics", table="no_such_table")
+    missing = stack.engine("analytics", table="no_such_table")
     assert missing.status_code == 404 and missing.json()["table"] == "no_such_table"
 
 
@@ -106,23 +59,23 @@ def test_load_forecast_and_chart_in_the_stack(stack, temporary_triggers, tmp_pat
     stack.compose("cp", str(csv), f"influxdb3:{CONTAINER_CSV}")
     temporary_triggers("it-load", "forecast", "forecast/load_series", "request:it-load",
                        {"url": CONTAINER_CSV, "series": SERIES})
-    loaded = engine(stack, "it-load")
+    loaded = stack.engine("it-load")
     assert loaded.status_code == 200, loaded.text
     body = loaded.json()
     assert body["status"] == "success" and body["rows_written"] == 200
-    wait_for("the loaded series", lambda: sql(
-        stack, "forecast", f"SELECT count(*) AS n FROM peyton_views WHERE series = '{SERIES}'")[0]["n"] == 200)
-    wait_for("peyton_views statistics", lambda: sql(stack, "forecast", "SELECT count(*) AS n FROM "
+    wait_for("the loaded series", lambda: stack.sql(
+        "forecast", f"SELECT count(*) AS n FROM peyton_views WHERE series = '{SERIES}'")[0]["n"] == 200)
+    wait_for("peyton_views statistics", lambda: stack.sql("forecast", "SELECT count(*) AS n FROM "
                                                                        "analytics_peyton_views")[0]["n"] > 0)
 
     temporary_triggers("it-forecast", "forecast", "forecast/prophet_forecast", "every:5s",
                        {"series": SERIES, "horizon_days": "30", "holdout_days": "10", "min_rows": "30"})
-    wait_for("forecast rows", lambda: sql(
-        stack, "forecast", f"SELECT count(*) AS n FROM peyton_forecast WHERE series = '{SERIES}'")[0]["n"] >= 30,
+    wait_for("forecast rows", lambda: stack.sql(
+        "forecast", f"SELECT count(*) AS n FROM peyton_forecast WHERE series = '{SERIES}'")[0]["n"] >= 30,
         timeout=600)
-    grades = sql(stack, "forecast", f"SELECT mae, coverage FROM forecast_evaluation WHERE series = '{SERIES}'")
+    grades = stack.sql("forecast", f"SELECT mae, coverage FROM forecast_evaluation WHERE series = '{SERIES}'")
     assert grades and all(row["mae"] >= 0 and 0 <= row["coverage"] <= 1 for row in grades)
 
-    chart = engine(stack, "peyton-chart", series=SERIES)
+    chart = stack.engine("peyton-chart", series=SERIES)
     assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("text/html")
     assert "plotly" in chart.text.lower() and "forecast run " in chart.text
