@@ -21,7 +21,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
 
@@ -104,7 +104,6 @@ class SinkCounters:
     refused: int = 0
     batches: int = 0
     retries: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 class Sink:
@@ -215,9 +214,7 @@ class Sink:
             body = batch.raw or gzip.decompress(batch.payload)
         self.counters.refused += failed
         self.counters.batches += 1
-        message = f"{self.name} refused {failed} of {batch.rows} lines: {exc}"
-        self.counters.errors.append(message)
-        log.error("%s", message)
+        log.error("%s refused %d of %d lines: %s", self.name, failed, batch.rows, exc)
         if self.rejects is not None:
             saved = self.rejects.refused(sink=self.name, database=batch.database, reason=str(exc), body=body,
                                          rows=failed)
