@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.ingest.formats import movebank_csv, movebank_row
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +52,6 @@ def flux_count(stack, bucket: str, predicate: str, field: str) -> int:
     return int(rows[0]["_value"]) if rows else 0
 
 
-def sql(stack, database: str, query: str) -> list[dict]:
-    response = requests.post(f"{stack.influxdb3_url}/api/v3/query_sql", json={"db": database, "q": query,
-                                                                                "format": "json"},
-                             headers=stack.influxdb3_headers, timeout=60)
-    response.raise_for_status()
-    return response.json()
-
-
 def test_birds_from_a_movebank_export_land_in_both_databases_once(stack, data_dir):
     individual = f"it-{uuid.uuid4().hex[:8]}"
     rows = [movebank_row(index, individual=individual) for index in range(30)]
@@ -76,10 +69,10 @@ def test_birds_from_a_movebank_export_land_in_both_databases_once(stack, data_di
     predicate = f'r._measurement == "bird_fixes" and r.individual == "{individual}"'
     assert flux_count(stack, "telemetry", predicate, "lat") == 30
     assert flux_count(stack, "telemetry", predicate + ' and r._value == false', "visible") == 1
-    [row] = sql(stack, "telemetry", f"SELECT count(*) AS n, sum(CASE WHEN outlier THEN 1 ELSE 0 END) AS outliers "
+    [row] = stack.sql("telemetry", f"SELECT count(*) AS n, sum(CASE WHEN outlier THEN 1 ELSE 0 END) AS outliers "
                                     f"FROM bird_fixes WHERE individual = '{individual}'")
     assert row == {"n": 30, "outliers": 1}
-    [tags] = sql(stack, "telemetry", f"SELECT DISTINCT species, sensor_type, study FROM bird_fixes "
+    [tags] = stack.sql("telemetry", f"SELECT DISTINCT species, sensor_type, study FROM bird_fixes "
                                      f"WHERE individual = '{individual}'")
     assert tags["species"] == "Haematopus ostralegus" and tags["sensor_type"] == "gps"
     assert tags["study"].startswith("O_ASSEN - Eurasian oystercatchers")
@@ -108,10 +101,10 @@ def test_weather_and_a_sensor_replay_land_in_both_databases(stack, data_dir):
 
     assert flux_count(stack, "telemetry", f'r._measurement == "weather" and r.location == "{place}"',
                       "temperature") == 1
-    [row] = sql(stack, "telemetry", f"SELECT temperature, humidity, provider FROM weather WHERE location = '{place}'")
+    [row] = stack.sql("telemetry", f"SELECT temperature, humidity, provider FROM weather WHERE location = '{place}'")
     assert row == {"temperature": 7.5, "humidity": 81.0, "provider": "open-meteo"}
     assert flux_count(stack, "telemetry", f'r._measurement == "sensors" and r.device == "{device}"', "co2") == 10
-    [row] = sql(stack, "telemetry", f"SELECT count(*) AS n, max(co2) AS co2 FROM sensors WHERE device = '{device}'")
+    [row] = stack.sql("telemetry", f"SELECT count(*) AS n, max(co2) AS co2 FROM sensors WHERE device = '{device}'")
     assert row == {"n": 10, "co2": 509.0}
 
     export = run_ingest(stack, data_dir, "export", "--from", "influxdb3", "--measurement", "sensors", "--range", "1d",
@@ -122,19 +115,10 @@ def test_weather_and_a_sensor_replay_land_in_both_databases(stack, data_dir):
 
 
 def test_the_service_runs_its_schedule_and_reports_its_health(stack):
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            sensors = sql(stack, "telemetry", "SELECT count(*) AS n FROM sensors WHERE device = 'sensor-01' "
-                                              "AND time > now() - INTERVAL '10 minutes'")
-            metrics = sql(stack, "monitoring", "SELECT count(*) AS n FROM ingest WHERE source = 'sensors'")
-        except requests.HTTPError:  # the metrics table appears with the first minute's flush
-            sensors = metrics = [{"n": 0}]
-        if sensors[0]["n"] > 0 and metrics[0]["n"] > 0:
-            break
-        time.sleep(10)
-    else:
-        pytest.fail("the ingest service wrote no sensor readings or metrics within 3 minutes")
+    wait_for("the ingest service's own sensor readings and metrics", lambda: stack.sql(
+        "telemetry", "SELECT count(*) AS n FROM sensors WHERE device = 'sensor-01' "
+                     "AND time > now() - INTERVAL '10 minutes'")[0]["n"] and stack.sql(
+        "monitoring", "SELECT count(*) AS n FROM ingest WHERE source = 'sensors'")[0]["n"])
     assert flux_count(stack, "telemetry", 'r._measurement == "sensors" and r.device == "sensor-01"', "co2") > 0
     assert flux_count(stack, "monitoring", 'r._measurement == "ingest" and r.source == "sensors"', "rows_written") > 0
     health = stack.compose("exec", "-T", "ingest", "python", "-m", "ingest", "health", check=False)
