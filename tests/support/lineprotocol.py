@@ -4,7 +4,9 @@ It accepts only what both InfluxDB 2 and InfluxDB 3 accept, and is stricter wher
 they would silently do something a user would not want:
 - exactly one space between measurement+tags, fields and timestamp; no leading/trailing whitespace;
 - escapes: `\\,` `\\ ` in measurements; `\\,` `\\=` `\\ ` in tag keys, tag values and field keys;
-  `\\"` and `\\\\` inside string field values; a backslash before any other character is literal;
+  `\\"` and `\\\\` inside string field values; a backslash before any other character is literal, except
+  that two backslashes in a measurement, key or tag value are refused (InfluxDB 2 keeps both, InfluxDB 3
+  reads one);
 - no raw newline or carriage return inside a line (InfluxDB does not support them in keys or values);
 - tag values and every key non-empty; `time` is never a tag or field key;
 - a key used twice in one line, or as both tag and field, is an error;
@@ -50,6 +52,10 @@ def _read_key(text: str, pos: int, stops: str, escapable: str) -> tuple[str, int
     out: list[str] = []
     while pos < len(text):
         char = text[pos]
+        if char == "\\" and text.startswith("\\\\", pos):
+            # InfluxDB 2 keeps both backslashes, InfluxDB 3 reads one: the stored value would differ.
+            raise LineProtocolError("a double backslash in a key or tag value is read differently by InfluxDB 2 and 3",
+                                    text)
         if char == "\\" and pos + 1 < len(text) and text[pos + 1] in escapable:
             out.append(text[pos + 1])
             pos += 2

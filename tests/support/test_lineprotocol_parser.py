@@ -54,6 +54,8 @@ def test_a_backslash_before_other_characters_is_literal():
     ("m,a=b=c f=1", "unescaped '='"),
     ("m f=1\r", "carriage return"),
     (",t=v f=1", "empty measurement"),
+    ("m,path=C:\\\\temp f=1", "double backslash"),
+    ("m a\\\\b=1", "double backslash"),
 ])
 def test_invalid_lines_are_refused_with_a_reason(line: str, reason: str):
     with pytest.raises(LineProtocolError) as raised:
