@@ -15,13 +15,9 @@ __all__ = ["RunSummary", "SinkResult", "Tracker"]
 
 
 @dataclass
-class SinkResult:
-    written: int = 0
-    replayed: int = 0
-    spooled: int = 0
-    refused: int = 0
-    batches: int = 0
-    retries: int = 0
+class SinkResult(SinkCounters):
+    """What one run changed in a sink's counters, plus what its spool holds at the end of the run."""
+
     spool_files: int = 0
     spool_bytes: int = 0
     spool_rows: int = 0
@@ -109,10 +105,9 @@ class Tracker:
             now: SinkCounters = sink.counters  # type: ignore[attr-defined]
             before = self._before[sink.name]  # type: ignore[attr-defined]
             spool = getattr(sink, "spool", None)
+            changed = {item.name: getattr(now, item.name) - getattr(before, item.name) for item in fields(SinkCounters)}
             results[sink.name] = SinkResult(  # type: ignore[attr-defined]
-                written=now.written - before.written, replayed=now.replayed - before.replayed,
-                spooled=now.spooled - before.spooled, refused=now.refused - before.refused,
-                batches=now.batches - before.batches, retries=now.retries - before.retries,
+                **changed,
                 spool_files=len(spool) if spool is not None else 0,
                 spool_bytes=spool.size_bytes if spool is not None else 0,
                 spool_rows=spool.rows if spool is not None else 0)
