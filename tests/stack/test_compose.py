@@ -111,6 +111,7 @@ def test_influxdb3_runs_the_engine_with_read_only_plugins(config: dict):
     assert "--plugin-dir=/plugins" in command
     assert "--disable-authz=health,ping" in command
     assert "--object-store=file" in command
+    assert "--query-file-limit=20000" in command  # years of history exceed Core's default of 432 files
     # The engine's virtual environment, the object store and the token file live on named volumes.
     for flag, volume in [("--virtual-env-location", "influxdb3-venv"), ("--data-dir", "influxdb3-data"),
                          ("--admin-token-file", "influxdb3-secrets")]:
