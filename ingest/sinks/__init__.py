@@ -8,8 +8,11 @@ A `Transport` only sends one gzip'd batch and says how it went (by raising one o
   while, and later batches queue behind it in the spool so the order is kept. The spool is replayed oldest
   first as soon as the database answers.
 - too large (413): the batch is split in two and each half sent.
-- refused (400/422: bad data): the lines the database refused are kept in the rejects folder with its reason;
-  the rest of the batch counts as written (both InfluxDB 2 and 3 write the valid lines of a partial batch).
+- refused (400/422: bad data): when the database names the refused lines (InfluxDB 3's partial write), they
+  are kept in the rejects folder with its reason and the rest counts as written. When it does not (InfluxDB 2:
+  a 400 parse error writes nothing of the request, a 422 partial write says only `dropped=N`), the batch is
+  split in two and each half re-sent, down to single lines, so every good line lands and exactly the bad
+  ones are kept (re-sending a point InfluxDB 2 already has rewrites it in place).
 - fatal (401/403/404 and other client errors: wrong token, unknown bucket): the batch is spooled, then
   `FatalSinkError` stops the run with the database's message.
 """
@@ -50,12 +53,15 @@ class RefusedError(RuntimeError):
 
     `failed_lines` holds the refused lines when the server names them (InfluxDB 3), `failed` the number of
     refused lines when only a count is known (InfluxDB 2 `dropped=N`), else every line counts as refused.
+    `isolate` asks the sink to find the bad lines by splitting the batch (the server did not name them).
     """
 
-    def __init__(self, message: str, *, failed_lines: list[str] | None = None, failed: int | None = None):
+    def __init__(self, message: str, *, failed_lines: list[str] | None = None, failed: int | None = None,
+                 isolate: bool = False):
         super().__init__(message)
         self.failed_lines = failed_lines
         self.failed = failed
+        self.isolate = isolate
 
 
 class Transport(Protocol):
@@ -201,6 +207,12 @@ class Sink:
             log.warning("%s: batch of %d rows too large (413); splitting it", self.name, batch.rows)
             return sum(self._send(half, policy) for half in whole.halves())
         except RefusedError as exc:
+            if exc.isolate and exc.failed_lines is None and batch.rows > 1:
+                whole = Batch(batch.raw or gzip.decompress(batch.payload), batch.rows, batch.database,
+                              batch.gzip_level)
+                log.warning("%s refused a batch of %d rows without naming the bad lines (%s); splitting it so the "
+                            "good lines land", self.name, batch.rows, exc)
+                return sum(self._send(half, policy) for half in whole.halves())
             return self._refused(batch, exc)
         self.counters.batches += 1
         return batch.rows

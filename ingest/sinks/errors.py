@@ -15,8 +15,9 @@ _DROPPED = re.compile(r"dropped=(\d+)")
 
 
 def status_error(label: str, status: int, message: str, *, retry_after: str | None, fatal_hints: dict[int, str],
-                 failed_lines: list[str] | None = None) -> Exception:
-    """The exception a write answered with `status` should raise. `fatal_hints` explains 401/403/404."""
+                 failed_lines: list[str] | None = None, isolate: bool = False) -> Exception:
+    """The exception a write answered with `status` should raise. `fatal_hints` explains 401/403/404;
+    `isolate` marks a refusal whose bad lines the server did not name (see RefusedError)."""
     text = (message or "").strip() or f"HTTP {status}"
     if status in RETRY_STATUSES:
         return RetryableError(f"{label} answered {status}: {text}", retry_after=parse_retry_after(retry_after),
@@ -26,7 +27,7 @@ def status_error(label: str, status: int, message: str, *, retry_after: str | No
     if status in (400, 422):
         dropped = _DROPPED.search(text)
         return RefusedError(f"{status}: {text}", failed_lines=failed_lines,
-                            failed=int(dropped.group(1)) if dropped else None)
+                            failed=int(dropped.group(1)) if dropped else None, isolate=isolate)
     hint = fatal_hints.get(status, "")
     return FatalSinkError(f"{label} answered {status}: {text}" + (f" — {hint}" if hint else ""))
 

@@ -52,36 +52,62 @@ class InfluxDB2Transport:
             raise network_error("InfluxDB 2", self.url, exc) from None
 
     def _status(self, exc: ApiException) -> Exception:
+        # http/write_handler.go (v2.7.12, v2.9.1): a 400 (a line that does not parse) writes nothing of the
+        # request; a 422 partial write writes the rest and says only `dropped=N`. Neither names the bad lines.
         return status_error("InfluxDB 2", int(exc.status or 0), _message(exc), retry_after=_header(exc, "Retry-After"),
-                            fatal_hints=self._hints)
+                            fatal_hints=self._hints, isolate=True)
 
     def ensure_database(self, name: str, description: str, retention: timedelta | None) -> str:
         """Create the bucket when it is missing; an existing bucket is left as it is (its retention may be an
-        operator's choice) and a differing retention is only reported. Returns "created" or "exists"."""
+        operator's choice) and a differing retention is only reported. Returns "created" or "exists".
+
+        InfluxDB 2 answers a by-name lookup that finds nothing with 404, not an empty list
+        (tenant/service_bucket.go FindBuckets → GetBucketByName → ErrBucketNotFoundByName, v2.7.12 and
+        v2.9.1; upstream issue influxdata/influxdb#21134), so 404 here means "create it"."""
+        org_id = self._org_id()
         try:
-            found = self._buckets.get_buckets(name=name, org=self.org).buckets or []
-            if found:
-                current = next((rule.every_seconds for rule in found[0].retention_rules or []
-                                if rule.type == "expire"), 0) or 0
-                wanted = int(retention.total_seconds()) if retention else 0
-                if current != wanted:
-                    log.warning("bucket %r keeps its retention of %s (the buckets file asks for %s)", name,
-                                f"{current}s" if current else "forever", f"{wanted}s" if wanted else "forever")
-                return "exists"
-            rules = [BucketRetentionRules(type="expire", every_seconds=int(retention.total_seconds()))] \
-                if retention else []
-            self._buckets.post_buckets(PostBucketRequest(org_id=self._org_id(), name=name, description=description,
-                                                         retention_rules=rules))
-            return "created"
+            found = self._buckets.get_buckets(name=name, org_id=org_id).buckets or []
         except ApiException as exc:
-            raise FatalSinkError(f"cannot check or create bucket {name!r}: {self._status(exc)}") from None
+            if exc.status != 404:
+                raise FatalSinkError(f"cannot check bucket {name!r}: {self._status(exc)}") from None
+            found = []
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise network_error("InfluxDB 2", self.url, exc) from None
+        if found:
+            current = next((rule.every_seconds for rule in found[0].retention_rules or []
+                            if rule.type == "expire"), 0) or 0
+            wanted = int(retention.total_seconds()) if retention else 0
+            if current != wanted:
+                log.warning("bucket %r keeps its retention of %s (the buckets file asks for %s)", name,
+                            f"{current}s" if current else "forever", f"{wanted}s" if wanted else "forever")
+            return "exists"
+        rules = [BucketRetentionRules(type="expire", every_seconds=int(retention.total_seconds()))] \
+            if retention else []
+        try:
+            self._buckets.post_buckets(PostBucketRequest(org_id=org_id, name=name, description=description,
+                                                         retention_rules=rules))
+        except ApiException as exc:
+            if exc.status == 422 and "already exists" in _message(exc):
+                return "exists"  # created meanwhile by another process (EConflict is 422 in InfluxDB 2)
+            raise FatalSinkError(f"cannot create bucket {name!r}: {self._status(exc)}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise network_error("InfluxDB 2", self.url, exc) from None
+        return "created"
 
     def _org_id(self) -> str:
-        orgs = self._orgs.get_orgs(org=self.org).orgs or []
+        """The org's id. An unknown org name is 404 (tenant/service_org.go FindOrganization, OrgNotFoundByName)."""
+        try:
+            orgs = self._orgs.get_orgs(org=self.org).orgs or []
+        except ApiException as exc:
+            if exc.status == 404:
+                raise FatalSinkError(f"InfluxDB 2 has no organization {self.org!r} ({_message(exc)}); set "
+                                     "INFLUXDB2_ORG to the org the server was set up with") from None
+            raise FatalSinkError(f"cannot look up organization {self.org!r}: {self._status(exc)}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise network_error("InfluxDB 2", self.url, exc) from None
         if not orgs:
-            raise FatalSinkError(f"InfluxDB 2 has no organization {self.org!r}; check INFLUXDB2_ORG")
+            raise FatalSinkError(f"InfluxDB 2 has no organization {self.org!r}; set INFLUXDB2_ORG to the org the "
+                                 "server was set up with")
         return orgs[0].id
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.influxdb2 import InfluxDB2
 from tests.support.lineprotocol import ParsedPoint, parse_lines
 from tests.support.recorder import Recorded, RecordingServer, Reply
 
@@ -19,30 +20,50 @@ WRITE_PATHS = {"/api/v2/write": "influxdb2", "/api/v3/write_lp": "influxdb3"}
 
 @dataclass
 class FakeInflux:
-    """Answers bucket/database calls, and writes with 204 unless a test scripted something else.
+    """InfluxDB 2 (tests/support/influxdb2.py, answering as the server's source does) and InfluxDB 3's write and
+    database endpoints on one loopback port, plus failures a test scripts.
 
     `script[kind]` holds replies for the next writes to that database kind ("influxdb2"/"influxdb3");
     `outage` makes every write fail (connection dropped) while set. Points of accepted writes are parsed with
     the strict parser into `landed[kind]`.
     """
 
-    token2: str = "token-2"
+    v2: InfluxDB2 = field(default_factory=lambda: InfluxDB2(token="token-2"))
     token3: str = "apiv3_token-3"
-    buckets: set[str] = field(default_factory=lambda: {"telemetry"})
     databases: set[str] = field(default_factory=lambda: {"telemetry"})
     script: dict[str, list[Reply]] = field(default_factory=lambda: {"influxdb2": [], "influxdb3": []})
     outage: threading.Event = field(default_factory=threading.Event)
-    landed: dict[str, list[ParsedPoint]] = field(default_factory=lambda: {"influxdb2": [], "influxdb3": []})
+    landed3: list[ParsedPoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.v2.add_bucket("telemetry")
+
+    @property
+    def token2(self) -> str:
+        return self.v2.token
+
+    @property
+    def buckets(self) -> set[str]:
+        return set(self.v2.buckets)
+
+    @property
+    def landed(self) -> dict[str, list[ParsedPoint]]:
+        return {"influxdb2": [point for _, point in self.v2.log], "influxdb3": list(self.landed3)}
 
     def __call__(self, request: Recorded) -> Reply:
         kind = WRITE_PATHS.get(request.path)
         if kind is not None:
-            return self._write(kind, request)
-        if request.path.startswith("/api/v2/"):
-            if request.header("authorization") != f"Token {self.token2}":
-                return Reply(401, {"code": "unauthorized", "message": "unauthorized access"})
-            return self._v2(request)
+            if self.outage.is_set():
+                return Reply(close_connection=True)
+            with self.lock:
+                scripted = self.script[kind].pop(0) if self.script[kind] else None
+            if scripted is not None and scripted.status != 204:
+                return scripted
+            if kind == "influxdb3":
+                return self._write3(request)
+        if not request.path.startswith("/api/v3/"):
+            return self.v2(request)
         if request.path == "/api/v3/configure/database":
             if request.header("authorization") != f"Bearer {self.token3}":
                 return Reply(401, {"error": "the request was not authenticated"})
@@ -53,37 +74,12 @@ class FakeInflux:
             return Reply(200)
         return Reply(404, {"error": f"not scripted: {request.method} {request.path}"})
 
-    def _v2(self, request: Recorded) -> Reply:
-        if request.path == "/api/v2/buckets" and request.method == "GET":
-            name = request.param("name")
-            found = [{"id": f"{abs(hash(name)):016x}"[:16], "name": name, "orgID": "0123456789abcdef",
-                      "retentionRules": []}] if name in self.buckets else []
-            return Reply(200, {"buckets": found})
-        if request.path == "/api/v2/orgs":
-            return Reply(200, {"orgs": [{"id": "0123456789abcdef", "name": request.param("org")}]})
-        if request.path == "/api/v2/buckets" and request.method == "POST":
-            body = request.json()
-            self.buckets.add(body["name"])
-            return Reply(201, {"id": "1111111111111111", "name": body["name"], "orgID": body["orgID"],
-                               "retentionRules": body.get("retentionRules", [])})
-        return Reply(404, {"code": "not found", "message": f"not scripted: {request.path}"})
-
-    def _write(self, kind: str, request: Recorded) -> Reply:
-        if self.outage.is_set():
-            return Reply(close_connection=True)
-        with self.lock:
-            scripted = self.script[kind].pop(0) if self.script[kind] else None
-        if scripted is not None and scripted.status != 204:
-            return scripted
-        expected = f"Token {self.token2}" if kind == "influxdb2" else f"Bearer {self.token3}"
-        if request.header("authorization") != expected:
+    def _write3(self, request: Recorded) -> Reply:
+        if request.header("authorization") != f"Bearer {self.token3}":
             return Reply(401, {"code": "unauthorized", "message": "unauthorized access"})
-        bucket = request.param("bucket") if kind == "influxdb2" else request.param("db")
-        if kind == "influxdb2" and bucket not in self.buckets:
-            return Reply(404, {"code": "not found", "message": f'bucket "{bucket}" not found'})
         points = parse_lines(request.text())
         with self.lock:
-            self.landed[kind].extend(points)
+            self.landed3.extend(points)
         return Reply(204)
 
     def keys(self, kind: str, measurement: str | None = None) -> list[tuple]:

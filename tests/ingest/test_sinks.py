@@ -173,20 +173,63 @@ def test_lines_the_database_refuses_are_kept_with_its_reason(fake_influx, tmp_pa
     problem = "invalid column type for column 'temperature'"
     fake.script["influxdb3"] = [Reply(400, {"error": "partial write of line protocol occurred", "data": [
         {"original_line": bad_line, "line_number": 2, "error_message": problem}]})]
-    fake.script["influxdb2"] = [Reply(400, {"code": "invalid", "message": "partial write: field type conflict: "
-                                            "input field \"temperature\" on measurement \"sensors\" is type float, "
-                                            "already exists as type integer dropped=2"})]
+    # InfluxDB 2 itself refuses what has another type than the stored field (http/write_handler.go: 422, the
+    # other points written, only a count of the dropped ones).
+    fake.v2.points["telemetry"] = []
+    fake.v2.field_kinds[("telemetry", "sensors", "temperature")] = "int"
     sink2, sink3 = sinks_for(fake, server, tmp_path)
     writer = Writer([sink2, sink3], "telemetry")
     writer.write(body)
     writer.close()
-    assert (sink2.counters.refused, sink2.counters.written) == (2, 2)
+    assert (sink2.counters.refused, sink2.counters.written) == (4, 0)
     assert (sink3.counters.refused, sink3.counters.written) == (1, 3)
     log = [json.loads(line) for line in sink3.rejects.path.read_text().splitlines()]
     assert {entry["input"] for entry in log} == {"influxdb2:telemetry", "influxdb3:telemetry"}
     saved = next(entry["record"] for entry in log if entry["input"].startswith("influxdb3"))
     assert gzip.decompress(Path(saved).read_bytes()).decode() == bad_line + "\n"
     assert "invalid column type" in next(entry["reason"] for entry in log if entry["input"].startswith("influxdb3"))
+    assert all("field type conflict" in entry["reason"] for entry in log if entry["input"].startswith("influxdb2"))
+
+
+def test_influxdb2_refusals_are_split_until_only_the_bad_lines_are_left(fake_influx, tmp_path):
+    """A 400 from InfluxDB 2 (one line that does not parse) writes nothing of the request, and a 422 partial write
+    names no line: the sink re-sends halves until every good line has landed and each bad one is kept alone."""
+    fake, server = fake_influx
+    good = ENCODER.encode(rows(7)).text().splitlines()
+    conflict = good[5].replace("temperature=", "temperature=\"text\",x=")  # a string where a float is stored
+    lines = [*good[:2], "sensors,device=d0 temperature=", *good[2:5], conflict, good[6]]
+    sink2, _ = sinks_for(fake, server, tmp_path)
+    fake.v2.field_kinds[("telemetry", "sensors", "temperature")] = "float"
+    sink2.deliver(Batch(("\n".join(lines) + "\n").encode(), len(lines), "telemetry"))
+    landed = {point.timestamp for point in fake.landed["influxdb2"]}  # a re-sent half rewrites points in place
+    assert landed == {T0 + i * 10**9 for i in range(7)} - {T0 + 5 * 10**9}
+    assert (sink2.counters.written, sink2.counters.refused) == (6, 2)
+    log = [json.loads(line) for line in sink2.rejects.path.read_text().splitlines()]
+    kept = sorted(gzip.decompress(Path(entry["record"]).read_bytes()).decode() for entry in log)
+    assert kept == sorted(["sensors,device=d0 temperature=\n", conflict + "\n"])
+    assert any("unable to parse" in entry["reason"] for entry in log)
+    assert any("field type conflict" in entry["reason"] for entry in log)
+
+
+def test_a_missing_bucket_is_created_because_influxdb2_answers_404_to_the_lookup(fake_influx, tmp_path):
+    fake, server = fake_influx
+    transport = InfluxDB2Transport(server.url, fake.token2, "stack", timeout=5)
+    assert transport.ensure_database("monitoring", "metrics", None) == "created"
+    lookup = server.matching("GET", "/api/v2/buckets")[0]
+    assert lookup.param("name") == "monitoring"
+    assert transport.ensure_database("monitoring", "metrics", None) == "exists"
+    fake.v2.add_bucket("raced")  # another process created it between our lookup and create: 422 conflict
+    original = fake.v2._get_buckets
+    fake.v2._get_buckets = lambda request: Reply(404, {"code": "not found", "message": 'bucket "raced" not found'})
+    assert transport.ensure_database("raced", "", None) == "exists"
+    fake.v2._get_buckets = original
+
+
+def test_an_unknown_org_is_named_with_the_variable_to_fix(fake_influx, tmp_path):
+    fake, server = fake_influx
+    transport = InfluxDB2Transport(server.url, fake.token2, "not-our-org", timeout=5)
+    with pytest.raises(FatalSinkError, match=r"no organization 'not-our-org'.*INFLUXDB2_ORG"):
+        transport.ensure_database("monitoring", "", None)
 
 
 def test_413_splits_the_batch_until_it_fits(fake_influx, tmp_path):

@@ -1,0 +1,211 @@
+"""A loopback stand-in for the InfluxDB 2 HTTP API our services use, answering as the server's source does.
+
+Source read: influxdata/influxdb tag v2.7.12, checked against v2.9.1 (the pinned image) where noted; each
+behaviour names the file it mirrors. Errors are `{"code": ..., "message": ...}` JSON with the status
+`kit/transport/http/error_handler.go` maps the code to (invalid → 400, unprocessable entity and conflict →
+422, not found → 404, unauthorized → 401, forbidden → 403).
+
+Use an `InfluxDB2` as a RecordingServer responder. Tests script outages with `fail_next` and read what was
+written from `points`. Backup and restore endpoints are added by tests/backup/influxdb2_api.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.lineprotocol import LineProtocolError, ParsedPoint, parse_line
+from tests.support.recorder import Recorded, Reply
+
+__all__ = ["InfluxDB2", "error"]
+
+_KIND_NAMES = {"float": "float", "int": "integer", "uint": "unsigned", "string": "string", "bool": "boolean"}
+_PRECISION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def error(status: int, code: str, message: str) -> Reply:
+    """kit/transport/http/error_handler.go WriteErrorResponse: JSON body and the X-Platform-Error-Code header."""
+    return Reply(status, {"code": code, "message": message},
+                 {"Content-Type": "application/json; charset=utf-8", "X-Platform-Error-Code": code})
+
+
+def _bucket_json(bucket: dict[str, Any]) -> dict[str, Any]:
+    return {"id": bucket["id"], "orgID": bucket["orgID"], "type": "user", "name": bucket["name"],
+            "description": bucket.get("description", ""), "retentionRules": bucket.get("retentionRules", []),
+            "labels": [], "links": {"self": f"/api/v2/buckets/{bucket['id']}"}}
+
+
+@dataclass
+class InfluxDB2:
+    """One set-up server: an org, an operator token, buckets, and the points written to them."""
+
+    token: str = "operator-token"
+    org: str = "stack"
+    org_id: str = "0123456789abcdef"
+    version: str = "v2.7.12"
+    buckets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> bucket JSON
+    points: dict[str, list[ParsedPoint]] = field(default_factory=dict)  # bucket -> points, in write order
+    log: list[tuple[str, ParsedPoint]] = field(default_factory=list)  # (bucket, point) across buckets, in order
+    written: list[tuple[str, str]] = field(default_factory=list)  # (bucket, body) of each write that landed
+    field_kinds: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (bucket, measurement, field)
+    fail_next: dict[str, int] = field(default_factory=dict)  # path prefix -> number of 503s to answer first
+    extra_tokens: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _next_id: int = 1
+
+    def add_bucket(self, name: str, retention_seconds: int = 0) -> dict[str, Any]:
+        bucket_id = f"{0xB000000000000000 + self._next_id:016x}"
+        self._next_id += 1
+        rules = [{"type": "expire", "everySeconds": retention_seconds}] if retention_seconds else []
+        self.buckets[name] = {"id": bucket_id, "orgID": self.org_id, "name": name, "retentionRules": rules}
+        return self.buckets[name]
+
+    def authorized(self, request: Recorded) -> bool:
+        return request.header("authorization") in {f"Token {self.token}", *(f"Token {t}" for t in self.extra_tokens)}
+
+    def __call__(self, request: Recorded) -> Reply:
+        return self.respond(request)
+
+    def respond(self, request: Recorded) -> Reply:
+        for prefix, count in list(self.fail_next.items()):
+            if request.path.startswith(prefix) and count > 0:
+                self.fail_next[prefix] = count - 1
+                return error(503, "unavailable", "service unavailable")
+        if request.path == "/ping":  # http/ping.go: no auth, 204 with version headers
+            return Reply(204, None, {"X-Influxdb-Version": self.version, "X-Influxdb-Build": "OSS"})
+        if request.path == "/health":  # http/health.go: no auth
+            return Reply(200, {"name": "influxdb", "message": "ready for queries and writes", "status": "pass",
+                               "checks": [], "version": self.version, "commit": "0000000000"})
+        if request.path == "/api/v2/setup" and request.method == "GET":  # tenant/http_server_onboarding.go
+            return Reply(200, {"allowed": False})
+        if not self.authorized(request):  # authorizer/... : unknown token
+            return error(401, "unauthorized", "unauthorized access")
+        handler = self.route(request)
+        if handler is None:
+            return error(404, "not found", "path not found")
+        return handler(request)
+
+    def route(self, request: Recorded):
+        """The handler for a request, or None (subclasses add endpoints)."""
+        return {
+            ("GET", "/api/v2/orgs"): self._get_orgs,
+            ("GET", "/api/v2/buckets"): self._get_buckets,
+            ("POST", "/api/v2/buckets"): self._post_bucket,
+            ("POST", "/api/v2/write"): self._write,
+        }.get((request.method, request.path))
+
+    # ---- tenant ----------------------------------------------------------------------------------------
+    def _org_by_name(self, name: str) -> Reply | None:
+        """tenant/service_org.go FindOrganization → tenant/error_org.go OrgNotFoundByName: 404 for an unknown name."""
+        if name != self.org:
+            return error(404, "not found", f'organization name "{name}" not found')
+        return None
+
+    def _get_orgs(self, request: Recorded) -> Reply:
+        """tenant/http_server_org.go handleGetOrgs: `?org=` → FindOrganizations by name, which is 404, not an
+        empty list, when the name is unknown (tenant/service_org.go)."""
+        name = request.param("org")
+        if name:
+            missing = self._org_by_name(name)
+            if missing is not None:
+                return missing
+        return Reply(200, {"links": {"self": "/api/v2/orgs"},
+                           "orgs": [{"id": self.org_id, "name": self.org, "description": ""}]})
+
+    def _get_buckets(self, request: Recorded) -> Reply:
+        """tenant/service_bucket.go FindBuckets: an org name that is unknown is 404; a name with an org goes
+        through GetBucketByName, which is 404 `bucket "<name>" not found` (tenant/error_bucket.go
+        ErrBucketNotFoundByName) when absent — never an empty list (also upstream issue #21134)."""
+        org, org_id, name = request.param("org"), request.param("orgID"), request.param("name")
+        if org_id and org_id != self.org_id:  # an unknown org id finds no bucket by that name either
+            return error(404, "not found", f'bucket "{name}" not found') if name else Reply(
+                200, {"links": {"self": "/api/v2/buckets"}, "buckets": []})
+        if org and not org_id:
+            missing = self._org_by_name(org)
+            if missing is not None:
+                return missing
+        with self.lock:
+            if name:
+                if name not in self.buckets:
+                    return error(404, "not found", f'bucket "{name}" not found')
+                found = [self.buckets[name]]
+            else:
+                found = list(self.buckets.values())
+        return Reply(200, {"links": {"self": "/api/v2/buckets"}, "buckets": [_bucket_json(b) for b in found]})
+
+    def _post_bucket(self, request: Recorded) -> Reply:
+        """tenant/http_server_bucket.go handlePostBucket: 201 with the bucket; an existing name is EConflict,
+        which error_handler.go maps to 422 (tenant/error_bucket.go BucketAlreadyExistsError)."""
+        body = request.json()
+        if body.get("orgID") != self.org_id:
+            return error(400, "invalid", "organization id must be provided")
+        with self.lock:
+            if body["name"] in self.buckets:
+                return error(422, "conflict", f"bucket with name {body['name']} already exists")
+            seconds = next((rule.get("everySeconds", 0) for rule in body.get("retentionRules") or []), 0)
+            bucket = self.add_bucket(body["name"], seconds)
+            bucket["description"] = body.get("description", "")
+        return Reply(201, _bucket_json(bucket))
+
+    # ---- write -----------------------------------------------------------------------------------------
+    def _write(self, request: Recorded) -> Reply:
+        """http/write_handler.go: unknown bucket → 404; a line that does not parse → 400 and NOTHING is written
+        (points.Parser parses the whole body first); a field whose type differs from the stored one →
+        tsdb.PartialWriteError → 422 "failure writing points to database: partial write: ... dropped=N", and
+        the other points ARE written; all written → 204."""
+        bucket = request.param("bucket") or ""
+        org = request.param("org") or ""
+        if org and org != self.org:
+            return error(404, "not found", f'organization name "{org}" not found')
+        if bucket not in self.buckets:
+            return error(404, "not found", f'bucket "{bucket}" not found')
+        scale = _PRECISION_NS.get(request.param("precision") or "ns")
+        if scale is None:
+            return error(400, "invalid", "invalid precision; valid precision units are ns, us, ms, and s")
+        points = []
+        for number, line in enumerate(request.text().split("\n"), start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                point = parse_line(line, number)
+            except LineProtocolError as exc:
+                return error(400, "invalid", f"unable to parse '{line}': {exc.reason}")
+            if point.timestamp is not None:
+                point.timestamp *= scale
+            points.append(point)
+        conflicts: list[str] = []
+        with self.lock:
+            for point in points:
+                conflict = self._conflict(bucket, point)
+                if conflict:
+                    conflicts.append(conflict)
+                    continue
+                for key, kind in point.field_types.items():
+                    self.field_kinds.setdefault((bucket, point.measurement, key), kind)
+                self.points.setdefault(bucket, []).append(point)
+                self.log.append((bucket, point))
+        if len(conflicts) < len(points):
+            self.written.append((bucket, request.text()))
+        if conflicts:
+            return error(422, "unprocessable entity", "failure writing points to database: partial write: "
+                                                      f"{conflicts[0]} dropped={len(conflicts)}")
+        return Reply(204)
+
+    def _conflict(self, bucket: str, point: ParsedPoint) -> str | None:
+        for key, kind in point.field_types.items():
+            known = self.field_kinds.get((bucket, point.measurement, key))
+            if known is not None and known != kind:
+                return (f'field type conflict: input field "{key}" on measurement "{point.measurement}" is type '
+                        f"{_KIND_NAMES[kind]}, already exists as type {_KIND_NAMES[known]}")
+        return None
+
+    # ---- for assertions --------------------------------------------------------------------------------
+    def keys(self, bucket: str, measurement: str | None = None) -> list[tuple]:
+        """(measurement, sorted tags, timestamp) of every point written: what InfluxDB identifies a point by."""
+        return [(p.measurement, tuple(sorted(p.tags.items())), p.timestamp) for p in self.points.get(bucket, [])
+                if measurement is None or p.measurement == measurement]
+
+    def dump(self) -> str:
+        return json.dumps({name: len(points) for name, points in self.points.items()})
