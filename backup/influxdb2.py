@@ -373,9 +373,16 @@ class InfluxDB2:
             answer = self._call("restore KV snapshot", lambda: self.restore_service.post_restore_kv(
                 body, content_encoding="gzip"))
         token = getattr(answer, "token", None)
-        if token:
-            # The restored KV may hold a different operator token: use it from now on, as influx does.
+        # Like `influx restore` (influx-cli clients/restore/restore.go): the answer carries the restored KV's
+        # operator token; only a token that differs from the one in use means the set came from another
+        # install (or the token was rotated since), and then every token in .env stops working.
+        changed = bool(token) and f"Token {token}" != self.api.default_headers.get("Authorization")
+        if changed:
             self.api.default_headers["Authorization"] = f"Token {token}"
+            log.warning("the restored KV store holds another operator token than INFLUXDB2_TOKEN: this set comes "
+                        "from another install (or the token was rotated since). Every service's InfluxDB 2 token "
+                        "in .env (INFLUXDB2_ADMIN_TOKEN) must be set to the restored one before the stack can "
+                        "reach InfluxDB 2 again; see README, 'Back up and restore'")
         if manifest.get("sql"):
             with reader.as_local_file(self._relative(manifest["sql"]), scratch, decompress=False) as sql_path, \
                     open(sql_path, "rb") as body:
@@ -390,7 +397,7 @@ class InfluxDB2:
                         self._restore_shard(reader, scratch, shard, int(shard["id"]))
                         shards += 1
         return {"mode": "full", "buckets": [bucket["bucketName"] for bucket in manifest["buckets"]],
-                "shards": shards, "operator_token_changed": bool(token)}
+                "shards": shards, "operator_token_changed": changed}
 
     def restore_bucket(self, reader: StoreReader, scratch: Path, bucket_name: str,
                        new_name: str | None = None, org: str | None = None) -> dict[str, Any]:

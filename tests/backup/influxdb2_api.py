@@ -4,7 +4,8 @@ Modelled on influxdb's http/backup_service.go and http/restore_service.go: `GET 
 `multipart/mixed` with parts `kv` (bolt file), `sql` (SQLite file) and `buckets` (JSON bucket manifests),
 each with `Content-Disposition: attachment; name="..."`, gzip-encoded when the client accepts gzip;
 `GET /api/v2/backup/shards/{id}` is a tar stream of the shard's TSM files named `<bucketID>/autogen/<id>/...`
-(404 when the shard was deleted); the restore endpoints take gzip bodies and answer as the server does.
+(404 when the shard was deleted); the restore endpoints take gzip bodies and answer as the server does (source:
+influxdata/influxdb v2.7.12 http/backup_service.go, http/restore_service.go; the same in v2.9.1).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.influxdb2 import InfluxDB2, error
 from tests.support.recorder import Recorded, Reply
 
 TSM_MAGIC = 0x16D116D1
@@ -84,22 +86,18 @@ def multipart_mixed(parts: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
 
 
 @dataclass
-class FakeInfluxDB2:
-    """The server's state and answers. Use `.respond` as a RecordingServer responder."""
+class FakeInfluxDB2(InfluxDB2):
+    """tests/support/influxdb2.py's server plus the backup and restore endpoints, with data to back up.
 
-    token: str = "operator-token"
-    org: str = "stack"
-    org_id: str = "0123456789abcdef"
-    version: str = "v2.7.12"
+    `manifests` are the bucket manifests `/api/v2/backup/metadata` lists; `shards` the TSM tar of each shard.
+    """
+
     kv: bytes = field(default_factory=lambda: b"bolt\x00" + bytes(range(256)) * 64)
     sql: bytes = field(default_factory=sqlite_bytes)
-    buckets: list[dict] = field(default_factory=list)
+    manifests: list[dict] = field(default_factory=list)
     shards: dict[int, bytes] = field(default_factory=dict)
     removed_shards: set[int] = field(default_factory=set)
-    fail_next: dict[str, int] = field(default_factory=dict)  # path prefix → number of 503s to answer first
     restored_token: str | None = None
-    existing_buckets: set[str] = field(default_factory=set)
-    written: list[tuple[str, str]] = field(default_factory=list)  # (bucket, line protocol) of /api/v2/write
 
     @classmethod
     def with_data(cls) -> FakeInfluxDB2:
@@ -107,78 +105,68 @@ class FakeInfluxDB2:
         layout = {"telemetry": ("aaaaaaaaaaaaaaa1", [1, 2]), "monitoring": ("aaaaaaaaaaaaaaa2", [3]),
                   "_monitoring": ("aaaaaaaaaaaaaaa3", [4])}
         for name, (bucket_id, shard_ids) in layout.items():
-            fake.buckets.append(bucket_manifest(fake.org_id, fake.org, bucket_id, name, shard_ids))
+            fake.manifests.append(bucket_manifest(fake.org_id, fake.org, bucket_id, name, shard_ids))
             for shard_id in shard_ids:
                 fake.shards[shard_id] = shard_tar(bucket_id, shard_id)
         return fake
 
-    def _authorized(self, request: Recorded) -> bool:
-        return request.header("authorization") in (f"Token {self.token}", f"Token {self.restored_token}")
+    def authorized(self, request: Recorded) -> bool:
+        return super().authorized(request) or request.header("authorization") == f"Token {self.restored_token}"
 
     def _maybe_gzip(self, request: Recorded, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict]:
         if "gzip" in (request.header("accept-encoding") or ""):
             return gzip.compress(body), {**headers, "Content-Encoding": "gzip"}
         return body, headers
 
-    def respond(self, request: Recorded) -> Reply:
-        for prefix, count in list(self.fail_next.items()):
-            if request.path.startswith(prefix) and count > 0:
-                self.fail_next[prefix] = count - 1
-                return Reply(503, {"code": "unavailable", "message": "try again"}, {"Retry-After": "0"})
-        if request.path == "/ping":
-            return Reply(204, None, {"X-Influxdb-Version": self.version, "X-Influxdb-Build": "OSS"})
-        if not self._authorized(request):
-            return Reply(401, {"code": "unauthorized", "message": "unauthorized access"})
+    def route(self, request: Recorded):
+        found = super().route(request)
+        if found is not None:
+            return found
         if request.method == "GET" and request.path == "/api/v2/backup/metadata":
-            body, boundary = multipart_mixed([
-                ("kv", "application/octet-stream", self.kv),
-                ("sql", "application/octet-stream", self.sql),
-                ("buckets", "application/json; charset=utf-8", json.dumps(self.buckets).encode() + b"\n")])
-            body, headers = self._maybe_gzip(request, body,
-                                             {"Content-Type": f"multipart/mixed; boundary={boundary}"})
-            return Reply(200, body, headers)
-        match = re.fullmatch(r"/api/v2/backup/shards/(\d+)", request.path)
-        if request.method == "GET" and match:
-            shard_id = int(match.group(1))
-            if shard_id in self.removed_shards or shard_id not in self.shards:
-                return Reply(404, {"code": "not found", "message": f"shard {shard_id} not found"})
-            body, headers = self._maybe_gzip(request, self.shards[shard_id],
-                                             {"Content-Type": "application/octet-stream"})
-            return Reply(200, body, headers)
+            return self._metadata
+        if request.method == "GET" and re.fullmatch(r"/api/v2/backup/shards/\d+", request.path):
+            return self._shard
         if request.method == "POST" and request.path == "/api/v2/restore/kv":
-            self.restored_token = "token-from-restored-kv"
-            return Reply(200, {"token": self.restored_token})
+            return self._restore_kv
         if request.method == "POST" and request.path == "/api/v2/restore/sql":
-            return Reply(204)
+            # http/restore_service.go handleRestoreSqlStore (v2.7.12, v2.9.1) writes no body: 200, empty.
+            return lambda _: Reply(200)
         if request.method == "POST" and request.path == "/api/v2/restore/bucketMetadata":
-            manifest = request.json()
-            if manifest["bucketName"] in self.existing_buckets:
-                return Reply(409, {"code": "conflict", "message": f"bucket {manifest['bucketName']} already exists"})
-            mappings = [{"oldId": shard["id"], "newId": shard["id"] + 100}
-                        for policy in manifest["retentionPolicies"] for group in policy["shardGroups"]
-                        for shard in group["shards"]]
-            return Reply(201, {"id": "bbbbbbbbbbbbbbb9", "name": manifest["bucketName"], "shardMappings": mappings})
+            return self._restore_bucket_metadata
         if request.method == "POST" and re.fullmatch(r"/api/v2/restore/shards/\d+", request.path):
-            return Reply(204)
-        if request.method == "GET" and request.path == "/api/v2/orgs":
-            if request.param("org") == self.org:
-                return Reply(200, {"orgs": [{"id": self.org_id, "name": self.org}]})
-            return Reply(404, {"code": "not found", "message": "organization name not found"})
-        if request.method == "POST" and request.path == "/api/v2/write":
-            bucket = request.param("bucket") or ""
-            if bucket not in self.existing_buckets:
-                return Reply(404, {"code": "not found", "message": f'bucket "{bucket}" not found'})
-            self.written.append((bucket, request.text()))
-            return Reply(204)
-        if request.method == "GET" and request.path == "/api/v2/buckets":
-            name = request.param("name")
-            found = [{"id": "c0ffee0000000001", "name": name, "orgID": self.org_id}] \
-                if name in self.existing_buckets else []
-            return Reply(200, {"buckets": found})
-        if request.method == "POST" and request.path == "/api/v2/buckets":
-            body = request.json()
-            self.existing_buckets.add(body["name"])
-            return Reply(201, {"id": "c0ffee0000000002", "name": body["name"], "orgID": body["orgID"]})
-        if request.method == "POST" and request.path == "/api/v2/orgs":
-            return Reply(201, {"id": "fedcba9876543210", "name": request.json()["name"]})
-        return Reply(404, {"code": "not found", "message": f"path not found: {request.method} {request.path}"})
+            # http/restore_service.go handleRestoreShard: nothing written on success, so 200 with an empty body.
+            return lambda _: Reply(200)
+        return None
+
+    def _metadata(self, request: Recorded) -> Reply:
+        body, boundary = multipart_mixed([
+            ("kv", "application/octet-stream", self.kv),
+            ("sql", "application/octet-stream", self.sql),
+            ("buckets", "application/json; charset=utf-8", json.dumps(self.manifests).encode() + b"\n")])
+        body, headers = self._maybe_gzip(request, body, {"Content-Type": f"multipart/mixed; boundary={boundary}"})
+        return Reply(200, body, headers)
+
+    def _shard(self, request: Recorded) -> Reply:
+        shard_id = int(request.path.rsplit("/", 1)[1])
+        if shard_id in self.removed_shards or shard_id not in self.shards:
+            return error(404, "not found", f"shard {shard_id} not found")
+        body, headers = self._maybe_gzip(request, self.shards[shard_id], {"Content-Type": "application/octet-stream"})
+        return Reply(200, body, headers)
+
+    def _restore_kv(self, request: Recorded) -> Reply:
+        # http/restore_service.go handleRestoreKVStore: 200 {"token": <operator token of the restored KV>}.
+        self.restored_token = "token-from-restored-kv"
+        return Reply(200, {"token": self.restored_token})
+
+    def _restore_bucket_metadata(self, request: Recorded) -> Reply:
+        """http/restore_service.go handleRestoreBucketMetadata: creates the bucket through the bucket service
+        (an existing name is EConflict → 422), then answers 201 with the new shard ids."""
+        manifest = request.json()
+        name = manifest["bucketName"]
+        if name in self.buckets:
+            return error(422, "conflict", f"bucket with name {name} already exists")
+        bucket = self.add_bucket(name)
+        mappings = [{"oldId": shard["id"], "newId": shard["id"] + 100}
+                    for policy in manifest["retentionPolicies"] for group in policy["shardGroups"]
+                    for shard in group["shards"]]
+        return Reply(201, {"id": bucket["id"], "name": name, "shardMappings": mappings})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import tarfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from backup.influxdb2 import InfluxDB2, InfluxDB2Error
 from backup.setfiles import StoreReader, StoreWriter
 from common.retry import RetryPolicy
 from tests.backup.influxdb2_api import FakeInfluxDB2
-from tests.support.recorder import RecordingServer
+from tests.support.recorder import RecordingServer, Reply
 
 BASE = "20250107T235900Z"
 
@@ -129,6 +130,19 @@ def test_full_restore_uploads_kv_sql_and_every_shard_gzipped_and_adopts_the_rest
     assert not list((tmp_path / "scratch").glob("**/*.gz")), "decoded temporary files are removed"
 
 
+def test_a_set_from_the_same_install_keeps_the_token_and_says_so(tmp_path, server, fake, caplog):
+    """The KV restore answers the restored operator token even when it is the one in use (restore_service.go):
+    only a different one means the tokens in .env no longer work."""
+    writer, _ = _backup(tmp_path, server, fake)
+    fake._restore_kv = lambda request: Reply(200, {"token": fake.token})
+    client = _client(server, fake)
+    with caplog.at_level(logging.WARNING):
+        result = client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
+    assert result["operator_token_changed"] is False
+    assert "another operator token" not in caplog.text
+
+
 def test_one_bucket_is_restored_into_a_new_bucket_with_the_servers_shard_ids(tmp_path, server, fake):
     writer, _ = _backup(tmp_path, server, fake)
     client = _client(server, fake)
@@ -152,7 +166,7 @@ def test_restoring_a_bucket_that_is_not_in_the_set_names_the_ones_that_are(tmp_p
     client = _client(server, fake)
     with pytest.raises(InfluxDB2Error, match=r"'sensors' is not in this set.*monitoring, telemetry"):
         client.restore_bucket(_reader(tmp_path, writer), tmp_path, "sensors")
-    fake.existing_buckets.add("telemetry")
+    fake.add_bucket("telemetry")
     with pytest.raises(InfluxDB2Error, match="already exists"):
         client.restore_bucket(_reader(tmp_path, writer), tmp_path, "telemetry")
     client.close()

@@ -48,7 +48,7 @@ def test_a_run_writes_one_complete_verified_set_with_a_manifest(stack: FakeStack
 
 
 def test_every_run_records_its_outcome_in_both_databases_in_the_declared_schema(stack: FakeStack):
-    stack.influxdb2.existing_buckets.add("monitoring")
+    stack.influxdb2.add_bucket("monitoring")
     config = load_config(stack.env())
     outcome = run_backup(config, trigger="schedule")
     assert outcome.metrics == {"influxdb2": "written 4", "influxdb3": "written 4"}
@@ -79,7 +79,7 @@ def test_metrics_wait_for_the_ingest_service_to_create_monitoring_spooled_then_r
     assert first.metrics["influxdb2"] == "spooled: bucket 'monitoring' does not exist yet (the ingest service " \
         "creates it)"
     assert first.metrics["influxdb3"].startswith("spooled: database 'monitoring' does not exist yet")
-    assert "monitoring" not in stack.influxdb2.existing_buckets, "the bucket is the ingest service's to create"
+    assert "monitoring" not in stack.influxdb2.buckets, "the bucket is the ingest service's to create"
     assert not stack.servers["influxdb3"].matching("POST", "/api/v3/write_lp"), "no write auto-creates it"
     spooled = (stack.backup_dir / ".metrics-spool" / "influxdb3.lp").read_text().splitlines()
     assert len(spooled) == 4
@@ -87,7 +87,7 @@ def test_metrics_wait_for_the_ingest_service_to_create_monitoring_spooled_then_r
     second = run_backup(config, trigger="manual")
     assert second.metrics["influxdb3"].startswith("spooled: HTTP 503")
     stack.influxdb3.accept_writes = True
-    stack.influxdb2.existing_buckets.add("monitoring")
+    stack.influxdb2.add_bucket("monitoring")
     third = run_backup(config, trigger="manual")
     assert third.metrics == {"influxdb2": "written 12", "influxdb3": "written 12"}
     assert not list((stack.backup_dir / ".metrics-spool").glob("*.lp"))
