@@ -1,13 +1,12 @@
 """Buckets (InfluxDB 2) and databases (InfluxDB 3) from a declarative file, created at start, idempotently.
 
 The file (`ingest/buckets.yaml`) lists name, description and retention. Names are the same in both databases,
-so they follow InfluxDB 3's rule (letters, digits, inner hyphens). Existing ones are left as they are.
+so they follow InfluxDB 3's rule (common/names.py). Existing ones are left as they are.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,12 +16,12 @@ from typing import Protocol
 import yaml
 
 from common.config import parse_duration
+from common.names import database_name_problem
 from common.retry import RetryableError, RetryPolicy, call_with_retry
 
 __all__ = ["BucketSpec", "ensure_buckets", "load_buckets"]
 
 log = logging.getLogger("ingest.buckets")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]$|^[A-Za-z0-9]$")
 FOREVER = {"", "none", "infinite", "forever", "0"}
 
 
@@ -59,9 +58,9 @@ def load_buckets(path: Path) -> list[BucketSpec]:
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         name = str(entry.get("name") or "")
-        if not NAME.match(name):
-            raise ValueError(f"{where}: name {name!r} must be letters, digits and inner hyphens (InfluxDB 3 allows "
-                             "no underscores)")
+        problem = database_name_problem(name)
+        if problem:
+            raise ValueError(f"{where}: name {name!r} {problem}")
         if any(spec.name == name for spec in specs):
             raise ValueError(f"{where}: {name!r} is listed twice")
         raw = str(entry.get("retention") if entry.get("retention") is not None else "").strip().lower()

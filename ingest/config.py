@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from common.config import ConfigError, Env
+from common.names import database_name_problem
 from ingest.schema import MONITORING, TELEMETRY
 from ingest.sources.movebank import API_URL
 from ingest.sources.weather import ARCHIVE_URL, FORECAST_URL, OPENWEATHERMAP_URL, Location, parse_locations
@@ -105,9 +106,9 @@ class IngestConfig:
         bucket = env.str("INGEST_BUCKET", TELEMETRY)
         monitoring = env.str("INGEST_MONITORING_BUCKET", MONITORING)
         for name, value in (("INGEST_BUCKET", bucket), ("INGEST_MONITORING_BUCKET", monitoring)):
-            if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]|[A-Za-z0-9]", value):
-                env.problems.append(f"{name}: {value!r} must be letters, digits and inner hyphens "
-                                    "(InfluxDB 3 database names allow no underscores)")
+            problem = database_name_problem(value) if value else None
+            if problem:
+                env.problems.append(f"{name}: {value!r} {problem}")
 
         sizes = {}
         for name, default in (("INGEST_BATCH_BYTES", "4MiB"), ("INGEST_SPOOL_MAX_BYTES", "1GiB")):

@@ -17,7 +17,7 @@ __all__ = [
 FLOAT, INT, UINT, BOOL, STRING = "float64", "int64", "uint64", "bool", "utf8"
 FIELD_TYPES = (FLOAT, INT, UINT, BOOL, STRING)
 
-# InfluxDB 2 bucket and InfluxDB 3 database names (the same names in both; no underscores, Core forbids them).
+# InfluxDB 2 bucket and InfluxDB 3 database names (the same names in both; rule in common/names.py).
 TELEMETRY = "telemetry"
 MONITORING = "monitoring"
 DATABASES = (TELEMETRY, MONITORING)

@@ -22,7 +22,7 @@ __all__ = [
 
 REQUIRED = object()
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_DATABASE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,62}[a-zA-Z0-9])?")
+_DATABASE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,510}")
 _DURATION_PART = re.compile(r"(\d+)(ns|us|ms|s|m|h|d|w)")
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
             "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
@@ -90,9 +90,10 @@ def identifier(text: str) -> str:
 
 
 def database_name(text: str) -> str:
-    """An InfluxDB 3 database name: letters, digits and inner hyphens (Core forbids underscores)."""
+    """An InfluxDB 3 database name (influxdb3_server/src/http.rs `validate_db_name`, v3.10.1; the plugin directory
+    is mounted alone, so common/names.py cannot be imported here)."""
     if not _DATABASE.fullmatch(text):
-        raise ValueError("must be letters, digits and inner hyphens, at most 64 characters")
+        raise ValueError("must be an ASCII letter or digit, then letters, digits, _ or -, at most 511 characters")
     return text
 
 

@@ -27,8 +27,15 @@ def test_the_shipped_buckets_file():
     assert specs["monitoring"].retention == timedelta(days=30) and specs["telemetry"].retention is None
 
 
+def test_names_follow_influxdb3s_own_rule_underscores_and_hyphens_included(tmp_path):
+    path = tmp_path / "buckets.yaml"
+    path.write_text("buckets: [{name: my_bucket-2, retention: none}, {name: " + "b" * 511 + "}]")
+    assert [spec.name for spec in load_buckets(path)] == ["my_bucket-2", "b" * 511]
+
+
 @pytest.mark.parametrize("content,problem", [
-    ("buckets: [{name: my_bucket}]", "no underscores"),
+    ("buckets: [{name: _monitoring}]", "must be an ASCII letter or digit"),
+    ("buckets: [{name: my.bucket}]", "must be an ASCII letter or digit"),
     ("buckets: [{name: a}, {name: a}]", "listed twice"),
     ("buckets: [{name: a, retention: soon}]", "retention"),
     ("buckets: [{name: a, shards: 2}]", "unknown keys"),

@@ -347,7 +347,9 @@ def test_a_failed_bootstrap_is_reported_but_not_fatal(tmp_path: Path, capsys):
 
 # ------------------------------------------------------------------------------- provisioning file checks
 @pytest.mark.parametrize(("change", "problem"), [
-    (("- name: telemetry", "- name: tele_metry"), "no underscores"),
+    (("- name: telemetry", "- name: _telemetry"), "must be an ASCII letter or digit, then letters, digits"),
+    (("- name: telemetry", "- name: tele.metry"), "must be an ASCII letter or digit, then letters, digits"),
+    (("- name: telemetry", "- name: " + "t" * 512), "is 512 characters long; at most 511"),
     (('"cron:0 30 2 * * *"', '"cron:30 2 * * *"'), "has 5 fields; InfluxDB 3 needs 6"),
     (('"table:sensors"', '"table:weather"'), "'weather' must be listed under tables"),
     (("plugin: forecast/forecast.py", "plugin: forecast/missing.py"), "'forecast/missing.py' is neither"),
@@ -369,13 +371,13 @@ def test_invalid_provisioning_files_are_refused(tmp_path: Path, change: tuple[st
 
 
 def test_all_problems_are_reported_at_once_and_nothing_is_sent(tmp_path: Path, capsys):
-    broken = PROVISION.replace("- name: telemetry", "- name: tele_metry").replace("0 30 2 * * *", "0 30 2 * *")
+    broken = PROVISION.replace("- name: telemetry", "- name: tele metry").replace("0 30 2 * * *", "0 30 2 * *")
     path = write_plugins(tmp_path, broken, requirements="prophet>=1.0\n")
     with RecordingServer(FakeCore()) as server:
         assert run_init(server, path) == 2
     assert server.requests == []
     log = capsys.readouterr().err
-    assert "no underscores" in log and "has 5 fields" in log and "'prophet>=1.0' is not pinned" in log
+    assert "'tele metry'" in log and "has 5 fields" in log and "'prophet>=1.0' is not pinned" in log
 
 
 def test_multi_file_plugins_are_directories_with_an_init(tmp_path: Path):

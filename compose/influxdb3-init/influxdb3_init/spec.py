@@ -12,13 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from common.names import database_name_problem
+
 __all__ = ["CORE_DATABASE_LIMIT", "Bootstrap", "Database", "Provision", "SpecError", "Table", "Trigger",
            "load_provision"]
 
 # InfluxDB 3 Core refuses a sixth database (HTTP 422).
 CORE_DATABASE_LIMIT = 5
-# The published API description's pattern (stricter than the server, which also allows underscores).
-_DB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$|^[a-zA-Z0-9]$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRIGGER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _REQUEST_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_/-]*$")
@@ -158,8 +158,9 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
         entry = entry if isinstance(entry, dict) else {}
         name = str(entry.get("name", ""))
         where = f"databases[{index}] {name!r}"
-        if not _DB_NAME.match(name):
-            problems.append(f"{where}: database names are letters, digits and inner hyphens (no underscores)")
+        problem = database_name_problem(name)
+        if problem:
+            problems.append(f"{where}: the database name {problem}")
         retention = entry.get("retention")
         if retention is not None and not _DURATION.match(str(retention)):
             problems.append(f"{where}: retention {retention!r} is not a duration like 30d or 12h")
