@@ -271,6 +271,26 @@ def test_database_limit_is_checked_before_anything_is_created(provision_file: Pa
     assert "allows 5 databases" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("message", "hint"), [
+    ("Update to schema would exceed number of columns per table limit of 500 columns", "500 columns per table"),
+    ("Update to schema would exceed number of tables limit: attempted to create table but already have 2000 "
+     "table(s) (limit: 2000)", "2,000 tables"),
+])
+def test_a_422_names_the_limit_the_server_reported(provision_file: Path, capsys, message: str, hint: str):
+    """A 422 is not always the database limit (influxdb3_catalog/src/error.rs): say which one was hit."""
+    core = FakeCore()
+
+    def limited(request: Recorded) -> Reply:
+        if request.path == "/api/v3/configure/table":
+            return Reply(422, {"error": message})
+        return core(request)
+
+    with RecordingServer(limited) as server:
+        assert run_init(server, provision_file) == 1
+    log = capsys.readouterr().err
+    assert hint in log and "5 databases" not in log
+
+
 def test_unreachable_server_is_reported(provision_file: Path, capsys):
     server = RecordingServer().start()
     url = server.url

@@ -69,8 +69,7 @@ class InfluxDB3Admin:
             if status in (401, 403):
                 raise ProvisionError(_AUTH_HINT.format(status=status))
             if status == 422:
-                raise ProvisionError(f"{what}: the server refused it (HTTP 422: {detail}). InfluxDB 3 Core allows "
-                                     "5 databases; delete unused ones or list fewer in plugins/provision.yaml.")
+                raise ProvisionError(f"{what}: the server refused it (HTTP 422: {detail}). {_limit_hint(detail)}")
             if retry and self.policy.is_retryable_status(status):
                 raise RetryableError(f"{what}: HTTP {status}: {detail}", status=status,
                                      retry_after=parse_retry_after(response.headers.get("Retry-After")))
@@ -148,6 +147,24 @@ class InfluxDB3Admin:
         """Rows of system.processing_engine_triggers for one database."""
         return self.query(db, "SELECT trigger_name, plugin_filename, disabled, error_behavior "
                               "FROM system.processing_engine_triggers", f"list triggers of {db}")
+
+
+# Core's catalog limits (influxdb3/src/commands/serve.rs CORE_NUM_*_LIMIT, v3.10.1) and the texts of the 422
+# that reports them (influxdb3_catalog/src/error.rs TooManyDbs, TooManyTables, TooManyColumns).
+_LIMITS = (
+    ("databases", "InfluxDB 3 Core allows 5 databases: delete one you no longer need "
+                  "(DELETE /api/v3/configure/database?db=...) or list fewer in plugins/provision.yaml."),
+    ("number of tables", "InfluxDB 3 Core allows 2,000 tables in all: delete unused tables "
+                         "(DELETE /api/v3/configure/table) or write fewer distinct measurements."),
+    ("columns per table", "InfluxDB 3 Core allows 500 columns per table (tags, fields and time): "
+                          "declare fewer fields for this table."),
+)
+
+
+def _limit_hint(detail: str) -> str:
+    """What to do about a 422: which of Core's limits the server's message names."""
+    return next((hint for marker, hint in _LIMITS if marker in detail),
+                "The server refused the request as unprocessable; its message says why.")
 
 
 def _body(response: requests.Response) -> Any:
