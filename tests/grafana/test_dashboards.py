@@ -110,7 +110,7 @@ def test_every_datasource_the_dashboards_use_is_provisioned_with_the_right_datab
         if item is None:
             block = (f"  - name: InfluxDB 3 (SQL, {declared.database})\n    uid: {declared.uid}\n    type: influxdb\n"
                      "    access: proxy\n    url: http://influxdb3:8181\n    editable: false\n    jsonData:\n"
-                     f"      version: SQL\n      dbName: {declared.database}\n      httpMode: POST\n"
+                     f"      version: SQL\n      dbName: {declared.database}\n"
                      "      insecureGrpc: true\n    secureJsonData:\n      token: ${INFLUXDB3_TOKEN}")
             missing.append(f"{declared.uid} is not provisioned; grafana/provisioning/datasources/ needs:\n{block}")
             continue
@@ -118,6 +118,7 @@ def test_every_datasource_the_dashboards_use_is_provisioned_with_the_right_datab
         if declared.language == datasources.SQL_LANGUAGE:
             name = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), str(item["jsonData"]["dbName"]))
             assert name == declared.database, f"{declared.uid} reads {name!r}, dashboards expect {declared.database}"
+            assert "httpMode" not in item["jsonData"], f"{declared.uid}: Flight SQL (gRPC) has no HTTP method"
     assert not missing, "\n".join(missing)
 
 
