@@ -176,16 +176,22 @@ def restore_database(reader: StoreReader, db_path: Path, *, grafana_running: boo
     return {"database": str(db_path)}
 
 
+# The official Grafana image runs as uid 472 with group 0 and keeps its data group-0 writable; this service runs
+# as uid 1500 with supplementary group 0, so it can hand a file to group 0 (chgrp to a group it is in needs no
+# capability) but not to uid 472.
+GRAFANA_GID = 0
+
+
 def _match_permissions(staged: Path, current: Path) -> None:
-    """Give the new file the old one's group and make it group read-write, so Grafana (uid 472, group 0 in
-    the official image) can keep writing it even though this service (uid 1500) created it."""
-    if not current.exists():
-        os.chmod(staged, 0o660)
-        return
-    status = current.stat()
+    """Make the restored file usable by Grafana in every case: the old file's group (group 0 when there is no
+    old file, e.g. a wiped volume) and at least group read-write."""
+    exists = current.exists()
+    status = current.stat() if exists else None
+    gid = status.st_gid if status is not None else GRAFANA_GID
     try:
-        os.chown(staged, -1, status.st_gid)
+        os.chown(staged, -1, gid)
     except PermissionError:
-        log.warning("cannot give the restored grafana.db group %d (not a member); Grafana may not write it",
-                    status.st_gid)
-    os.chmod(staged, (status.st_mode & 0o777) | 0o660)
+        log.warning("cannot give the restored grafana.db group %d (this process is not in it); Grafana may not "
+                    "be able to write it: chgrp %d it on the volume", gid, gid)
+    mode = (status.st_mode & 0o777) if status is not None else 0o640
+    os.chmod(staged, mode | 0o660)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,6 +115,63 @@ def test_database_round_trip_through_a_set(tmp_path: Path, key):
     assert titles(live) == original
     assert not (tmp_path / "grafana.db-journal").exists()
     assert live.stat().st_mode & 0o777 == 0o660, "group read-write, so uid 472 can keep writing it"
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder other users can reach (pytest's own tmp folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="grafana-restore-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as the backup (1500) and Grafana (472) users")
+def test_a_restore_onto_a_wiped_volume_leaves_a_file_grafana_can_write(shared_tmp: Path):
+    """No grafana.db on the volume (it was wiped): the backup service (uid 1500, groups 1500 and 0, umask 007)
+    restores it, then Grafana (uid 472, group 0) must be able to open it read-write."""
+    tmp_path = shared_tmp
+    live = tmp_path / "volume" / "grafana.db"
+    live.parent.mkdir()
+    os.chown(live.parent, 472, 0)
+    live.parent.chmod(0o777)  # the image's /var/lib/grafana
+    source = tmp_path / "source.db"
+    grafana_db(source, dashboards=2)
+    writer = StoreWriter(tmp_path / "set", "grafana", Codec())
+    writer.add_file(grafana.DB_NAME, source)
+    reader = StoreReader(tmp_path / "set", "grafana", writer.entries, None)
+    for path in tmp_path.rglob("*"):  # the set is readable by the backup user, as BACKUP_DIR is
+        path.chmod(path.stat().st_mode | (0o755 if path.is_dir() else 0o644))
+
+    def as_user(uid: int, groups: list[int], work) -> None:
+        child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                os.setgroups(groups)
+                os.setgid(groups[0])
+                os.setuid(uid)
+                os.umask(0o007)
+                work()
+                code = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, f"the work as uid {uid} failed"
+
+    as_user(1500, [1500, 0], lambda: grafana.restore_database(reader, live, grafana_running=False))
+    assert live.stat().st_gid == 0 and live.stat().st_mode & 0o660 == 0o660
+
+    def grafana_writes() -> None:
+        connection = sqlite3.connect(live)
+        connection.execute("CREATE TABLE written_by_grafana (x INTEGER)")
+        connection.commit()
+        connection.close()
+
+    as_user(472, [0], grafana_writes)
+    assert titles(live) == titles(source)
 
 
 def test_restore_refuses_while_grafana_runs(tmp_path: Path):
