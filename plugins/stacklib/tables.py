@@ -92,4 +92,5 @@ ENDPOINTS = {
     "forecast_chart": "peyton-chart",
     "analytics": "analytics",
     "example_http": "example-hello",
+    "packages_check": "packages-check",
 }

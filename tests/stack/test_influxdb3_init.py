@@ -7,13 +7,16 @@ request, so the tests check our requests, not a pretend server's behaviour.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from influxdb3_init.__main__ import main
 from influxdb3_init.spec import SpecError, load_provision
+from tests.engine.engine import LocalEngine
 from tests.support.openapi import validate_influxdb3_request
 from tests.support.paths import REPO
 from tests.support.recorder import Recorded, RecordingServer, Reply
@@ -289,6 +292,78 @@ def test_a_422_names_the_limit_the_server_reported(provision_file: Path, capsys,
         assert run_init(server, provision_file) == 1
     log = capsys.readouterr().err
     assert hint in log and "5 databases" not in log
+
+
+CHECKED = PROVISION.replace("packages_file: requirements.txt\ntriggers:\n", """packages_file: requirements.txt
+packages_check: packages-check
+triggers:
+  - name: packages-check
+    database: forecast
+    plugin: stack/packages_check.py
+    spec: "request:packages-check"
+""")
+
+
+def engine_core() -> tuple[FakeCore, Callable[[Recorded], Reply]]:
+    """FakeCore whose packages-check endpoint runs the real plugin in the local engine (this interpreter): the
+    server answered 200 to the install whatever pip did, and only this import tells."""
+    core, engine = FakeCore(), LocalEngine()
+
+    def respond(request: Recorded) -> Reply:
+        if request.path == "/api/v3/engine/packages-check":
+            run = engine.run_request("stack/packages_check.py", "forecast", body=request.body)
+            return Reply(run.response.status, run.response.body, dict(run.response.headers))
+        return core(request)
+
+    return core, respond
+
+
+def checked_plugins(tmp_path: Path, requirements: str) -> Path:
+    path = write_plugins(tmp_path, CHECKED, requirements=requirements)
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "packages_check.py").write_bytes(
+        (REPO / "plugins" / "stack" / "packages_check.py").read_bytes())
+    return path
+
+
+def test_packages_the_engine_cannot_import_stop_init_with_what_to_do(tmp_path: Path, capsys):
+    numpy = importlib.metadata.version("numpy")
+    path = checked_plugins(tmp_path, f"numpy=={numpy}\nprophet==0.0.9\nnot-on-this-machine==2.0\n")
+    core, respond = engine_core()
+    with RecordingServer(respond) as server:
+        assert run_init(server, path) == 1
+    log = capsys.readouterr().err
+    assert "2 of 3 plugin packages are not usable" in log
+    assert f"prophet {importlib.metadata.version('prophet')} is installed, 0.0.9 is pinned" in log
+    assert "not-on-this-machine is not installed" in log and "needs access to PyPI" in log
+    created = [r.json()["trigger_name"] for r in server.matching("POST", "/api/v3/configure/processing_engine_trigger")]
+    assert created == ["packages-check"], "no plugin trigger is created before its packages are proven"
+    assert core.packages == [f"numpy=={numpy}", "prophet==0.0.9", "not-on-this-machine==2.0"]
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    (("packages_check: packages-check", "packages_check: forecast-daily"), "must name one enabled request trigger"),
+    (("packages_check: packages-check", "packages_check: nowhere"), "must name one enabled request trigger"),
+])
+def test_the_packages_check_must_be_a_request_trigger_of_the_file(tmp_path: Path, change, problem):
+    path = checked_plugins(tmp_path, "numpy==1.0\n")
+    path.write_text(CHECKED.replace(*change))
+    with pytest.raises(SpecError) as raised:
+        load_provision(path)
+    assert any(problem in p for p in raised.value.problems), raised.value.problems
+
+
+def test_packages_that_import_let_init_go_on(tmp_path: Path, capsys):
+    path = checked_plugins(tmp_path, f"numpy=={importlib.metadata.version('numpy')}\n")
+    core, respond = engine_core()
+    with RecordingServer(respond) as server:
+        assert run_init(server, path) == 0
+    steps = [r.path.rsplit("/", 1)[-1] for r in server.matching("POST")
+             if r.path.startswith("/api/v3/engine/") or r.path.endswith("/install_packages")]
+    assert steps == ["install_packages", "packages-check"]
+    assert "all 1 plugin packages import at their pinned versions" in capsys.readouterr().err
+    assert set(core.triggers) == {("forecast", "packages-check"), ("telemetry", "sensors-statistics"),
+                                  ("forecast", "forecast-daily")}
 
 
 def test_unreachable_server_is_reported(provision_file: Path, capsys):

@@ -138,9 +138,9 @@ class InfluxDB3Admin:
         rows = self.query(db, f'SELECT COUNT(*) AS n FROM "{table}"', f"count rows of {db}.{table}")
         return int(rows[0]["n"]) if rows else 0
 
-    def call_endpoint(self, path: str, timeout: float) -> Any:
+    def call_endpoint(self, path: str, timeout: float, body: Any = None) -> Any:
         """POST to a request trigger's endpoint once (plugin failures are deterministic: no retry)."""
-        return self._request("POST", f"/api/v3/engine/{path}", f"request {path}", json_body={},
+        return self._request("POST", f"/api/v3/engine/{path}", f"request {path}", json_body=body or {},
                              timeout=timeout, retry=False)[1]
 
     def triggers(self, db: str) -> list[dict[str, Any]]:

@@ -1,9 +1,10 @@
 """Make InfluxDB 3 match the provisioning file, in the only order that works.
 
 Databases, then tables (a WAL trigger created before its table exists never fires), then the plugins'
-packages (a trigger whose plugin imports a missing package fails on its first call), then triggers,
-created and then enabled (or disabled) to match the file. Everything already there is left alone.
-Last, the bootstrap requests fill a new stack's empty tables through the plugins' own endpoints.
+packages (a trigger whose plugin imports a missing package fails on its first call) and the proof that they
+import at their pinned versions inside the engine (the server answers 200 to an install whatever pip did),
+then triggers, created and then enabled (or disabled) to match the file. Everything already there is left
+alone. Last, the bootstrap requests fill a new stack's empty tables through the plugins' own endpoints.
 """
 
 from __future__ import annotations
@@ -109,20 +110,54 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
         log.info("installing %d plugin packages into the engine's environment (first run can take minutes): %s",
                  len(spec.packages), " ".join(spec.packages))
         summary.add("package set", admin.install_packages(list(spec.packages)))
-        log.info("plugin packages installed")
+        log.info("the server accepted the package install; checking inside the engine that each package imports")
+    checked = spec.packages_check
+    if checked is not None:
+        _create_trigger(admin, checked, recreate_triggers, summary)
+        _check_packages(admin, checked, spec.packages)
 
     for trigger in spec.triggers:
-        if recreate_triggers:
-            admin.delete_trigger(trigger.database, trigger.name)
-        outcome = admin.create_trigger(trigger.request_body())
-        summary.add("trigger", outcome)
-        log.info("trigger %s (%s on %s): %s", trigger.name, trigger.spec, trigger.database, outcome.value)
-        if outcome is Outcome.EXISTS:
-            _warn_on_drift(admin, trigger)
-            if trigger.disabled:
-                admin.disable_trigger(trigger.database, trigger.name)
-        if not trigger.disabled:
-            admin.enable_trigger(trigger.database, trigger.name)
-            log.info("trigger %s: enabled", trigger.name)
+        if trigger is checked:
+            continue
+        _create_trigger(admin, trigger, recreate_triggers, summary)
     _bootstrap(spec, admin, bootstrap_timeout, summary)
     return summary
+
+
+def _create_trigger(admin: InfluxDB3Admin, trigger: Trigger, recreate: bool, summary: Summary) -> None:
+    if recreate:
+        admin.delete_trigger(trigger.database, trigger.name)
+    outcome = admin.create_trigger(trigger.request_body())
+    summary.add("trigger", outcome)
+    log.info("trigger %s (%s on %s): %s", trigger.name, trigger.spec, trigger.database, outcome.value)
+    if outcome is Outcome.EXISTS:
+        _warn_on_drift(admin, trigger)
+        if trigger.disabled:
+            admin.disable_trigger(trigger.database, trigger.name)
+    if not trigger.disabled:
+        admin.enable_trigger(trigger.database, trigger.name)
+        log.info("trigger %s: enabled", trigger.name)
+
+
+def _check_packages(admin: InfluxDB3Admin, check: Trigger, packages: tuple[str, ...]) -> None:
+    """Ask the engine's own interpreter to import every pinned package; stop with what is missing and why."""
+    path = check.spec.removeprefix("request:")
+    try:
+        answer = admin.call_endpoint(path, 300.0, body={"packages": list(packages)})
+    except ProvisionError as exc:
+        raise ProvisionError(f"could not check the plugin packages inside the engine ({exc})") from exc
+    results = answer.get("packages") if isinstance(answer, dict) else None
+    if not isinstance(results, list):
+        raise ProvisionError(f"the packages check answered {answer!r}, not a package list")
+    failed = [item for item in results if not item.get("ok")]
+    for item in results:
+        log.info("package %s: %s", item.get("pin"), "imports" if item.get("ok") else item.get("problem"))
+    if failed:
+        missing = "; ".join(f"{item.get('pin')}: {item.get('problem')}" for item in failed)
+        raise ProvisionError(
+            f"{len(failed)} of {len(results)} plugin packages are not usable inside InfluxDB 3's engine "
+            f"(Python {answer.get('python', '?')}): {missing}. InfluxDB 3 answers 200 to a package install even "
+            "when pip fails, so nothing was installed: the influxdb3 container needs access to PyPI (or set "
+            "PIP_INDEX_URL on it for a mirror), and every pin in plugins/requirements.txt needs a wheel for the "
+            "engine's Python. Fix that and run `docker compose up influxdb3-init` again.")
+    log.info("all %d plugin packages import at their pinned versions inside the engine", len(results))

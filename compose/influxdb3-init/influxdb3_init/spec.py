@@ -93,6 +93,8 @@ class Provision:
     triggers: tuple[Trigger, ...]
     source: Path
     bootstrap: tuple[Bootstrap, ...] = ()
+    # The request trigger that proves, inside the engine, that every package imports at its pinned version.
+    packages_check: Trigger | None = None
 
 
 def _spec_problem(spec: str) -> str | None:
@@ -149,7 +151,7 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
     if not isinstance(raw, dict):
         raise SpecError(path, ["the top level must be a mapping"])
     problems: list[str] = []
-    unknown = set(raw) - {"databases", "tables", "packages_file", "triggers", "bootstrap"}
+    unknown = set(raw) - {"databases", "tables", "packages_file", "packages_check", "triggers", "bootstrap"}
     if unknown:
         problems.append(f"unknown top-level keys: {', '.join(sorted(unknown))}")
 
@@ -246,9 +248,25 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False))))
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
+    check = _packages_check(raw, triggers, packages, problems)
     if problems:
         raise SpecError(path, problems)
-    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap)
+    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap, check)
+
+
+def _packages_check(raw: dict, triggers: list[Trigger], packages: tuple[str, ...],
+                    problems: list[str]) -> Trigger | None:
+    """`packages_check: <trigger name>`: an enabled request trigger of the file, created right after the install."""
+    name = raw.get("packages_check")
+    if name is None:
+        return None
+    found = [t for t in triggers if t.name == str(name)]
+    if len(found) != 1 or not found[0].spec.startswith("request:") or found[0].disabled:
+        problems.append(f"packages_check {name!r}: must name one enabled request trigger listed under triggers")
+        return None
+    if not packages:
+        problems.append("packages_check is set but no packages_file lists packages to check")
+    return found[0]
 
 
 def _bootstraps(raw: dict, triggers: list[Trigger], known_tables: set[tuple[str, str]],
