@@ -12,7 +12,8 @@ from grafana.datasources import SQL_FORECAST
 from grafana.names import column
 from grafana.panels import TIME_FILTER, board, finish, override, stat_panel, table_panel, time_series, variable
 from grafana.queries import TABLE, TIME_SERIES, SqlQuery
-from plugins.stacklib.tables import EVALUATION, FORECAST, SERIES
+from plugins.stacklib.runlog import RUN_TIME_CHARS
+from plugins.stacklib.tables import EVALUATION, FORECAST, RUN_WINDOW_NS, SERIES
 
 UID = "forecast"
 DS = SQL_FORECAST
@@ -25,6 +26,12 @@ RUN_COLUMNS = [column(EVALUATION, name) for name in ("run", "mae", "mape", "cove
                                                      "test_rows", "fit_seconds")]
 THIS_SERIES = f"{SERIES_TAG} = ${{series:sqlstring}}"
 THIS_RUN = f"{THIS_SERIES} AND {column(EVALUATION, 'run')} = ${{run:sqlstring}}"
+FORECAST_DAY = column(FORECAST, "ds")
+# A run's forecast rows sit in the run's own second (plugins/stacklib/tables.py, FORECAST), found from the run id's
+# RFC 3339 prefix: InfluxDB 3 then reads that run's Parquet file only (it prunes files by time, never by tag).
+RUN_START = f"to_timestamp(left(${{run:sqlstring}}, {RUN_TIME_CHARS}))"
+RUN_ROWS = (f"{THIS_SERIES} AND {RUN} = ${{run:sqlstring}} AND time >= {RUN_START} "
+            f"AND time < {RUN_START} + INTERVAL '{RUN_WINDOW_NS // 10**9} second'")
 # The runs are daily; accuracy panels look at the last quarter whatever range the forecast chart shows.
 ACCURACY_RANGE = "90d"
 
@@ -47,10 +54,12 @@ def build() -> dashboard.Dashboard:
                                      refresh=dashboard.VariableRefresh.ON_DASHBOARD_LOAD))
              .with_variable(variable("run", "Forecast run", DS,
                                      f"SELECT DISTINCT {RUN} FROM {FORECAST.name} WHERE {THIS_SERIES} "
+                                     f"AND time >= now() - INTERVAL '{ACCURACY_RANGE[:-1]} days' "
                                      f"ORDER BY {RUN} DESC", multi=False, include_all=False,
                                      sort=dashboard.VariableSort.DISABLED,
                                      refresh=dashboard.VariableRefresh.ON_DASHBOARD_LOAD,
-                                     description="Run ids sort by time: the first one is the latest run."))
+                                     description="The runs of the last 90 days; run ids start with their start time, "
+                                                 "so the first one is the latest run."))
              .with_row(dashboard_builders.Row("Forecast"))
              .with_panel(time_series(
                  "Actual and forecast (${series}, run ${run})",
@@ -58,9 +67,10 @@ def build() -> dashboard.Dashboard:
                  units.Short, DS, [
                      SqlQuery(DS, f"SELECT time, {Y} AS actual FROM {SERIES.name}\nWHERE {THIS_SERIES} AND "
                                   f"{TIME_FILTER}\nORDER BY time", ref_id="A", fmt=TIME_SERIES),
-                     SqlQuery(DS, f"SELECT time, {YHAT} AS forecast, {LOWER} AS lower, {UPPER} AS upper\n"
-                                  f"FROM {FORECAST.name}\nWHERE {THIS_SERIES} AND {RUN} = ${{run:sqlstring}} AND "
-                                  f"{TIME_FILTER}\nORDER BY time", ref_id="B", fmt=TIME_SERIES)],
+                     SqlQuery(DS, f"SELECT to_timestamp_nanos({FORECAST_DAY}) AS time, {YHAT} AS forecast, "
+                                  f"{LOWER} AS lower, {UPPER} AS upper\nFROM {FORECAST.name}\nWHERE {RUN_ROWS}\n"
+                                  f"ORDER BY {FORECAST_DAY}",
+                              ref_id="B", fmt=TIME_SERIES)],
                  width=24, height=10, fill=0, overrides=[
                      override("actual", **{"color": {"mode": "fixed", "fixedColor": "text"}}),
                      override("forecast", **{"color": {"mode": "fixed", "fixedColor": "blue"},

@@ -11,18 +11,29 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["RunLog", "new_run_id"]
+__all__ = ["RUN_TIME_CHARS", "RunLog", "new_run_id", "run_started_ns"]
+
+# A run id starts with its start time in RFC 3339 (`2026-11-29T03:00:00Z`): SQL can turn that prefix into a
+# timestamp (`to_timestamp(left(run, 20))`) and so select the run's rows by time, which InfluxDB 3 needs to read
+# only the Parquet files of that run (it prunes files by time, never by tag).
+RUN_TIME_CHARS = 20
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """`YYYYmmddTHHMMSSZ-xxxxxx`: sorts by start time, unique across runs started in the same second.
+    """`2026-11-29T03:00:00Z-xxxxxx`: sorts by start time, unique across runs started in the same second.
 
     A naive `now` is taken as UTC (the engine's `call_time` is naive UTC in the official image).
     """
     now = now or datetime.now(UTC)
     if now.tzinfo is not None:
         now = now.astimezone(UTC)
-    return f"{now:%Y%m%dT%H%M%S}Z-{secrets.token_hex(3)}"
+    return f"{now:%Y-%m-%dT%H:%M:%S}Z-{secrets.token_hex(3)}"
+
+
+def run_started_ns(run_id: str) -> int:
+    """The start of a run as Unix nanoseconds, from its id; ValueError when the id does not start with one."""
+    moment = datetime.strptime(run_id[:RUN_TIME_CHARS], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 10**9
 
 
 def _format_value(value: Any) -> str:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "ANALYTICS_FIELDS", "ANALYTICS_PREFIX", "ANALYTICS_TAGS", "ENDPOINTS", "EVALUATION", "FORECAST",
-    "FORECAST_DATABASE", "SERIES", "STATISTICS", "WHOLE_TABLE_BUCKET", "TableSpec", "analytics_table",
+    "FORECAST_DATABASE", "RUN_WINDOW_NS", "SERIES", "STATISTICS", "WHOLE_TABLE_BUCKET", "TableSpec",
+    "analytics_table",
 ]
 
 FLOAT, INT = "float64", "int64"
@@ -47,13 +48,21 @@ SERIES = TableSpec(
     description="Daily series loaded by the load_series plugin; one point per day at 00:00 UTC.",
 )
 
-# Prophet's forecast, H days past the last observation, one `run` tag value per scheduled run.
+# Prophet's forecast, H days past the last observation. Core writes one Parquet file per table per 10 minutes of
+# DATA time per snapshot and never compacts, so rows stamped with their forecast dates would add a file to each of
+# H day-windows on every run, and a query of one run would scan the files of every run. Instead all rows of a run
+# are stamped inside the run's own 10-minute window (its start time plus the row's index in nanoseconds) and carry
+# the day they forecast in `ds` (Unix nanoseconds): one file per run, and a run is read by time, e.g.
+# `time >= to_timestamp(left(run, 20)) AND time < to_timestamp(left(run, 20)) + INTERVAL '1 second'`.
 FORECAST = TableSpec(
     name="peyton_forecast",
     tags=("series", "run"),
-    fields=(("yhat", FLOAT), ("yhat_lower", FLOAT), ("yhat_upper", FLOAT)),
-    description="Forecast rows; run ids sort by time (YYYYmmddTHHMMSSZ-xxxxxx), so max(run) is the latest.",
+    fields=(("ds", INT), ("yhat", FLOAT), ("yhat_lower", FLOAT), ("yhat_upper", FLOAT)),
+    description="Forecast rows of each run, stamped in the run's 10-minute window; `ds` is the forecast day (Unix "
+                "ns). Run ids start with the run's RFC 3339 start time, so max(run) is the latest.",
 )
+# Where a run's rows are: within one second of its start (at most 3,650 rows, one nanosecond apart).
+RUN_WINDOW_NS = 10**9
 
 # The forecaster grading itself on the last K days it held out, one row per run at the run's time.
 EVALUATION = TableSpec(

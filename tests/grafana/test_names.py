@@ -23,12 +23,13 @@ from tests.grafana.sqlrun import declared
 
 BOARDS = boards()
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
-PLACEHOLDER = "declared-names-check"
+# Any string does for a variable, but a forecast run id must start with its RFC 3339 start time.
+PLACEHOLDER = "2026-01-15T12:00:00Z-check"
 
 
 def declared_options(variable: Variable, text: str, time_range: TimeRange) -> list[str]:
     """Options from the empty catalog: information_schema lists the declared tables; other lists are empty,
-    so a placeholder value stands in (it only has to be a string)."""
+    so a placeholder value stands in (a string shaped like a run id)."""
     if variable.datasource.language != SQL_LANGUAGE:
         return [PLACEHOLDER]
     table = declared(variable.datasource.database).sql(expand_sql(text, time_range, 60_000)).to_arrow_table()

@@ -37,13 +37,16 @@ def test_forecast_and_grade_match_a_direct_prophet_run(engine):
     run = engine.run_schedule(PLUGIN, "forecast", datetime(2024, 1, 1, 3), args=ARGS).raise_for_error()
 
     run_id = engine.query("forecast", "SELECT max(run) AS run FROM peyton_forecast")[0]["run"]
-    assert run_id.startswith("20240101T030000Z-") and f"run={run_id}" in run.log_text()
+    assert run_id.startswith("2024-01-01T03:00:00Z-") and f"run={run_id}" in run.log_text()
     written = pd.DataFrame(engine.query(
-        "forecast", "SELECT time, yhat, yhat_lower, yhat_upper FROM peyton_forecast WHERE run = $r ORDER BY time",
+        "forecast", "SELECT time, ds, yhat, yhat_lower, yhat_upper FROM peyton_forecast WHERE run = $r ORDER BY ds",
         {"r": run_id}))
     expected = direct_prophet(history, None, 60, 3)
     assert len(written) == 60
-    assert (written["time"].to_numpy() == expected["ds"].dt.as_unit("ns").astype("int64").to_numpy()).all()
+    assert (written["ds"].to_numpy() == expected["ds"].dt.as_unit("ns").astype("int64").to_numpy()).all()
+    # Every row of the run is in the run's own second (start + index ns): one Parquet file per run.
+    start = pd.Timestamp("2024-01-01T03:00:00").value
+    assert written["time"].tolist() == [start + index for index in range(60)]
     for column in ("yhat", "yhat_lower", "yhat_upper"):
         assert written[column].to_numpy() == pytest.approx(expected[column].to_numpy(), rel=1e-9), column
     for point in parse_lines("\n".join(run.writes["forecast"])):  # every written value is a finite number

@@ -15,17 +15,20 @@ from PIL import Image
 from tests.plugins.conftest import daily_series, series_lines
 
 PLUGIN = "forecast/forecast_chart"
-LATEST, OLDER = "20240102T030000Z-bbbbbb", "20240101T030000Z-aaaaaa"
+LATEST, OLDER = "2024-01-02T03:00:00Z-bbbbbb", "2024-01-01T03:00:00Z-aaaaaa"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=15000", "--window-size=1200,700"]
 
 
 def forecast_lines(history: pd.DataFrame, run: str, offset: float) -> list[str]:
+    """A run as the forecast plugin writes it: rows in the run's own second, the forecast day in `ds`."""
     days = pd.date_range(history["ds"].max() + pd.Timedelta(days=1), periods=90, freq="D")
     yhat = history["y"].iloc[-30:].mean() + offset + 0.3 * np.sin(np.arange(90) / 7)
-    return [f"peyton_forecast,series=peyton_manning,run={run} yhat={v!r},yhat_lower={v - 0.6!r},"
-            f"yhat_upper={v + 0.6!r} {int(day.value)}" for day, v in zip(days, yhat.tolist(), strict=True)]
+    start = pd.Timestamp(run[:20]).value
+    return [f"peyton_forecast,series=peyton_manning,run={run} ds={int(day.as_unit('ns').value)}i,yhat={v!r},"
+            f"yhat_lower={v - 0.6!r},yhat_upper={v + 0.6!r} {start + index}"
+            for index, (day, v) in enumerate(zip(days, yhat.tolist(), strict=True))]
 
 
 @pytest.fixture
@@ -56,6 +59,8 @@ def test_history_only_and_missing_data(engine, chart_data):
     assert fresh.status == 404 and "load the series first" in fresh.body
     bad = engine.run_request(PLUGIN, "forecast", {"days": "-3"}).response
     assert bad.status == 400
+    not_a_run = engine.run_request(PLUGIN, "forecast", {"run": "yesterday"}).response
+    assert not_a_run.status == 400 and "forecast run id" in not_a_run.body
 
 
 def color_pixels(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:

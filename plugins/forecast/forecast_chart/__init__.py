@@ -29,6 +29,7 @@
 # prediction interval. plotly.js is embedded, so the page draws without internet access.
 
 import sys
+import time
 from pathlib import Path
 
 # The engine imports this folder as a top-level package with only plugins/forecast on sys.path and pops
@@ -41,9 +42,9 @@ import pandas as pd  # noqa: E402
 from stacklib.args import ArgumentError, Param, identifier, integer, parse, tag_value  # noqa: E402
 from stacklib.chart import forecast_page  # noqa: E402
 from stacklib.forecasting import frame_from_rows  # noqa: E402
-from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import quote, table_exists  # noqa: E402
-from stacklib.tables import FORECAST, SERIES  # noqa: E402
+from stacklib.runlog import RunLog, run_started_ns  # noqa: E402
+from stacklib.sql import quote, table_exists, timestamp_literal  # noqa: E402
+from stacklib.tables import FORECAST, RUN_WINDOW_NS, SERIES  # noqa: E402
 
 PLUGIN = "forecast_chart"
 PARAMS = (
@@ -58,21 +59,44 @@ def _error_page(status: int, message: str):
     return f"<!doctype html><title>{status}</title><p>{message}</p>", status, _HTML
 
 
+# InfluxDB 3 prunes Parquet files by time, never by tag: the latest run is looked for in growing windows back
+# from now (daily runs are found in the first), and a run's rows are read from its own one-second window.
+_LOOKBACK_DAYS = (2, 40, 400, None)
+
+
+def _run_id(text: str) -> str:
+    try:
+        run_started_ns(tag_value(text))
+    except ValueError:
+        raise ValueError("must be a forecast run id such as 2026-11-29T03:00:00Z-a1b2c3") from None
+    return text
+
+
+def _latest_run(influxdb3_local, table: str, series: str) -> str | None:
+    now = time.time_ns()
+    for days in _LOOKBACK_DAYS:
+        since = "" if days is None else f" AND time >= {timestamp_literal(now - days * 86_400 * 10**9)}"
+        rows = influxdb3_local.query(f"SELECT max(run) AS run FROM {table} WHERE series = $series{since}",
+                                     {"series": series})
+        if rows and rows[0].get("run"):
+            return rows[0]["run"]
+    return None
+
+
 def _forecast(influxdb3_local, config, series: str, run: str | None):
     if not table_exists(influxdb3_local, config["forecast_table"]):
         return None, None
     table = quote(config["forecast_table"])
+    run = run or _latest_run(influxdb3_local, table, series)
     if run is None:
-        latest = influxdb3_local.query(f"SELECT max(run) AS run FROM {table} WHERE series = $series",
-                                       {"series": series})
-        run = latest[0]["run"] if latest and latest[0].get("run") else None
-        if run is None:
-            return None, None
+        return None, None
+    start = run_started_ns(run)
     rows = influxdb3_local.query(
-        f"SELECT time, yhat, yhat_lower, yhat_upper FROM {table} WHERE series = $series AND run = $run "
-        "ORDER BY time", {"series": series, "run": run})
-    frame = pd.DataFrame(rows, columns=["time", "yhat", "yhat_lower", "yhat_upper"]).dropna()
-    frame["ds"] = pd.to_datetime(frame["time"].astype("int64"), unit="ns")
+        f"SELECT ds, yhat, yhat_lower, yhat_upper FROM {table} WHERE series = $series AND run = $run "
+        f"AND time >= {timestamp_literal(start)} AND time < {timestamp_literal(start + RUN_WINDOW_NS)} ORDER BY ds",
+        {"series": series, "run": run})
+    frame = pd.DataFrame(rows, columns=["ds", "yhat", "yhat_lower", "yhat_upper"]).dropna()
+    frame["ds"] = pd.to_datetime(frame["ds"].astype("int64"), unit="ns")
     return frame, run
 
 
@@ -87,7 +111,7 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
         request = parse(query_parameters, (
             Param("series", tag_value, default=config["series"]),
             Param("days", integer(1, 100_000), default=None),
-            Param("run", tag_value, default=None),
+            Param("run", _run_id, default=None),
         ), source="query parameter", allow_unknown=True)
     except ArgumentError as exc:
         return _error_page(400, str(exc).replace("<", "&lt;"))

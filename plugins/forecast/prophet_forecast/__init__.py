@@ -134,7 +134,8 @@
 # Forecast on a schedule, and on demand over HTTP: read the series, fit Prophet, write H days of yhat /
 # yhat_lower / yhat_upper with this run's id as the `run` tag, and grade the model on the last K days it did
 # not see (one row per run in the evaluation table, so accuracy can be watched over time). Non-finite values
-# never reach the database.
+# never reach the database. A run's rows are stamped in the run's own time window, the forecast day in `ds`
+# (see stacklib/tables.py: InfluxDB 3 Core would otherwise add a Parquet file per forecast day per run).
 
 import math
 import sys
@@ -148,6 +149,7 @@ _PLUGIN_DIR = str(Path(__file__).resolve().parents[2])
 if _PLUGIN_DIR not in sys.path:
     sys.path.append(_PLUGIN_DIR)
 
+import pandas as pd  # noqa: E402
 from stacklib import forecasting  # noqa: E402
 from stacklib.args import ArgumentError, Param, fraction, identifier, integer, parse, tag_value  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
@@ -212,10 +214,14 @@ def forecast_once(influxdb3_local, config, log, run_id: str, stamp_ns: int) -> d
     fit_started = time.perf_counter()
     forecast = forecasting.fit_predict(history, config["horizon_days"], config["interval_width"], config["seed"])
     fit_seconds = time.perf_counter() - fit_started
-    for row in forecast.itertuples(index=False):
+    # Every row of the run in the run's own time window (start + index ns), the forecast day in `ds`: one Parquet
+    # file per run instead of one per forecast day per run (tables.py, FORECAST).
+    for index, row in enumerate(forecast.itertuples(index=False)):
         values = {"yhat": float(row.yhat), "yhat_lower": float(row.yhat_lower), "yhat_upper": float(row.yhat_upper)}
         finite = {key: value for key, value in values.items() if math.isfinite(value)}
-        writer.add(config["forecast_table"], tags, finite, int(row.ds.value))
+        if finite:
+            finite["ds"] = int(pd.Timestamp(row.ds).as_unit("ns").value)
+        writer.add(config["forecast_table"], tags, finite, stamp_ns + index)
     if writer.skipped_total:
         log.warn("forecast rows skipped", rows=writer.skipped_total, reasons=writer.skipped_summary())
     forecast_rows = writer.written - graded_rows
