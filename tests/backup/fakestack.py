@@ -26,7 +26,7 @@ class FakeInfluxDB3:
 
     def respond(self, request: Recorded) -> Reply:
         if request.path == "/ping":
-            return Reply(200, {"version": "3.10.3", "revision": "abc"}, {"x-influxdb-version": "3.10.3"})
+            return Reply(200, {"version": "3.10.5", "revision": "abc"}, {"x-influxdb-version": "3.10.5"})
         if request.header("authorization") != f"Bearer {INFLUXDB3_TOKEN}":
             return Reply(401, {"error": "unauthorized"})
         if request.path == "/api/v3/configure/database" and request.method == "GET":

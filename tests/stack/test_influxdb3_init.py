@@ -117,6 +117,11 @@ class FakeCore:
         if path.endswith("/processing_engine_trigger/enable"):
             self.triggers[(request.param("db"), request.param("trigger_name"))] = True
             return Reply(200)
+        if path == "/api/v3/query_sql" and "information_schema.tables" in body["q"]:
+            name = body["q"].split("'")[1]
+            return Reply(200, [{"table_name": name}] if (body["db"], name) in self.tables else [])
+        if path == "/api/v3/query_sql" and "system.parquet_files" in body["q"]:
+            return Reply(200, [{"files": 0, "n": None}])
         if path == "/api/v3/query_sql" and body["q"].startswith("SELECT COUNT(*)"):
             return Reply(200, [{"n": self.rows.get(body["q"].split('"')[1], 0)}])
         if path == "/api/v3/query_sql":

@@ -44,7 +44,7 @@ class InfluxDB2:
     token: str = "operator-token"
     org: str = "stack"
     org_id: str = "0123456789abcdef"
-    version: str = "v2.7.12"
+    version: str = "v2.9.1"
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> bucket JSON
     points: dict[str, list[ParsedPoint]] = field(default_factory=dict)  # bucket -> points, in write order
     log: list[tuple[str, ParsedPoint]] = field(default_factory=list)  # (bucket, point) across buckets, in order
