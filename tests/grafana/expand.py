@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 __all__ = [
-    "MacroError", "TimeRange", "expand_sql", "format_value", "interpolate", "interval_ms", "parse_duration_ms",
-    "references", "resolve_time",
+    "MacroError", "TimeRange", "expand_flux", "expand_sql", "format_value", "go_duration", "grafana_interval",
+    "interpolate", "interval_ms", "parse_duration_ms", "references", "resolve_time",
 ]
 
 # templateSrv's variable regex (public/app/features/templating/template_srv.ts).
@@ -196,3 +196,52 @@ def expand_sql(sql: str, time_range: TimeRange, interval: int) -> str:
     if seconds <= 0 and "date_bin(interval '0 second'" in sql:
         raise MacroError("$__dateBin with an interval under 1 s bins by 0 seconds: set the panel's min interval")
     return sql
+
+
+# ---- step 2 for Flux (backend) -------------------------------------------------------------------------
+def go_duration(ms: int) -> str:
+    """Go's time.Duration.String() of a whole number of milliseconds: 10s, 1m0s, 1h30m0s, 1.5s, 500ms."""
+    if ms < 1000:
+        return f"{ms}ms" if ms else "0s"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest // 1000}" + (f".{rest % 1000:03d}".rstrip("0") if rest % 1000 else "")
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def grafana_interval(ms: int) -> str:
+    """grafana-plugin-sdk-go backend/gtime FormatInterval: the largest whole unit of y (365 d), d, h, m, s, ms."""
+    for unit, size in (("y", 31_536_000_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
+                       ("ms", 1)):
+        if ms >= size:
+            return f"{ms // size}{unit}"
+    return "1ms"
+
+
+def _rfc3339_nano(moment: datetime) -> str:
+    """Go's time.RFC3339Nano: fractional seconds without trailing zeros."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    micros = moment.astimezone(UTC).microsecond
+    return text + (f".{micros:06d}".rstrip("0") if micros else "") + "Z"
+
+
+_FLUX_VARIABLE = re.compile(r"([a-zA-Z]+)\.([a-zA-Z]+)")
+
+
+def expand_flux(flux: str, time_range: TimeRange, interval: int, *, bucket: str = "", default_bucket: str = "",
+                organization: str = "") -> str:
+    """The Flux InfluxDB 2 receives from Grafana's backend (pkg/tsdb/influxdb/flux/macros.go): `v.timeRangeStart`,
+    `v.timeRangeStop` (RFC 3339, nanoseconds), `v.windowPeriod` (Go duration text), `v.bucket`,
+    `v.defaultBucket`, `v.organization` (quoted); then `$__interval_ms` and `$__interval`."""
+    replacements = {"timeRangeStart": _rfc3339_nano(time_range.start), "timeRangeStop": _rfc3339_nano(time_range.end),
+                    "windowPeriod": go_duration(interval), "bucket": f'"{bucket}"',
+                    "defaultBucket": f'"{default_bucket}"', "organization": f'"{organization}"'}
+    for whole, _, name in ((m.group(0), m.group(1), m.group(2)) for m in _FLUX_VARIABLE.finditer(flux)):
+        if name in replacements:
+            flux = flux.replace(whole, replacements[name])
+    flux = flux.replace("$__interval_ms", str(interval)).replace("$__interval", grafana_interval(interval))
+    return flux

@@ -10,8 +10,11 @@ import pytest
 from tests.grafana.expand import (
     MacroError,
     TimeRange,
+    expand_flux,
     expand_sql,
     format_value,
+    go_duration,
+    grafana_interval,
     interpolate,
     interval_ms,
     references,
@@ -95,3 +98,22 @@ def test_variable_options_are_sorted_as_grafana_lists_them():
     assert sort_options(ids, 7) == ["10", "5515851", "5515879", "G-17"]
     assert sort_options(["x10", "x9", "X8"], 7) == ["X8", "x9", "x10"]
     assert sort_options(["b", "A", "c"], 6) == ["c", "b", "A"]
+
+
+def test_flux_variables_expand_as_grafanas_own_test_expects():
+    """pkg/tsdb/influxdb/flux/macros_test.go TestInterpolate, with the same input and expected output."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    before = ("v.timeRangeStart, something.timeRangeStop, XYZ.bucket, uuUUu.defaultBucket, aBcDefG.organization, "
+              "window.windowPeriod, a91{}.bucket")
+    after = ('1970-01-01T00:00:00Z, 1970-01-01T00:00:00Z, "grafana2", "grafana3", "grafana1", 1s, a91{}.bucket')
+    assert expand_flux(before, TimeRange(epoch, epoch), 1000, bucket="grafana2", default_bucket="grafana3",
+                       organization="grafana1") == after
+
+
+@pytest.mark.parametrize(("ms", "go", "grafana"), [
+    (500, "500ms", "500ms"), (1000, "1s", "1s"), (1500, "1.5s", "1s"), (10_000, "10s", "10s"),
+    (60_000, "1m0s", "1m"), (90_000, "1m30s", "1m"), (3_600_000, "1h0m0s", "1h"), (86_400_000, "24h0m0s", "1d"),
+    (8 * 86_400_000, "192h0m0s", "8d"), (0, "0s", "1ms"),
+])
+def test_interval_texts_are_gos_and_grafanas(ms, go, grafana):
+    assert go_duration(ms) == go and grafana_interval(ms) == grafana

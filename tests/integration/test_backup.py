@@ -1,13 +1,19 @@
-"""Whole stack: back up the running stack, wipe every volume, restore, and find the same data.
+"""Whole stack: back up the running stack, lose every store, restore, and find the same data.
 
-Needs a Docker engine (skipped with the reason otherwise). This test deletes the stack's volumes and restores
-them from the set it took, so the stack ends where it was at the backup.
+This module runs last (conftest.py): it wipes the stack's stores and restores them from the set it took, so
+the stack ends where it was at the backup. A second test restores the set's InfluxDB 2 part with InfluxData's
+own `influx restore` (the native provider, with INFLUX_BIN or `influx` on PATH), to prove the set is what that
+tool reads.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,13 +31,14 @@ def _influxdb2_write(stack, lines: str) -> None:
     assert response.status_code == 204, response.text
 
 
-def _influxdb2_values(stack, marker: str) -> list[str]:
+def _influxdb2_values(stack, marker: str, url: str | None = None, token: str | None = None) -> list[str]:
     flux = (f'from(bucket: "{stack.env["INFLUXDB2_BUCKET"]}") |> range(start: -30d) '
             f'|> filter(fn: (r) => r._measurement == "{MEASUREMENT}" and r.marker == "{marker}") '
             '|> keep(columns: ["_value"])')
-    response = requests.post(f"{stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
+    response = requests.post(f"{url or stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
                              json={"query": flux, "type": "flux"},
-                             headers={**stack.influxdb2_headers, "Accept": "application/csv"}, timeout=60)
+                             headers={"Authorization": f"Token {token or stack.env['INFLUXDB2_ADMIN_TOKEN']}",
+                                      "Accept": "application/csv"}, timeout=60)
     assert response.status_code == 200, response.text
     rows = [line.split(",") for line in response.text.splitlines() if line.strip() and not line.startswith(",result")]
     return sorted(row[-1].strip() for row in rows if len(row) > 3)
@@ -45,13 +52,12 @@ def _influxdb3_write(stack, lines: str) -> None:
 
 
 def _influxdb3_values(stack, marker: str) -> list[float]:
-    response = requests.get(f"{stack.influxdb3_url}/api/v3/query_sql",
-                            params={"db": stack.env["INFLUXDB3_DATABASE"], "format": "json",
-                                    "q": f"SELECT value FROM {MEASUREMENT} WHERE marker = '{marker}' ORDER BY time"},
-                            headers=stack.influxdb3_headers, timeout=60)
-    if response.status_code != 200:  # table not found after the wipe
+    try:
+        rows = stack.sql(stack.env["INFLUXDB3_DATABASE"],
+                         f"SELECT value FROM {MEASUREMENT} WHERE marker = '{marker}' ORDER BY time")
+    except requests.HTTPError:  # table not found after the wipe
         return []
-    return [row["value"] for row in response.json()]
+    return [row["value"] for row in rows]
 
 
 def _grafana_dashboard(stack, uid: str) -> int:
@@ -59,48 +65,85 @@ def _grafana_dashboard(stack, uid: str) -> int:
                         timeout=30).status_code
 
 
-def _compose_ok(stack, *args: str, timeout: float = 900) -> str:
-    result = stack.compose(*args, timeout=timeout, check=False)
-    assert result.returncode == 0, f"docker compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+def _ok(result: subprocess.CompletedProcess, what: str) -> str:
+    assert result.returncode == 0, f"{what} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
-def test_backup_wipe_restore_finds_the_same_data(stack):
+@pytest.fixture(scope="module")
+def backed_up(stack):
+    """Points in both databases (and a dashboard in Grafana), then a verified set of all of it."""
     marker = uuid.uuid4().hex[:12]
     now = int(time.time())
     _influxdb2_write(stack, "\n".join(f"{MEASUREMENT},marker={marker} value={i}.5 {now - i}" for i in range(5)))
     _influxdb3_write(stack, "\n".join(f"{MEASUREMENT},marker={marker} value={i}.25 {now - i}" for i in range(5)))
     dashboard_uid = f"backup-it-{marker}"
-    created = requests.post(f"{stack.grafana_url}/api/dashboards/db", auth=stack.grafana_auth, timeout=30,
-                            json={"dashboard": {"uid": dashboard_uid, "title": f"Backup IT {marker}", "panels": []},
-                                  "overwrite": True})
-    assert created.status_code == 200, created.text
+    if stack.has_grafana:
+        created = requests.post(f"{stack.grafana_url}/api/dashboards/db", auth=stack.grafana_auth, timeout=30,
+                                json={"dashboard": {"uid": dashboard_uid, "title": f"Backup IT {marker}",
+                                                    "panels": []}, "overwrite": True})
+        assert created.status_code == 200, created.text
     time.sleep(3)  # InfluxDB 3 flushes its WAL to the object store every second by default
-    before_v2, before_v3 = _influxdb2_values(stack, marker), _influxdb3_values(stack, marker)
-    assert len(before_v2) == 5 and len(before_v3) == 5
+    before = (_influxdb2_values(stack, marker), _influxdb3_values(stack, marker))
+    assert len(before[0]) == 5 and len(before[1]) == 5
 
-    set_name = _compose_ok(stack, "exec", "-T", "backup", "backup", "now").strip().splitlines()[-1]
-    _compose_ok(stack, "exec", "-T", "backup", "backup", "verify", set_name)
-    listing = _compose_ok(stack, "exec", "-T", "backup", "backup", "list")
+    set_name = _ok(stack.backup("now"), "backup now").strip().splitlines()[-1]
+    _ok(stack.backup("verify", set_name), "backup verify")
+    listing = _ok(stack.backup("list"), "backup list")
     assert set_name in listing and "complete" in listing
+    return marker, dashboard_uid, set_name, before
 
-    # Lose everything but the backup directory (a bind mount on the host).
-    _compose_ok(stack, "down", "--volumes")
-    _compose_ok(stack, "up", "--detach", "--build")
-    stack.wait_healthy()
+
+def test_a_set_restores_into_influxdb2_with_influx_restore(stack, backed_up, tmp_path: Path):
+    """The set's InfluxDB 2 part is what `influx backup` writes: InfluxData's own `influx restore --full` reads
+    it into a second, empty server, and the points are there (with the set's operator token)."""
+    influx = os.environ.get("INFLUX_BIN") or shutil.which("influx")
+    binaries = getattr(stack, "binaries", None)
+    if influx is None or binaries is None:
+        pytest.skip("needs the native provider and the influx CLI (INFLUX_BIN or `influx` on PATH)")
+    from tests.integration.stacks.native import Process, free_port
+
+    marker, _, set_name, (before_v2, _) = backed_up
+    folder = Path(stack.env["BACKUP_DIR"]) / set_name / "influxdb2"
+    port = free_port()
+    server = Process("influxdb2-second", [str(binaries.influxd)], {
+        "PATH": os.environ.get("PATH", ""), "INFLUXD_BOLT_PATH": str(tmp_path / "influxd.bolt"),
+        "INFLUXD_ENGINE_PATH": str(tmp_path / "engine"), "INFLUXD_SQLITE_PATH": str(tmp_path / "influxd.sqlite"),
+        "INFLUXD_HTTP_BIND_ADDRESS": f"127.0.0.1:{port}", "INFLUXD_REPORTING_DISABLED": "true"},
+        tmp_path / "influxd.log")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        from tests.integration.stacks import wait_for
+
+        wait_for("the second influxd", lambda: requests.get(f"{url}/health", timeout=5).ok, timeout=60)
+        setup = requests.post(f"{url}/api/v2/setup", timeout=30, json={
+            "username": "restorer", "password": "restore-password-1", "org": "other", "bucket": "other",
+            "token": "second-server-token"})
+        assert setup.status_code == 201, setup.text
+        restored = subprocess.run([influx, "restore", "--full", str(folder), "--host", url,
+                                   "-t", "second-server-token"], capture_output=True, text=True, timeout=600,
+                                  check=False)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert _influxdb2_values(stack, marker, url, stack.env["INFLUXDB2_ADMIN_TOKEN"]) == before_v2
+    finally:
+        server.stop()
+
+
+def test_backup_wipe_restore_finds_the_same_data(stack, backed_up):
+    marker, dashboard_uid, set_name, (before_v2, before_v3) = backed_up
+
+    # Lose everything but the backup directory.
+    stack.wipe()
     assert _influxdb2_values(stack, marker) == [] and _influxdb3_values(stack, marker) == []
-    assert _grafana_dashboard(stack, dashboard_uid) == 404
+    if stack.has_grafana:
+        assert _grafana_dashboard(stack, dashboard_uid) == 404
 
-    # What `make restore SET=...` runs.
-    _compose_ok(stack, "run", "--rm", "--no-deps", "backup", "verify", set_name)
-    _compose_ok(stack, "stop", "ingest", "influxdb3", "grafana")
-    _compose_ok(stack, "up", "--detach", "--wait", "influxdb2")
-    _compose_ok(stack, "run", "--rm", "--no-deps", "backup", "restore", set_name, "--skip-verify")
-    _compose_ok(stack, "up", "--detach")
-    stack.wait_healthy()
+    stack.restore(set_name)  # what `make restore SET=...` runs
 
     assert _influxdb2_values(stack, marker) == before_v2
     assert _influxdb3_values(stack, marker) == before_v3
-    assert _grafana_dashboard(stack, dashboard_uid) == 200
-    health = stack.compose("exec", "-T", "backup", "backup", "health", check=False)
+    if stack.has_grafana:
+        assert _grafana_dashboard(stack, dashboard_uid) == 200
+    health = stack.backup("health")
     assert health.returncode == 0, health.stdout + health.stderr

@@ -1,16 +1,19 @@
-"""The dashboards in the running stack: listed by Grafana, datasources healthy, every panel's query returning
-data after ingest (and the plugins and a backup) have run, and a screenshot of each dashboard for the README.
+"""The dashboards in the running stack: every panel's and variable's query returning data from the real
+databases after ingest (and the plugins and a backup) have run; with Grafana, listed, healthy, queried through
+Grafana itself, and a screenshot of each dashboard for the README.
 
-Data is loaded the way a user would: generated Movebank and Open-Meteo files through the ingest CLI in the
-ingest container, a simulated sensor backfill, a generated daily series through the load plugin with a
-forecast trigger firing every few seconds (temporary triggers, deleted after), and one backup run. Every
-query is then sent to Grafana's own query API (/api/ds/query) as the dashboard would send it: variables
-resolved through the same API, the text interpolated as Grafana's frontend does (tests/grafana/expand.py),
-macros left to Grafana's backend.
+Data is loaded the way a user would: generated Movebank and Open-Meteo files through the ingest command, a
+simulated sensor backfill, a generated daily series through the load plugin with a forecast trigger firing every
+few seconds (temporary triggers, deleted after), and one backup run. Every query is then sent as the dashboard
+would send it: with Grafana, to its own query API (/api/ds/query), variables resolved through the same API, the
+text interpolated as Grafana's frontend does (tests/grafana/expand.py), macros left to Grafana's backend; without
+Grafana, straight to InfluxDB 3 (SQL) and InfluxDB 2 (Flux), expanded as Grafana's backend expands them.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -40,7 +43,7 @@ from tests.grafana.dashboards import (
     selection_for,
 )
 from tests.grafana.data import bird_fixes, movebank_csv, open_meteo_hourly, weather_rows
-from tests.grafana.expand import TimeRange, interpolate, interval_ms
+from tests.grafana.expand import TimeRange, expand_flux, expand_sql, interpolate, interval_ms
 from tests.integration.conftest import wait_for
 from tests.plugins.conftest import daily_series, series_csv
 from tests.support.paths import REPO
@@ -49,7 +52,6 @@ pytestmark = pytest.mark.integration
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
 SERIES = "dash-series"
-CONTAINER_SERIES = "/tmp/dash-series.csv"
 BOARDS = boards()
 
 
@@ -65,16 +67,22 @@ def provisioned_min_intervals() -> dict[str, str]:
 
 # ---- loading data through the stack's own paths ---------------------------------------------------------
 def ingest(stack, *args: str) -> None:
-    result = stack.compose("exec", "-T", "ingest", "python", "-m", "ingest", *args, timeout=900, check=False)
+    result = stack.ingest(*args)
     assert result.returncode == 0, f"ingest {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
 
 
+def flux_table(stack, flux: str) -> list[dict[str, str]]:
+    """The rows of a Flux answer (annotated CSV: one header per table, blank lines between tables)."""
+    found = []
+    for block in stack.flux(flux).split("\r\n\r\n"):
+        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+        if len(lines) > 1:
+            found += list(csv.DictReader(io.StringIO("\n".join(lines))))
+    return found
+
+
 def flux_rows(stack, flux: str) -> int:
-    answer = requests.post(f"{stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
-                           headers={**stack.influxdb2_headers, "Content-Type": "application/vnd.flux",
-                                    "Accept": "application/csv"}, data=flux, timeout=60)
-    answer.raise_for_status()
-    return sum(1 for line in answer.text.splitlines() if line.startswith(",_result,"))
+    return len(flux_table(stack, flux))
 
 
 @pytest.fixture(scope="module")
@@ -85,20 +93,17 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:
 
     birds = folder / "dash-birds.csv"
     movebank_csv(bird_fixes(now, rng), birds)
-    stack.compose("cp", str(birds), f"ingest:/tmp/{birds.name}")
-    ingest(stack, "birds", f"/tmp/{birds.name}")
+    ingest(stack, "birds", stack.ingest_file(birds))
     for location, rows in weather_rows(now, rng).groupby("location"):
         path = folder / f"dash-weather-{location}.json"
         path.write_text(json.dumps(open_meteo_hourly(rows)))
-        stack.compose("cp", str(path), f"ingest:/tmp/{path.name}")
-        ingest(stack, "weather", "--response-file", f"/tmp/{path.name}", "--location", str(location))
+        ingest(stack, "weather", "--response-file", stack.ingest_file(path), "--location", str(location))
     ingest(stack, "sensors", "--backfill", "6h")
 
-    csv = folder / "dash-series.csv"
-    csv.write_text(series_csv(daily_series(240, start=str((now - timedelta(days=241)).date()))))
-    stack.compose("cp", str(csv), f"influxdb3:{CONTAINER_SERIES}")
+    series = folder / "dash-series.csv"
+    series.write_text(series_csv(daily_series(240, start=str((now - timedelta(days=241)).date()))))
     temporary_triggers("dash-load", FORECAST_DATABASE, "forecast/load_series", "request:dash-load",
-                       {"url": CONTAINER_SERIES, "series": SERIES})
+                       {"url": stack.influxdb3_file(series), "series": SERIES})
     assert stack.engine("dash-load").status_code == 200
     temporary_triggers("dash-forecast", FORECAST_DATABASE, "forecast/prophet_forecast", "every:10s",
                        {"series": SERIES, "horizon_days": "60", "holdout_days": "14", "min_rows": "30"})
@@ -106,7 +111,7 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:
                                                                         f"WHERE series = '{SERIES}'")[0]["n"] >= 2,
              timeout=300)
 
-    backup = stack.compose("exec", "-T", "backup", "backup", "now", timeout=1200, check=False)
+    backup = stack.backup("now")
     assert backup.returncode == 0, f"backup now failed:\n{backup.stdout}\n{backup.stderr}"
     for bucket, measurement in ((backup_metrics.TARGET, backup_metrics.MEASUREMENT),
                                 (INGEST_RUNS.database, INGEST_RUNS.name)):
@@ -160,34 +165,67 @@ def grafana_options(stack):
     return options_of
 
 
+# ---- the same queries straight to the databases (no Grafana) --------------------------------------------
+def direct_options(stack):
+    """A variable query's options from the database itself: its text expanded as Grafana's backend would."""
+
+    def options_of(variable: Variable, text: str, time_range: TimeRange) -> list[str]:
+        if variable.datasource.language == datasources.SQL_LANGUAGE:
+            table = stack.sql(variable.datasource.database, expand_sql(text, time_range, 60_000))
+            keys = [key for key, value in (table[0].items() if table else []) if isinstance(value, str)]
+            return list(dict.fromkeys(str(row[keys[0]]) for row in table if row.get(keys[0]) is not None)) \
+                if keys else []
+        records = flux_table(stack, expand_flux(text, time_range, 60_000, default_bucket=stack.env["INFLUXDB2_BUCKET"],
+                                                organization=stack.env["INFLUXDB2_ORG"]))
+        return list(dict.fromkeys(row["_value"] for row in records if row.get("_value")))
+
+    return options_of
+
+
+def direct_rows(stack, query, text: str, time_range: TimeRange, interval: int) -> int:
+    if query.is_sql:
+        return len(stack.sql(query.datasource.database, expand_sql(text, time_range, interval)))
+    return len(flux_table(stack, expand_flux(text, time_range, interval, default_bucket=stack.env["INFLUXDB2_BUCKET"],
+                                             organization=stack.env["INFLUXDB2_ORG"])))
+
+
 # ---- the tests ------------------------------------------------------------------------------------------
-def test_grafana_lists_every_dashboard_in_the_stack_folder(stack):
+def test_grafana_lists_every_dashboard_in_the_stack_folder(grafana):
+    """Dashboards are provisioned after /api/health turns green: wait for them, as a user's browser would."""
     provider = yaml.safe_load((REPO / "grafana" / "provisioning" / "dashboards" / "influx-stack.yaml")
                               .read_text())["providers"][0]
-    found = requests.get(f"{stack.grafana_url}/api/search", params={"type": "dash-db", "tag": FOLDER_TAG},
-                         auth=stack.grafana_auth, timeout=30).json()
-    assert sorted(hit["uid"] for hit in found) == sorted(module.UID for module in BOARD_MODULES)
+    expected = sorted(module.UID for module in BOARD_MODULES)
+
+    def listed():
+        hits = requests.get(f"{grafana.grafana_url}/api/search", params={"type": "dash-db", "tag": FOLDER_TAG},
+                            auth=grafana.grafana_auth, timeout=30).json()
+        return hits if sorted(hit["uid"] for hit in hits) == expected else None
+
+    found = wait_for("every provisioned dashboard in Grafana's search", listed, timeout=120)
     assert {hit.get("folderTitle") for hit in found} == {provider["folder"]}
     for uid, board in BOARDS.items():
-        saved = requests.get(f"{stack.grafana_url}/api/dashboards/uid/{uid}", auth=stack.grafana_auth,
+        saved = requests.get(f"{grafana.grafana_url}/api/dashboards/uid/{uid}", auth=grafana.grafana_auth,
                              timeout=30).json()
         assert saved["meta"]["provisioned"] is True, uid
         assert saved["dashboard"]["title"] == board["title"]
         assert len(saved["dashboard"]["panels"]) == len(board["panels"]), uid
 
 
-def test_every_datasource_the_dashboards_use_is_healthy(stack):
+def test_every_datasource_the_dashboards_use_is_healthy(grafana):
     for source in datasources.ALL:
-        health = requests.get(f"{stack.grafana_url}/api/datasources/uid/{source.uid}/health",
-                              auth=stack.grafana_auth, timeout=60)
+        health = requests.get(f"{grafana.grafana_url}/api/datasources/uid/{source.uid}/health",
+                              auth=grafana.grafana_auth, timeout=60)
         assert health.status_code == 200, f"{source.uid}: {health.text}"
         assert health.json()["status"] == "OK", f"{source.uid}: {health.json()}"
 
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))
 def test_every_panel_query_returns_data(stack, loaded, uid):
+    """Through Grafana when the stack has one; otherwise each query goes straight to its database, expanded as
+    Grafana's backend expands it (the server's own SQL layer and Flux, not our DataFusion)."""
     board = BOARDS[uid]
-    selected, options = resolve(board, loaded, grafana_options(stack))
+    options_of = grafana_options(stack) if stack.has_grafana else direct_options(stack)
+    selected, options = resolve(board, loaded, options_of)
     empty = [name for name, values in options.items() if not values]
     assert not empty, f"{uid}: variables without options: {empty}"
     scopes = repeat_scopes(board)
@@ -200,17 +238,25 @@ def test_every_panel_query_returns_data(stack, loaded, uid):
         target = dict(query.target)
         key = "rawSql" if query.is_sql else "query"
         target[key] = interpolate(target[key], values)
-        result = ds_query(stack, target, time_range, interval)
-        if result.get("error"):
-            problems.append(f"{query.label}: {result['error']}")
-        elif rows(result) == 0:
-            problems.append(f"{query.label}: no data")
+        if stack.has_grafana:
+            result = ds_query(stack, target, time_range, interval)
+            if result.get("error"):
+                problems.append(f"{query.label}: {result['error']}")
+            elif rows(result) == 0:
+                problems.append(f"{query.label}: no data")
+            continue
+        try:
+            if direct_rows(stack, query, target[key], time_range, interval) == 0:
+                problems.append(f"{query.label}: no data")
+        except requests.HTTPError as exc:
+            problems.append(f"{query.label}: {exc}")
     assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="module")
-def viewer_token(stack) -> Iterator[str]:
+def viewer_token(grafana) -> Iterator[str]:
     """A Viewer service account token (Grafana's documented way for a program to read dashboards)."""
+    stack = grafana
     name = f"dashboard-screenshots-{int(time.time())}"
     account = requests.post(f"{stack.grafana_url}/api/serviceaccounts", auth=stack.grafana_auth, timeout=30,
                             json={"name": name, "role": "Viewer", "isDisabled": False})

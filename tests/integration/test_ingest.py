@@ -1,5 +1,5 @@
-"""The ingest service in the running stack: each source loaded through the container, read back from both
-databases; the long-running service's own sensors and metrics; no duplicates on a second load; clear failures.
+"""The ingest service in the running stack: each source loaded through the service's own command, read back from
+both databases; the long-running service's own sensors and metrics; nothing written twice; clear failures.
 
 Every test uses its own tag values (a fresh id), so it never depends on what the service loads by itself.
 """
@@ -10,13 +10,11 @@ import csv
 import gzip
 import io
 import json
-import os
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.ingest.formats import movebank_csv, movebank_row
 from tests.integration.conftest import wait_for
@@ -26,29 +24,19 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    """A folder the container's non-root user can read, mounted at /data."""
     folder = tmp_path / "data"
     folder.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(folder, 0o755)
     return folder
 
 
-def run_ingest(stack, data_dir: Path, *args: str, env: dict[str, str] | None = None):
-    extra = [item for key, value in (env or {}).items() for item in ("-e", f"{key}={value}")]
-    return stack.compose("run", "--rm", "--no-deps", "-T", "-v", f"{data_dir}:/data:ro", *extra, "ingest", *args,
-                         timeout=600, check=False)
+def run_ingest(stack, *args: str, env: dict[str, str] | None = None):
+    return stack.ingest(*args, env=env)
 
 
 def flux_count(stack, bucket: str, predicate: str, field: str) -> int:
     query = (f'from(bucket: "{bucket}") |> range(start: 0) |> filter(fn: (r) => {predicate} and '
              f'r._field == "{field}") |> group() |> count()')
-    response = requests.post(f"{stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
-                             data=query, timeout=60, headers={**stack.influxdb2_headers,
-                                                              "Content-Type": "application/vnd.flux",
-                                                              "Accept": "application/csv"})
-    response.raise_for_status()
-    rows = [row for row in csv.DictReader(io.StringIO(response.text)) if row.get("_value")]
+    rows = [row for row in csv.DictReader(io.StringIO(stack.flux(query))) if row.get("_value")]
     return int(rows[0]["_value"]) if rows else 0
 
 
@@ -58,12 +46,12 @@ def test_birds_from_a_movebank_export_land_in_both_databases_once(stack, data_di
     rows[4].update({"visible": "false", "manually-marked-outlier": "true"})
     rows.append(movebank_row(30, individual=individual, **{"location-lat": "not a number"}))
     (data_dir / "birds.csv.gz").write_bytes(gzip.compress(movebank_csv(rows)))
-    os.chmod(data_dir / "birds.csv.gz", 0o644)
+    source = stack.ingest_file(data_dir / "birds.csv.gz")
 
-    first = run_ingest(stack, data_dir, "birds", "/data/birds.csv.gz", "--no-progress")
+    first = run_ingest(stack, "birds", source, "--no-progress")
     assert first.returncode == 0, first.stderr
     assert "read 31 rows, rejected 1" in first.stderr
-    second = run_ingest(stack, data_dir, "birds", "/data/birds.csv.gz", "--no-progress")
+    second = run_ingest(stack, "birds", source, "--no-progress")
     assert second.returncode == 0, second.stderr
 
     predicate = f'r._measurement == "bird_fixes" and r.individual == "{individual}"'
@@ -90,12 +78,11 @@ def test_weather_and_a_sensor_replay_land_in_both_databases(stack, data_dir):
     readings = "time,Temperature,CO2\n" + "".join(
         f"{stamp},{20 + minute / 10},{500 + minute}\n" for minute, stamp in enumerate(stamps))
     (data_dir / "room.csv").write_text(readings)
-    for name in ("weather.json", "room.csv"):
-        os.chmod(data_dir / name, 0o644)
 
-    weather = run_ingest(stack, data_dir, "weather", "--response-file", "/data/weather.json", "--location", place)
+    weather = run_ingest(stack, "weather", "--response-file", stack.ingest_file(data_dir / "weather.json"),
+                         "--location", place)
     assert weather.returncode == 0, weather.stderr
-    replay = run_ingest(stack, data_dir, "sensors", "--replay", "/data/room.csv", "--device", device,
+    replay = run_ingest(stack, "sensors", "--replay", stack.ingest_file(data_dir / "room.csv"), "--device", device,
                         "--no-progress")
     assert replay.returncode == 0, replay.stderr
 
@@ -107,7 +94,7 @@ def test_weather_and_a_sensor_replay_land_in_both_databases(stack, data_dir):
     [row] = stack.sql("telemetry", f"SELECT count(*) AS n, max(co2) AS co2 FROM sensors WHERE device = '{device}'")
     assert row == {"n": 10, "co2": 509.0}
 
-    export = run_ingest(stack, data_dir, "export", "--from", "influxdb3", "--measurement", "sensors", "--range", "1d",
+    export = run_ingest(stack, "export", "--from", "influxdb3", "--measurement", "sensors", "--range", "1d",
                         "--window", "1h", "--fn", "max")
     assert export.returncode == 0, export.stderr
     exported = list(csv.DictReader(io.StringIO(export.stdout)))
@@ -121,11 +108,11 @@ def test_the_service_runs_its_schedule_and_reports_its_health(stack):
         "monitoring", "SELECT count(*) AS n FROM ingest WHERE source = 'sensors'")[0]["n"])
     assert flux_count(stack, "telemetry", 'r._measurement == "sensors" and r.device == "sensor-01"', "co2") > 0
     assert flux_count(stack, "monitoring", 'r._measurement == "ingest" and r.source == "sensors"', "rows_written") > 0
-    health = stack.compose("exec", "-T", "ingest", "python", "-m", "ingest", "health", check=False)
+    health = stack.ingest_health()
     assert health.returncode == 0, health.stderr
 
 
-def test_a_wrong_token_stops_with_a_clear_message(stack, data_dir):
-    result = run_ingest(stack, data_dir, "sensors", "--ticks", "1", env={"INFLUXDB2_TOKEN": "not-the-token"})
+def test_a_wrong_token_stops_with_a_clear_message(stack):
+    result = run_ingest(stack, "sensors", "--ticks", "1", env={"INFLUXDB2_TOKEN": "not-the-token"})
     assert result.returncode == 3
     assert "401" in result.stderr and "INFLUXDB2_TOKEN" in result.stderr and "Traceback" not in result.stderr

@@ -1,8 +1,9 @@
 """The plugins in the running stack: provisioned triggers exist and fire, tables fill, endpoints answer.
 
-The series is loaded from a generated CSV copied into the InfluxDB 3 container (the provisioned loader's
-default URL needs internet access), by a temporary trigger of the same plugin; a temporary every:5s trigger
-runs the forecast so the test does not wait for the daily schedule. Temporary triggers are deleted after.
+The series is loaded from a generated CSV the InfluxDB 3 server can read (copied into its container under
+Docker; the provisioned loader's default URL needs internet access), by a temporary trigger of the same plugin;
+a temporary every:5s trigger runs the forecast so the test does not wait for the daily schedule. Temporary
+triggers are deleted after.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from tests.plugins.conftest import daily_series, series_csv
 pytestmark = pytest.mark.integration
 
 SERIES = "it-series"
-CONTAINER_CSV = "/tmp/it-series.csv"
 PROVISION = yaml.safe_load((PLUGIN_DIR / "provision.yaml").read_text())
 
 
@@ -54,11 +54,10 @@ def test_sensor_writes_fill_the_analytics_table_and_api(stack):
 
 
 def test_load_forecast_and_chart_in_the_stack(stack, temporary_triggers, tmp_path: Path):
-    csv = tmp_path / "series.csv"
+    csv = tmp_path / "it-series.csv"
     csv.write_text(series_csv(daily_series(200)))
-    stack.compose("cp", str(csv), f"influxdb3:{CONTAINER_CSV}")
     temporary_triggers("it-load", "forecast", "forecast/load_series", "request:it-load",
-                       {"url": CONTAINER_CSV, "series": SERIES})
+                       {"url": stack.influxdb3_file(csv), "series": SERIES})
     loaded = stack.engine("it-load")
     assert loaded.status_code == 200, loaded.text
     body = loaded.json()

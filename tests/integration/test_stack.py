@@ -1,4 +1,4 @@
-"""The whole stack under Docker: up, provisioned, wired together, and unchanged by a second `up`."""
+"""The whole stack: up, provisioned, wired together, and unchanged by provisioning it again."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 import requests
 
 from influxdb3_init.spec import load_provision
-from tests.integration.conftest import Stack
+from tests.integration.stacks.docker import DockerStack
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
 
-def test_influxdb2_has_the_org_and_bucket(stack: Stack):
+def test_influxdb2_has_the_org_and_bucket(stack):
     org, bucket = stack.env["INFLUXDB2_ORG"], stack.env["INFLUXDB2_BUCKET"]
     orgs = requests.get(f"{stack.influxdb2_url}/api/v2/orgs", params={"org": org},
                         headers=stack.influxdb2_headers, timeout=10)
@@ -24,7 +24,18 @@ def test_influxdb2_has_the_org_and_bucket(stack: Stack):
     assert setup.json()["allowed"] is False
 
 
-def test_influxdb3_health_is_open_and_everything_else_needs_the_token(stack: Stack):
+def test_influxdb2_answers_404_to_a_bucket_lookup_that_finds_nothing(stack):
+    """What our ingest sink relies on (tenant/service_bucket.go): a missing bucket is a 404, not an empty list."""
+    missing = requests.get(f"{stack.influxdb2_url}/api/v2/buckets", headers=stack.influxdb2_headers, timeout=10,
+                           params={"org": stack.env["INFLUXDB2_ORG"], "name": "no-such-bucket"})
+    assert missing.status_code == 404 and missing.json() == {"code": "not found",
+                                                             "message": 'bucket "no-such-bucket" not found'}
+    org = requests.get(f"{stack.influxdb2_url}/api/v2/orgs", params={"org": "no-such-org"},
+                       headers=stack.influxdb2_headers, timeout=10)
+    assert org.status_code == 404 and org.json()["code"] == "not found"
+
+
+def test_influxdb3_health_is_open_and_everything_else_needs_the_token(stack):
     assert requests.get(f"{stack.influxdb3_url}/health", timeout=10).status_code == 200
     refused = requests.get(f"{stack.influxdb3_url}/api/v3/configure/database", params={"format": "json"},
                            timeout=10)
@@ -34,7 +45,7 @@ def test_influxdb3_health_is_open_and_everything_else_needs_the_token(stack: Sta
     assert wrong.status_code == 401
 
 
-def test_influxdb3_has_the_databases_and_enabled_triggers(stack: Stack):
+def test_influxdb3_has_the_databases_and_enabled_triggers(stack):
     spec = load_provision(REPO / "plugins" / "provision.yaml")
     listed = requests.get(f"{stack.influxdb3_url}/api/v3/configure/database", params={"format": "json"},
                           headers=stack.influxdb3_headers, timeout=10)
@@ -42,40 +53,45 @@ def test_influxdb3_has_the_databases_and_enabled_triggers(stack: Stack):
     names = {row["iox::database"] for row in listed.json()}
     assert {db.name for db in spec.databases} <= names
     for database in {t.database for t in spec.triggers}:
-        rows = requests.get(f"{stack.influxdb3_url}/api/v3/query_sql", headers=stack.influxdb3_headers, params={
-            "db": database, "format": "json",
-            "q": "SELECT trigger_name, disabled FROM system.processing_engine_triggers"}, timeout=30).json()
+        rows = stack.sql(database, "SELECT trigger_name, disabled FROM system.processing_engine_triggers")
         state = {row["trigger_name"]: row["disabled"] for row in rows}
         for trigger in (t for t in spec.triggers if t.database == database):
             assert state.get(trigger.name) is trigger.disabled, f"{database}/{trigger.name}: {state}"
 
 
-def test_the_token_file_is_private_to_the_server(stack: Stack):
-    result = stack.compose("exec", "-T", "influxdb3", "stat", "-c", "%a %u",
-                           "/var/lib/influxdb3/secrets/admin-token.json")
-    assert result.stdout.split() == ["600", "1500"]
+def test_the_plugin_packages_import_inside_the_engine(stack):
+    spec = load_provision(REPO / "plugins" / "provision.yaml")
+    answer = requests.post(f"{stack.influxdb3_url}/api/v3/engine/packages-check", headers=stack.influxdb3_headers,
+                           json={"packages": list(spec.packages)}, timeout=300)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["ok"] is True, answer.json()
 
 
-def test_grafana_reports_every_datasource_healthy(stack: Stack):
+def test_the_token_file_is_private_to_the_server(stack):
+    assert stack.token_file() == (0o600, stack.server_uid)
+
+
+def test_grafana_reports_every_datasource_healthy(grafana):
     for uid in ("influxdb2-flux", "influxdb3-sql", "influxdb3-sql-forecast", "influxdb3-influxql"):
-        health = requests.get(f"{stack.grafana_url}/api/datasources/uid/{uid}/health", auth=stack.grafana_auth,
+        health = requests.get(f"{grafana.grafana_url}/api/datasources/uid/{uid}/health", auth=grafana.grafana_auth,
                               timeout=60)
         assert health.status_code == 200, f"{uid}: {health.text}"
         assert health.json()["status"] == "OK", f"{uid}: {health.json()}"
 
 
-def test_grafana_needs_a_login(stack: Stack):
-    assert requests.get(f"{stack.grafana_url}/api/health", timeout=10).status_code == 200
-    assert requests.get(f"{stack.grafana_url}/api/search", timeout=10).status_code == 401
-    signup = requests.post(f"{stack.grafana_url}/api/user/signup", json={"email": "x@example.com"}, timeout=10)
+def test_grafana_needs_a_login(grafana):
+    assert requests.get(f"{grafana.grafana_url}/api/health", timeout=10).status_code == 200
+    assert requests.get(f"{grafana.grafana_url}/api/search", timeout=10).status_code == 401
+    signup = requests.post(f"{grafana.grafana_url}/api/user/signup", json={"email": "x@example.com"}, timeout=10)
     assert signup.status_code in (401, 403)
 
 
-def test_a_second_up_changes_nothing(stack: Stack):
-    before = stack.compose("ps", "--all", "--format", "{{.Name}} {{.CreatedAt}}").stdout
-    stack.compose("up", "--detach")
-    stack.wait_healthy()
-    after = stack.compose("ps", "--all", "--format", "{{.Name}} {{.CreatedAt}}").stdout
-    assert sorted(before.splitlines()) == sorted(after.splitlines())  # no container was recreated
-    logs = stack.compose("logs", "--no-color", "influxdb3-init").stdout
-    assert "exists" in logs and "provisioning finished" in logs
+def test_provisioning_again_changes_nothing(stack):
+    before = stack.containers() if isinstance(stack, DockerStack) else []
+    log = stack.rerun_init()
+    summary = [line for line in log.splitlines() if "provisioning finished" in line][-1]
+    assert "exists" in summary
+    for kind in ("databases", "tables", "triggers"):
+        assert f"{kind} created" not in summary, summary
+    if isinstance(stack, DockerStack):
+        assert stack.containers() == before  # a second `up` recreated no container

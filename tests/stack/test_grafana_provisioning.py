@@ -35,19 +35,31 @@ def test_influxdb_datasources_with_unique_pinned_uids():
     assert all(s["type"] == "influxdb" and s["access"] == "proxy" and s["editable"] is False for s in sources)
 
 
-def test_query_languages_and_targets():
-    sources = by_uid()
+def grafana_environment(env_file: Path) -> dict[str, str]:
+    from tests.support.compose import resolved_config
+
+    return resolved_config(env_file)["services"]["grafana"]["environment"]
+
+
+def as_grafana_reads(value: str, environment: dict[str, str]) -> str:
+    """A provisioning value after Grafana's $VAR / ${VAR} interpolation from its environment."""
+    return INTERPOLATION.sub(lambda match: environment.get(match.group(1), ""), value)
+
+
+def test_query_languages_and_targets(env_file: Path):
+    sources, environment = by_uid(), grafana_environment(env_file)
     assert sources["influxdb2-flux"]["jsonData"]["version"] == "Flux"
-    assert sources["influxdb2-flux"]["url"] == "http://influxdb2:8086"
+    assert as_grafana_reads(sources["influxdb2-flux"]["url"], environment) == "http://influxdb2:8086"
     assert sources["influxdb3-sql"]["jsonData"]["version"] == "SQL"
     assert sources["influxdb3-sql"]["jsonData"]["insecureGrpc"] is True  # no TLS inside the stack network
-    assert sources["influxdb3-sql"]["url"] == "http://influxdb3:8181"
+    assert as_grafana_reads(sources["influxdb3-sql"]["url"], environment) == "http://influxdb3:8181"
     # The plugins' tables live in their own database, which SQL mode can only reach through its own datasource.
     from plugins.stacklib.tables import FORECAST_DATABASE
 
     assert sources["influxdb3-sql-forecast"]["jsonData"]["dbName"] == FORECAST_DATABASE
     influxql = sources["influxdb3-influxql"]
-    assert influxql["jsonData"]["version"] == "InfluxQL" and influxql["url"] == "http://influxdb3:8181"
+    assert influxql["jsonData"]["version"] == "InfluxQL"
+    assert as_grafana_reads(influxql["url"], environment) == "http://influxdb3:8181"
     assert influxql["jsonData"]["httpHeaderName1"] == "Authorization"
     assert influxql["secureJsonData"]["httpHeaderValue1"].startswith("Bearer ${")
 
@@ -61,13 +73,12 @@ def test_every_secret_is_interpolated_never_written():
 
 
 def test_every_interpolated_variable_is_given_to_grafana(env_file: Path):
-    from tests.support.compose import resolved_config
-
-    environment = resolved_config(env_file)["services"]["grafana"]["environment"]
+    environment = grafana_environment(env_file)
     text = "\n".join(p.read_text() for p in PROVISIONING.rglob("*.yaml"))
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     used = set(INTERPOLATION.findall(code))
-    assert used == {"INFLUXDB2_ORG", "INFLUXDB2_BUCKET", "INFLUXDB2_TOKEN", "INFLUXDB3_TOKEN", "INFLUXDB3_DATABASE"}
+    assert used == {"INFLUXDB2_ORG", "INFLUXDB2_BUCKET", "INFLUXDB2_TOKEN", "INFLUXDB3_TOKEN", "INFLUXDB3_DATABASE",
+                    "INFLUXDB2_URL", "INFLUXDB3_URL", "GRAFANA_DASHBOARDS_DIR"}
     missing = {name for name in used if not environment.get(name)}
     assert missing == set()
 
@@ -76,8 +87,9 @@ def test_services_and_ports_exist_in_the_compose_file(env_file: Path):
     from tests.support.compose import resolved_config
 
     services = resolved_config(env_file)["services"]
+    environment = services["grafana"]["environment"]
     for source in datasources():
-        host, port = re.match(r"http://([a-z0-9-]+):(\d+)$", source["url"]).groups()
+        host, port = re.match(r"http://([a-z0-9-]+):(\d+)$", as_grafana_reads(source["url"], environment)).groups()
         assert host in services, source["uid"]
         published = [p["target"] for p in services[host].get("ports", [])]
         assert int(port) in published or int(port) in (8086, 8181), source["uid"]
@@ -91,6 +103,6 @@ def test_dashboard_provider_reads_the_mounted_dashboards(env_file: Path):
     assert provider["type"] == "file"
     grafana = resolved_config(env_file)["services"]["grafana"]
     mounts = {v["target"]: v for v in grafana["volumes"]}
-    mount = mounts[provider["options"]["path"]]
+    mount = mounts[as_grafana_reads(provider["options"]["path"], grafana["environment"])]
     assert Path(mount["source"]) == REPO / "grafana" / "dashboards" and mount["read_only"] is True
     assert Path(mounts["/etc/grafana/provisioning"]["source"]) == PROVISIONING

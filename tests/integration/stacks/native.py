@@ -1,0 +1,366 @@
+"""The stack as processes on this machine, from server binaries the user gives, with docker-compose.yml's settings.
+
+Nothing here is a second copy of the stack's configuration: every command line, environment variable and
+mount comes from the resolved compose file (stacks/settings.py), translated for a process — a named volume is a
+folder under the test stack's root, `http://influxdb3:8181` is the loopback port InfluxDB 3 is published on. What
+a container image does before its server starts is done the way the image does it, and says so:
+- influxdb2: the official image's entrypoint runs `influx setup` with the `DOCKER_INFLUXDB_INIT_*` variables;
+  here the same values go to the same HTTP API (`POST /api/v2/setup`) once influxd answers. The image's default
+  config puts the bolt file and engine under /var/lib/influxdb2, which is the `influxdb2-data` volume.
+- influxdb3-prepare: compose/influxdb3-prepare.sh itself, with the volume folders and this user's ids.
+- influxdb3-init, ingest, backup: the Python packages of this repository, run with the interpreter of the tests,
+  their Dockerfile's ENTRYPOINT/CMD and ENV; BACKUP_RUN_AS is left out (it exists to drop the container's root
+  to the InfluxDB 3 image's uid 1500; here everything runs as the user who runs the tests).
+- grafana (only with GRAFANA_BIN and GRAFANA_HOME): `grafana server` with the image's GF_PATHS_* pointing at the
+  volume and at the repository's provisioning, exactly as the compose file mounts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from common.config import parse_duration
+from tests.integration.stacks import Stack, keep, run, wait_for
+from tests.integration.stacks.settings import Service, StackSettings
+from tests.support.paths import REPO
+
+__all__ = ["Binaries", "NativeStack", "find_binaries", "free_port"]
+
+# Container-only settings a process on this machine must not take over (see the module docstring).
+CONTAINER_ONLY = ("BACKUP_RUN_AS", "PYTHONPATH", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK")
+
+
+@dataclass(frozen=True)
+class Binaries:
+    influxd: Path
+    influxdb3: Path
+    influx: Path | None = None
+    grafana: Path | None = None
+    grafana_home: Path | None = None
+
+    def describe(self) -> str:
+        parts = [f"influxd={self.influxd}", f"influxdb3={self.influxdb3}"]
+        parts.append(f"influx={self.influx}" if self.influx else "influx CLI: none")
+        parts.append(f"grafana={self.grafana}" if self.grafana else "grafana: none (GRAFANA_BIN and GRAFANA_HOME)")
+        return ", ".join(parts)
+
+
+def _binary(variable: str, *names: str) -> Path | None:
+    named = os.environ.get(variable)
+    if named:
+        return Path(named) if Path(named).is_file() and os.access(named, os.X_OK) else None
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def find_binaries() -> tuple[Binaries | None, str]:
+    """The server binaries (from INFLUXD_BIN, INFLUXDB3_BIN, INFLUX_BIN, GRAFANA_BIN or PATH), or why not."""
+    influxd, influxdb3 = _binary("INFLUXD_BIN", "influxd"), _binary("INFLUXDB3_BIN", "influxdb3")
+    missing = [name for name, found in (("INFLUXD_BIN (influxd 2.x)", influxd),
+                                        ("INFLUXDB3_BIN (influxdb3 serve)", influxdb3)) if found is None]
+    if missing:
+        return None, "no server binaries: set " + " and ".join(missing) + " or put them on PATH"
+    home = os.environ.get("GRAFANA_HOME")
+    grafana = _binary("GRAFANA_BIN", "grafana") if home else None
+    return Binaries(influxd, influxdb3, _binary("INFLUX_BIN", "influx"), grafana,
+                    Path(home) if home and grafana else None), ""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Process:
+    """One long-running service: its command, environment and log file."""
+
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    log: Path
+    cwd: Path = REPO
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self.popen = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdout=handle, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        handle.close()
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout: float = 30) -> None:
+        if not self.running:
+            return
+        assert self.popen is not None
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class NativeStack(Stack):
+    root: Path = field(default=Path())
+    binaries: Binaries | None = None
+    settings: StackSettings | None = None
+    processes: dict[str, Process] = field(default_factory=dict)
+    kind = "native"
+
+    # ---- settings --------------------------------------------------------------------------------------
+    @property
+    def has_grafana(self) -> bool:
+        return self.binaries is not None and self.binaries.grafana is not None
+
+    @property
+    def server_uid(self) -> int:
+        return os.getuid()
+
+    def service(self, name: str) -> Service:
+        assert self.settings is not None
+        return self.settings.service(name)
+
+    def python_env(self, name: str, **extra: str) -> dict[str, str]:
+        """A Python service's environment: the compose file's (translated) over this process's PATH and HOME."""
+        base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
+        env = {**base, **self.service(name).host_env(drop=CONTAINER_ONLY), **extra}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "compose" / "influxdb3-init")])
+        return env
+
+    def _log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    # ---- bring-up, in the compose file's dependency order ----------------------------------------------
+    def up(self) -> None:
+        self._start_influxdb2()
+        self._prepare_influxdb3()
+        self._start_influxdb3()
+        self._init_influxdb3()
+        if self.has_grafana:
+            self._start_grafana()
+        self._start_python("ingest")
+        self._start_python("backup")
+        self.wait_healthy()
+
+    def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> Process:
+        process = Process(name, cmd, env, self._log(name))
+        process.start()
+        self.processes[name] = process
+        return process
+
+    def _wait(self, name: str, what: str, check, timeout: float = 180) -> None:
+        process = self.processes.get(name)
+        try:
+            wait_for(what, lambda: (process is None or process.running or _died(process)) and check(),
+                     timeout=timeout, interval=0.5)
+        except (TimeoutError, RuntimeError) as exc:
+            log = process.tail() if process else ""
+            raise RuntimeError(f"{name}: {exc}\n--- last lines of {self._log(name)} ---\n{log}") from None
+
+    def _start_influxdb2(self) -> None:
+        service = self.service("influxdb2")
+        assert self.binaries is not None
+        env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME")}
+        env.update({key: value for key, value in service.host_env().items() if key.startswith("INFLUXD_")})
+        env.update({
+            "INFLUXD_BOLT_PATH": str(service.host_path("/var/lib/influxdb2/influxd.bolt")),
+            "INFLUXD_ENGINE_PATH": str(service.host_path("/var/lib/influxdb2/engine")),
+            "INFLUXD_SQLITE_PATH": str(service.host_path("/var/lib/influxdb2/influxd.sqlite")),
+            "INFLUXD_HTTP_BIND_ADDRESS": f"127.0.0.1:{service.published(8086)}",
+        })
+        self._start("influxdb2", [str(self.binaries.influxd)], env)
+        url = self.influxdb2_url
+        self._wait("influxdb2", "influxd /health", lambda: requests.get(f"{url}/health", timeout=5).ok)
+        if requests.get(f"{url}/api/v2/setup", timeout=10).json().get("allowed"):
+            self._setup_influxdb2(service)
+        self._wait("influxdb2", "onboarding to finish",
+                   lambda: requests.get(f"{url}/api/v2/setup", timeout=5).json().get("allowed") is False)
+
+    def _setup_influxdb2(self, service: Service) -> None:
+        """What the image's entrypoint does with DOCKER_INFLUXDB_INIT_* (`influx setup`, POST /api/v2/setup)."""
+        env = service.environment
+        retention = env.get("DOCKER_INFLUXDB_INIT_RETENTION") or ""
+        body = {"username": env["DOCKER_INFLUXDB_INIT_USERNAME"], "password": env["DOCKER_INFLUXDB_INIT_PASSWORD"],
+                "org": env["DOCKER_INFLUXDB_INIT_ORG"], "bucket": env["DOCKER_INFLUXDB_INIT_BUCKET"],
+                "token": env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"],
+                "retentionPeriodSeconds": int(parse_duration(retention).total_seconds()) if retention else 0}
+        answer = requests.post(f"{self.influxdb2_url}/api/v2/setup", json=body, timeout=30)
+        if answer.status_code != 201:
+            raise RuntimeError(f"influxdb2 setup failed: {answer.status_code} {answer.text}")
+
+    def _prepare_influxdb3(self) -> None:
+        """compose/influxdb3-prepare.sh as the one-shot runs it, on the volume folders, for this user's ids."""
+        service = self.service("influxdb3-prepare")
+        env = {"PATH": os.environ.get("PATH", ""), **service.host_env(),
+               "SECRETS_DIR": str(service.host_path("/var/lib/influxdb3/secrets")),
+               "DATA_DIR": str(service.host_path("/var/lib/influxdb3/data")),
+               "VENV_DIR": str(service.host_path("/var/lib/influxdb3/venv")),
+               "SERVER_UID": str(os.getuid()), "SERVER_GID": str(os.getgid())}
+        script = service.host_path(service.raw["entrypoint"][-1])
+        result = run(["sh", str(script)], timeout=60, env=env)
+        self._log("influxdb3-prepare").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"influxdb3-prepare failed:\n{result.stdout}\n{result.stderr}")
+
+    def _start_influxdb3(self) -> None:
+        service = self.service("influxdb3")
+        assert self.binaries is not None
+        args = []
+        for arg in service.host_args(service.command[1:]):  # the compose command, without the binary's name
+            if arg.startswith("--http-bind="):
+                arg = f"--http-bind=127.0.0.1:{service.published(8181)}"
+            args.append(arg)
+        env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
+        self._start("influxdb3", [str(self.binaries.influxdb3), *args], env)
+        url = self.influxdb3_url
+        # --disable-authz=health,ping (from the compose file): /health answers without the token.
+        self._wait("influxdb3", "influxdb3 /health", lambda: requests.get(f"{url}/health", timeout=5).ok, 300)
+
+    def _init_influxdb3(self) -> None:
+        env = self.python_env("influxdb3-init")
+        result = run([sys.executable, "-m", "influxdb3_init"], timeout=3600, env=env, cwd=REPO)
+        with open(self._log("influxdb3-init"), "a") as handle:
+            handle.write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"influxdb3-init exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+
+    def _start_grafana(self) -> None:
+        service = self.service("grafana")
+        assert self.binaries is not None and self.binaries.grafana and self.binaries.grafana_home
+        env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME")}
+        env.update(service.host_env())
+        data = service.host_path("/var/lib/grafana")
+        env.update({"GF_PATHS_DATA": str(data), "GF_PATHS_LOGS": str(data / "logs"),
+                    "GF_PATHS_PLUGINS": str(data / "plugins"),
+                    "GF_PATHS_PROVISIONING": str(service.host_path("/etc/grafana/provisioning")),
+                    "GF_SERVER_HTTP_ADDR": "127.0.0.1", "GF_SERVER_HTTP_PORT": str(service.published(3000))})
+        self._start("grafana", [str(self.binaries.grafana), "server", "--homepath",
+                                str(self.binaries.grafana_home)], env)
+        url = self.grafana_url
+        self._wait("grafana", "Grafana /api/health", lambda: requests.get(f"{url}/api/health", timeout=5).ok, 300)
+
+    def _start_python(self, name: str) -> None:
+        """`python -m <service> <command>`: the image's entrypoint runs the package, the command is the compose
+        file's (ingest: run) or the image's CMD (backup: schedule)."""
+        self._start(name, [sys.executable, "-m", name, *self.service(name).command], self.python_env(name))
+
+    def wait_healthy(self, timeout: float = 300) -> None:
+        for name in ("ingest", "backup"):
+            if name in self.processes:
+                self._wait(name, f"{name} health", lambda name=name: self._health(name).returncode == 0, timeout)
+
+    def _health(self, name: str) -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", name, "health"], timeout=60, env=self.python_env(name), cwd=REPO)
+
+    def close(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        if not keep():
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # ---- services --------------------------------------------------------------------------------------
+    def ingest(self, *args: str, env: dict[str, str] | None = None, timeout: float = 900) \
+            -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "ingest", *args], timeout=timeout,
+                   env={**self.python_env("ingest"), **(env or {})}, cwd=REPO)
+
+    def ingest_file(self, path: Path) -> str:
+        return str(path)
+
+    def influxdb3_file(self, path: Path) -> str:
+        return str(path)
+
+    def ingest_health(self) -> subprocess.CompletedProcess:
+        return self._health("ingest")
+
+    def backup(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "backup", *args], timeout=timeout, env=self.python_env("backup"), cwd=REPO)
+
+    def restore(self, set_name: str) -> None:
+        """The steps of `make restore`: verify; stop ingest, InfluxDB 3 and Grafana; restore; start them."""
+        checked = self.backup("verify", set_name)
+        if checked.returncode != 0:
+            raise RuntimeError(f"backup verify failed:\n{checked.stdout}\n{checked.stderr}")
+        self.stop("ingest", "influxdb3", "grafana")
+        restored = self.backup("restore", set_name, "--skip-verify")
+        if restored.returncode != 0:
+            raise RuntimeError(f"backup restore failed:\n{restored.stdout}\n{restored.stderr}")
+        self.start("influxdb3", "grafana", "ingest")
+
+    def wipe(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        self.processes.clear()
+        assert self.settings is not None
+        shutil.rmtree(self.settings.volumes_root, ignore_errors=True)
+        self.up()
+
+    def stop(self, *services: str) -> None:
+        for name in services:
+            if name in self.processes:
+                self.processes[name].stop()
+
+    def start(self, *services: str) -> None:
+        starters = {"influxdb2": self._start_influxdb2, "influxdb3": self._start_influxdb3,
+                    "grafana": self._start_grafana if self.has_grafana else (lambda: None),
+                    "ingest": lambda: self._start_python("ingest"),
+                    "backup": lambda: self._start_python("backup")}
+        for name in services:
+            if not (name in self.processes and self.processes[name].running):
+                starters[name]()
+        self.wait_healthy()
+
+    def rerun_init(self) -> str:
+        self._init_influxdb3()
+        return self.logs("influxdb3-init")
+
+    def logs(self, service: str) -> str:
+        try:
+            return self._log(service).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def token_file(self) -> tuple[int, int]:
+        path = self.service("influxdb3").host_path("/var/lib/influxdb3/secrets/admin-token.json")
+        status = path.stat()
+        return status.st_mode & 0o777, status.st_uid
+
+    def versions(self) -> dict[str, str]:
+        """What each server says it is (for the test report)."""
+        found = {}
+        ping = requests.get(f"{self.influxdb2_url}/ping", timeout=5)
+        found["influxdb2"] = ping.headers.get("X-Influxdb-Version", "?")
+        ping3 = requests.get(f"{self.influxdb3_url}/ping", timeout=5)
+        found["influxdb3"] = json.loads(ping3.text).get("version", "?") if ping3.ok else "?"
+        return found
+
+
+def _died(process: Process) -> bool:
+    code = process.popen.poll() if process.popen else None
+    raise RuntimeError(f"{process.name} exited with code {code}")
