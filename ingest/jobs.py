@@ -53,8 +53,12 @@ class Jobs:
         return Progress(description, unit=unit, total=total, bar=self.bar if bar is None else bar,
                         on_update=self.on_progress)
 
-    def _load(self, source: str, chunks: Iterable[Chunk], progress: Progress | None = None) -> RunSummary:
+    def _load(self, source: str, chunks: Iterable[Chunk], progress: Progress | None = None, *,
+              skip_stored: bool = True) -> RunSummary:
+        """One load. `skip_stored`: what InfluxDB 3 already holds is not written to it again (ingest/stored.py);
+        every load of existing data uses it, only new live readings (sensor ticks, current weather) do not."""
         return load(source, chunks, self.outputs, progress=progress, record_metrics=self.record_metrics,
+                    skip_stored=skip_stored,
                     drain=self.drain)
 
     @property
@@ -135,7 +139,7 @@ class Jobs:
                     log.error("weather: %s", exc)
                     failures.append(str(exc))
 
-        summary = self._load("weather", chunks())
+        summary = self._load("weather", chunks(), skip_stored=False)
         if failures and len(failures) == len(self.config.weather_locations):
             raise SourceError(f"weather: no location could be fetched ({failures[0]})")
         return summary
@@ -189,12 +193,13 @@ class Jobs:
     def fleet(self) -> Fleet:
         return Fleet(self.config.sensors_devices, self.config.sensors_seed, self.config.sensors_locations)
 
-    def sensors_span(self, start_ns: int, end_ns: int) -> RunSummary:
-        """Simulated readings for [start, end)."""
+    def sensors_span(self, start_ns: int, end_ns: int, *, skip_stored: bool = True) -> RunSummary:
+        """Simulated readings for [start, end); a backfill checks what is already stored, ticks do not."""
         interval = self.config.sensors_interval
         expected = max(0, (end_ns - start_ns) // (interval * NS)) * self.config.sensors_devices
         return self._load("sensors", self.fleet().chunks(start_ns, end_ns, interval),
-                          self._progress("sensors", total=expected or None, bar=None if expected > 100_000 else False))
+                          self._progress("sensors", total=expected or None, bar=None if expected > 100_000 else False),
+                          skip_stored=skip_stored)
 
     def sensors_tick(self, cursors: Cursors | None, now_ns: int | None = None) -> RunSummary:
         """The readings due up to now: the current tick, plus any missed since the cursor (at most the catch-up
@@ -205,7 +210,7 @@ class Jobs:
         last = cursors.get("sensors.last_tick") if cursors is not None else None
         oldest = current - int(self.config.sensors_catchup * NS) // step * step
         start = current if last is None else max(int(last) + step, oldest)
-        summary = self.sensors_span(start, current + 1) if start <= current else None
+        summary = self.sensors_span(start, current + 1, skip_stored=False) if start <= current else None
         if cursors is not None and start <= current:
             cursors.set("sensors.last_tick", current)
         return summary or load("sensors", [], self.outputs, record_metrics=False, drain=self.drain)

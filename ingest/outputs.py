@@ -19,9 +19,11 @@ from ingest.lineprotocol import LineEncoder
 from ingest.rejects import RejectsFile
 from ingest.schema import INGEST_RUNS
 from ingest.sinks import Sink, Transport
+from ingest.sinks.influxdb3 import with_port
 from ingest.sinks.lpfile import LineProtocolFile
 from ingest.spool import Spool
 from ingest.stats import RunSummary
+from ingest.stored import StoredRows
 from ingest.writer import Writer
 
 __all__ = ["Outputs"]
@@ -70,9 +72,24 @@ class Outputs:
                                             timeout=self.config.http_timeout))
         return found
 
-    def writer(self, database: str | None = None) -> Writer:
-        return Writer(self.sinks, database or self.config.bucket, batch_bytes=self.config.batch_bytes,
+    def writer(self, database: str | None = None, *, exclude: Sequence[str] = ()) -> Writer | None:
+        """A writer to every sink (but the `exclude`d ones); None when that leaves none."""
+        sinks = [sink for sink in self.sinks if sink.name not in exclude]
+        if not sinks:
+            return None
+        return Writer(sinks, database or self.config.bucket, batch_bytes=self.config.batch_bytes,
                       batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level)
+
+    def sink(self, name: str) -> Sink | LineProtocolFile | None:
+        return next((sink for sink in self.sinks if sink.name == name), None)
+
+    def stored_rows(self, database: str | None = None) -> StoredRows | None:
+        """A reader of what InfluxDB 3 already holds (ingest/stored.py), when InfluxDB 3 is a sink."""
+        target = self.config.influxdb3
+        if target is None or self.sink("influxdb3") is None:
+            return None
+        return StoredRows(with_port(target.url), target.token, database or self.config.bucket,
+                          timeout=self.config.http_timeout)
 
     def ensure_buckets(self, sleep: Callable[[float], None] | None = None) -> None:
         """Create the buckets file's buckets/databases in every enabled database (nothing for --lp-out).
@@ -96,6 +113,7 @@ class Outputs:
         if self.lp_out is not None or not summary.sinks:
             return
         writer = self.writer(self.config.monitoring_bucket)
+        assert writer is not None  # Outputs always has a sink
         writer.write(METRICS.encode(summary.table()))
         writer.flush()
 

@@ -1,7 +1,8 @@
 """One load: chunks from a source, encoded, batched and delivered; bad rows quarantined; the run summarized.
 
 Counting holds for every sink: rows read = rows rejected + rows written + rows refused by the database +
-rows left in the spool (replayed ones count as written once they land).
+rows left in the spool + rows the database already held unchanged (replayed ones count as written once they
+land).
 """
 
 from __future__ import annotations
@@ -22,13 +23,21 @@ log = logging.getLogger("ingest.pipeline")
 
 
 def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: str | None = None,
-         progress: Progress | None = None, record_metrics: bool = True, drain: bool = True) -> RunSummary:
+         progress: Progress | None = None, record_metrics: bool = True, drain: bool = True,
+         skip_stored: bool = False) -> RunSummary:
     """Send every chunk, then flush and replay the spools once more. On an error (a fatal database answer, a
-    full spool, Ctrl-C) the rows already read are still handed to the sinks before the error propagates."""
+    full spool, Ctrl-C) the rows already read are still handed to the sinks before the error propagates.
+
+    `skip_stored` (file loads, replays, backfills): lines InfluxDB 3 already holds are not written to it again
+    (ingest/stored.py); the other sinks still get them."""
     tracker = Tracker(source, outputs.sinks)
     writer = outputs.writer(database)
+    assert writer is not None
+    stored = outputs.stored_rows(database) if skip_stored else None
+    others = outputs.writer(database, exclude=("influxdb3",)) if stored is not None else None
     rejects = RejectsFile(outputs.rejects_dir, source, outputs.run_id)
     read = 0
+    writers = [w for w in (writer, others) if w is not None]
     try:
         for chunk in chunks:
             read += chunk.rows_read
@@ -41,24 +50,37 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
                 for line, (row, reason) in zip(lines, encoded.rejected, strict=True):
                     rejects.add(input=chunk.input, line=line, reason=reason,
                                 record=chunk.record(row) if chunk.record is not None else None)
-            writer.write(encoded)
+            if stored is None:
+                writer.write(encoded)
+            else:
+                fresh, known = stored.split(chunk.encoder, chunk.table, encoded)
+                writer.write(fresh)
+                if known.rows:
+                    outputs.sink("influxdb3").counters.unchanged += known.rows  # type: ignore[union-attr]
+                    if others is not None:
+                        others.write(known)
             if progress is not None:
                 progress.update(chunk.rows_read)
     except BaseException:
         # Rows already read still go out (or into a spool) before the error stops the run.
-        with contextlib.suppress(Exception):
-            writer.flush()
+        for each in writers:
+            with contextlib.suppress(Exception):
+                each.flush()
         raise
     else:
-        writer.close(drain=drain)
+        for each in writers:
+            each.close(drain=drain and each is writer)
     finally:
+        if stored is not None:
+            stored.close()
         if progress is not None:
             progress.close()
     summary = tracker.finish(read, rejects.count, str(rejects.path) if rejects.count else None)
     fields: dict[str, object] = {"source": source, "rows_read": summary.read, "rows_rejected": summary.rejected,
                                  "seconds": round(summary.duration, 3)}
     for name, result in summary.sinks.items():
-        fields.update({f"{name}_written": result.written, f"{name}_spooled": result.spooled,
+        fields.update({f"{name}_written": result.written, f"{name}_unchanged": result.unchanged,
+                       f"{name}_spooled": result.spooled,
                        f"{name}_refused": result.refused, f"{name}_spool_rows": result.spool_rows})
     log.info("%s", summary.text(), extra={"fields": fields})
     if rejects.count:

@@ -42,6 +42,8 @@ class RunSummary:
         for name, result in self.sinks.items():
             rate = result.written / self.duration if self.duration > 0 else 0.0
             detail = f"{name}: written {result.written:,} ({rate:,.0f} rows/s)"
+            if result.unchanged:
+                detail += f", already stored unchanged {result.unchanged:,}"
             if result.replayed:
                 detail += f", replayed {result.replayed:,} from the spool"
             if result.spooled:

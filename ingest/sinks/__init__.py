@@ -102,7 +102,8 @@ class Batch:
 @dataclass
 class SinkCounters:
     """Cumulative for the life of the sink: rows delivered directly (`written`) or from the spool
-    (`replayed`), put in the spool (`spooled`), refused by the database (`refused`)."""
+    (`replayed`), put in the spool (`spooled`), refused by the database (`refused`), left out because the
+    database already held them with the same values (`unchanged`, ingest/stored.py)."""
 
     written: int = 0
     replayed: int = 0
@@ -110,6 +111,7 @@ class SinkCounters:
     refused: int = 0
     batches: int = 0
     retries: int = 0
+    unchanged: int = 0
 
 
 class Sink:

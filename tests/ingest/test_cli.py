@@ -121,7 +121,7 @@ def test_unknown_bucket_stops_with_a_clear_message(fake_influx, ingest_env, writ
 @pytest.mark.parametrize("variable,value,message", [
     ("INGEST_BATCH_BYTES", "lots", "INGEST_BATCH_BYTES: 'lots' is not a size"),
     ("WEATHER_LOCATIONS", "Assen", "WEATHER_LOCATIONS: 'Assen' is not NAME=LATITUDE,LONGITUDE"),
-    ("INGEST_BUCKET", "my_bucket", "INGEST_BUCKET: 'my_bucket' must be letters"),
+    ("INGEST_BUCKET", "my.bucket", "INGEST_BUCKET: 'my.bucket' must be an ASCII letter or digit"),
     ("INFLUXDB3_URL", "influxdb3:8181", "INFLUXDB3_URL"),
 ])
 def test_bad_configuration_is_reported_by_variable(ingest_env, monkeypatch, capsys, variable, value, message):

@@ -46,7 +46,7 @@ def ingest_service(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_the_image_is_pinned_slim_non_root_with_a_healthcheck():
     text = DOCKERFILE.read_text()
-    assert re.search(r"^FROM python:3\.11\.13-slim-bookworm$", text, re.MULTILINE)
+    assert re.search(r"^FROM python:3\.11\.16-slim-bookworm$", text, re.MULTILINE)
     user = re.search(r"^USER (\S+)$", text, re.MULTILINE)
     assert user and user.group(1).split(":")[0] not in ("root", "0")
     assert 'HEALTHCHECK' in text and '"ingest", "health"' in text

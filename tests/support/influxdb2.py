@@ -25,10 +25,14 @@ _KIND_NAMES = {"float": "float", "int": "integer", "uint": "unsigned", "string":
 _PRECISION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
-def error(status: int, code: str, message: str) -> Reply:
-    """kit/transport/http/error_handler.go WriteErrorResponse: JSON body and the X-Platform-Error-Code header."""
-    return Reply(status, {"code": code, "message": message},
-                 {"Content-Type": "application/json; charset=utf-8", "X-Platform-Error-Code": code})
+def error(status: int, code: str, message: str, *, indented: bool = False) -> Reply:
+    """kit/transport/http/error_handler.go WriteErrorResponse: JSON body and the X-Platform-Error-Code header.
+    The tenant handlers (buckets, orgs) answer through kit/transport/http/api.go, which indents with a tab;
+    the write handler's errors are compact (both seen from a real v2.7.12 server)."""
+    body = json.dumps({"code": code, "message": message}, indent="\t" if indented else None,
+                      separators=None if indented else (",", ":"))
+    return Reply(status, body.encode(), {"Content-Type": "application/json; charset=utf-8",
+                                          "X-Platform-Error-Code": code})
 
 
 def _bucket_json(bucket: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +104,7 @@ class InfluxDB2:
     def _org_by_name(self, name: str) -> Reply | None:
         """tenant/service_org.go FindOrganization → tenant/error_org.go OrgNotFoundByName: 404 for an unknown name."""
         if name != self.org:
-            return error(404, "not found", f'organization name "{name}" not found')
+            return error(404, "not found", f'organization name "{name}" not found', indented=True)
         return None
 
     def _get_orgs(self, request: Recorded) -> Reply:
@@ -120,7 +124,7 @@ class InfluxDB2:
         ErrBucketNotFoundByName) when absent — never an empty list (also upstream issue #21134)."""
         org, org_id, name = request.param("org"), request.param("orgID"), request.param("name")
         if org_id and org_id != self.org_id:  # an unknown org id finds no bucket by that name either
-            return error(404, "not found", f'bucket "{name}" not found') if name else Reply(
+            return error(404, "not found", f'bucket "{name}" not found', indented=True) if name else Reply(
                 200, {"links": {"self": "/api/v2/buckets"}, "buckets": []})
         if org and not org_id:
             missing = self._org_by_name(org)
@@ -129,7 +133,7 @@ class InfluxDB2:
         with self.lock:
             if name:
                 if name not in self.buckets:
-                    return error(404, "not found", f'bucket "{name}" not found')
+                    return error(404, "not found", f'bucket "{name}" not found', indented=True)
                 found = [self.buckets[name]]
             else:
                 found = list(self.buckets.values())
@@ -140,10 +144,10 @@ class InfluxDB2:
         which error_handler.go maps to 422 (tenant/error_bucket.go BucketAlreadyExistsError)."""
         body = request.json()
         if body.get("orgID") != self.org_id:
-            return error(400, "invalid", "organization id must be provided")
+            return error(400, "invalid", "organization id must be provided", indented=True)
         with self.lock:
             if body["name"] in self.buckets:
-                return error(422, "conflict", f"bucket with name {body['name']} already exists")
+                return error(422, "conflict", f"bucket with name {body['name']} already exists", indented=True)
             seconds = next((rule.get("everySeconds", 0) for rule in body.get("retentionRules") or []), 0)
             bucket = self.add_bucket(body["name"], seconds)
             bucket["description"] = body.get("description", "")

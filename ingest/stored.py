@@ -1,0 +1,123 @@
+"""Leave out of a reload what InfluxDB 3 already holds, so loading the same data again writes nothing.
+
+InfluxDB 3 Core writes every write into new Parquet files (one per table per 10 minutes of data time per
+snapshot) and never compacts them; a query scans every file in its time range and fails past
+`--query-file-limit`. Reloading a year of bird fixes would add ~11,700 files each time. So before a chunk of a
+file load is sent, the rows of its measurement and time range are read back from InfluxDB 3 (SQL over HTTP,
+Parquet answer), encoded with the chunk's own encoder, and every line that is already stored byte for byte is
+left out of the InfluxDB 3 write. What differs (a corrected value, a new field, a new row) is written.
+InfluxDB 2 still gets every line: its TSM engine rewrites a point in place and compacts, and a bucket that lost
+data (a restore of only one database) is filled again.
+
+Live data (sensor ticks) is new by construction and skips this read; file loads, replays and backfills use it.
+A failed read never loses a row: the chunk is then written whole, and the reason logged.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import requests
+
+from ingest.lineprotocol import Encoded, LineEncoder
+
+__all__ = ["StoredRows"]
+
+log = logging.getLogger("ingest.stored")
+
+
+def _literal(time_ns: int) -> str:
+    seconds, nanos = divmod(int(time_ns), 10**9)
+    return "'" + datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z'"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class StoredRows:
+    """Reads back what InfluxDB 3 holds for a chunk, and splits the chunk's lines into new and already stored."""
+
+    def __init__(self, url: str, token: str, database: str, *, timeout: float = 60.0,
+                 session: requests.Session | None = None):
+        self.url, self.database, self.timeout = url.rstrip("/"), database, timeout
+        self.session = session or requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _sql(self, query: str, fmt: str) -> requests.Response:
+        response = self.session.post(f"{self.url}/api/v3/query_sql", timeout=self.timeout,
+                                     json={"db": self.database, "q": query, "format": fmt})
+        if not response.ok:
+            raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
+        return response
+
+    def _columns(self, measurement: str) -> set[str]:
+        literal = measurement.replace("'", "''")
+        rows = self._sql("SELECT column_name FROM information_schema.columns "
+                         f"WHERE table_name = '{literal}' AND table_schema = 'iox'", "json").json()
+        return {str(row["column_name"]) for row in rows}
+
+    def stored_lines(self, encoder: LineEncoder, table: pa.Table) -> pa.Array | None:
+        """The line protocol of the stored rows in the chunk's time range, encoded as the chunk would be; None
+        when nothing can be stored yet (no such table)."""
+        columns = self._columns(encoder.measurement)
+        if not columns:
+            return None
+        times = table.column(encoder.time)
+        if pa.types.is_timestamp(times.type):
+            times = times.cast(pa.timestamp("ns")).cast(pa.int64())
+        first, last = pc.min(times).as_py(), pc.max(times).as_py()
+        if first is None:
+            return None
+        wanted = [name for name in table.column_names if name in columns and name != encoder.time]
+        select = ", ".join(["time", *(_quote(name) for name in wanted)])
+        body = self._sql(f"SELECT {select} FROM {_quote(encoder.measurement)} "
+                         f"WHERE time >= {_literal(first)} AND time <= {_literal(last)}", "parquet").content
+        stored = pq.read_table(io.BytesIO(body)) if body else None
+        if stored is None or stored.num_rows == 0:
+            return None
+        # The stored rows in the chunk's own shape: its column order and types (tags come back
+        # dictionary-encoded, time as a timestamp), a column the server does not have yet all null.
+        arrays = []
+        for field in table.schema:
+            source = "time" if field.name == encoder.time else field.name
+            if source in stored.column_names:
+                column = stored.column(source)
+                if pa.types.is_dictionary(column.type):
+                    column = column.cast(column.type.value_type)
+                if field.name == encoder.time and pa.types.is_integer(field.type):
+                    column = column.cast(pa.timestamp("ns")).cast(pa.int64())
+                arrays.append(column.cast(field.type))
+            else:
+                arrays.append(pa.nulls(stored.num_rows, type=field.type))
+        encoded = encoder.encode(pa.Table.from_arrays(arrays, schema=table.schema))
+        return pa.concat_arrays(encoded.chunks) if encoded.chunks else None
+
+    def split(self, encoder: LineEncoder, table: pa.Table, encoded: Encoded) -> tuple[Encoded, Encoded]:
+        """(lines InfluxDB 3 does not hold, lines it already holds) of the chunk; all new when the read fails."""
+        nothing = Encoded([], encoded.rejected)
+        if not encoded.chunks:
+            return encoded, nothing
+        try:
+            stored = self.stored_lines(encoder, table)
+        except (RuntimeError, requests.RequestException, pa.ArrowException, OSError) as exc:
+            log.warning("%s: could not read what InfluxDB 3 already holds (%s); writing the chunk whole",
+                        encoder.measurement, exc)
+            return encoded, nothing
+        if stored is None or len(stored) == 0:
+            return encoded, nothing
+        fresh, known = [], []
+        for chunk in encoded.chunks:
+            held = pc.is_in(chunk, value_set=stored)
+            fresh.append(pc.filter(chunk, pc.invert(held)))
+            known.append(pc.filter(chunk, held))
+        return Encoded([c for c in fresh if len(c)], encoded.rejected), Encoded([c for c in known if len(c)],
+                                                                                 encoded.rejected)
+
+    def close(self) -> None:
+        self.session.close()
