@@ -9,7 +9,7 @@ HOST_PYTHON ?= python3
 STACK := $(HOST_PYTHON) compose/stack.py --compose "$(COMPOSE)"
 WAIT_TIMEOUT ?= 900
 
-.PHONY: help up down clean logs ps test test-integration lint backup restore bench dashboards env doctor
+.PHONY: help up down clean logs ps test test-integration lint backup restore bench dashboards env doctor chart
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -72,6 +72,9 @@ restore: ## Restore a set: make restore SET=<name|latest> [ONLY=influxdb2|influx
 
 bench: ## Run the benchmarks in benchmarks/ (figures and ratio on each one's last line)
 	@set -e; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PYTHON) "$$bench"; done
+
+chart: ## Save the forecast chart (it needs the InfluxDB 3 token) as peyton-chart.html to open in a browser
+	@$(STACK) chart
 
 dashboards: ## Regenerate grafana/dashboards/*.json from the Python sources
 	$(PYTHON) -m grafana.generate

@@ -8,6 +8,7 @@ but Docker with Compose v2 to bring the stack up.
     python3 compose/stack.py doctor   fail fast if Docker, the engine or Compose v2 is missing, or .env is incomplete
     python3 compose/stack.py wait     wait until every long-running service is healthy and every one-shot succeeded
     python3 compose/stack.py info     print the URLs and where the credentials are (never the secrets themselves)
+    python3 compose/stack.py chart    save the forecast chart page (it needs the InfluxDB 3 token) to open locally
 """
 
 from __future__ import annotations
@@ -297,15 +298,49 @@ def info_text(env: dict[str, str], env_path: Path) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------------- chart
+def save_chart(env: dict[str, str], target: Path, path: str = "peyton-chart", series: str | None = None,
+               timeout: float = 120.0) -> Path:
+    """Fetch a request plugin's page with the token and keep it as a file a browser opens offline.
+
+    Every /api/v3/engine/ path needs the token and InfluxDB 3 sends no WWW-Authenticate challenge
+    (influxdb3_server/src/http.rs), so a browser pointed at it gets a bare 401 and never asks for a password.
+    """
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    token = env.get("INFLUXDB3_ADMIN_TOKEN")
+    if not token:
+        raise StackError("INFLUXDB3_ADMIN_TOKEN is not set in .env; run `make up` first")
+    host = env.get("BIND_ADDRESS") or "127.0.0.1"
+    host = "127.0.0.1" if host == "0.0.0.0" else host
+    query = "?" + urllib.parse.urlencode({"series": series}) if series else ""
+    url = f"http://{host}:{env.get('INFLUXDB3_PORT', '8181')}/api/v3/engine/{path}{query}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            page = answer.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:300]
+        raise StackError(f"{url} answered {exc.code}: {detail}") from None
+    except OSError as exc:
+        raise StackError(f"cannot reach InfluxDB 3 at {url}: {exc}") from None
+    _write_private(target, page.decode("utf-8", "replace"))
+    return target
+
+
 # ---------------------------------------------------------------------------------------------------- cli
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["env", "doctor", "wait", "info"])
+    parser.add_argument("command", choices=["env", "doctor", "wait", "info", "chart"])
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
     parser.add_argument("--example", type=Path, default=REPO / ".env.example")
     parser.add_argument("--compose", default=os.environ.get("COMPOSE", "docker compose"),
                         help="the Compose v2 command (default: docker compose)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds `wait` allows (default 900)")
+    parser.add_argument("--out", type=Path, default=REPO / "peyton-chart.html", help="where `chart` saves the page")
+    parser.add_argument("--series", help="the series `chart` draws (default: the trigger's)")
     args = parser.parse_args(argv)
     compose = shlex.split(args.compose)
     try:
@@ -322,6 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "wait":
             wait(compose, args.timeout)
             print(f"{PREFIX} every service is healthy and provisioning finished")
+        elif args.command == "chart":
+            saved = save_chart(read_env(args.env_file), args.out, series=args.series)
+            print(f"{PREFIX} forecast chart saved: open {saved.resolve().as_uri()} in a browser")
         else:
             print(info_text(read_env(args.env_file), args.env_file))
     except StackError as exc:

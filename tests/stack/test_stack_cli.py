@@ -138,3 +138,32 @@ def test_make_help_documents_every_target():
     for target in ("up", "down", "clean", "logs", "ps", "test", "test-integration", "backup", "restore", "bench",
                    "dashboards"):
         assert f"  {target} " in result.stdout.replace("\x1b[36m", "  ").replace("\x1b[0m", " "), target
+
+
+def test_chart_saves_the_page_with_the_token_because_a_browser_gets_a_bare_401(tmp_path: Path):
+    """InfluxDB 3 answers every /api/v3/engine/ path 401 without a token and sends no WWW-Authenticate
+    challenge (influxdb3_server/src/http.rs), so `make chart` fetches the page with the token and saves it."""
+    from tests.support.recorder import RecordingServer, Reply
+
+    token = "apiv3_" + "t" * 43
+
+    def core(request) -> Reply:
+        if request.header("authorization") != f"Bearer {token}":
+            return Reply(401, b"")
+        return Reply(200, "<!doctype html><title>chart</title>", {"Content-Type": "text/html; charset=utf-8"})
+
+    cli = stack_module()
+    with RecordingServer(core) as server:
+        env = {"INFLUXDB3_ADMIN_TOKEN": token, "INFLUXDB3_PORT": str(server.port), "BIND_ADDRESS": "127.0.0.1"}
+        saved = cli.save_chart(env, tmp_path / "chart.html", series="peyton_manning")
+        assert saved.read_text() == "<!doctype html><title>chart</title>"
+        assert saved.stat().st_mode & 0o777 == 0o600
+        [request] = server.requests
+        assert request.path == "/api/v3/engine/peyton-chart" and request.param("series") == "peyton_manning"
+        try:
+            cli.save_chart({**env, "INFLUXDB3_ADMIN_TOKEN": "apiv3_wrong"}, tmp_path / "other.html")
+        except cli.StackError as exc:
+            assert "answered 401" in str(exc) and "apiv3_wrong" not in str(exc)
+        else:
+            raise AssertionError("a refused token must stop with the server's answer")
+    assert not (tmp_path / "other.html").exists()
