@@ -47,6 +47,10 @@ class CacheStore:
     def delete(self, namespace: tuple, key: str) -> bool:
         return self._namespaces.get(namespace, {}).pop(key, None) is not None
 
+    def drop_namespace(self, namespace: tuple) -> None:
+        """influxdb3_py_api/src/cache.rs `drop_trigger_cache`: what stopping (disabling) a trigger does."""
+        self._namespaces.pop(namespace, None)
+
     def clear(self) -> None:
         self._namespaces.clear()
 

@@ -30,7 +30,9 @@ def engine_clock() -> ManualClock:
 
 @pytest.fixture
 def engine(engine_clock: ManualClock) -> Iterator[LocalEngine]:
-    """A fresh local engine over the repository's plugins/ directory; plugin modules are re-imported per test."""
+    """A fresh local engine over the repository's plugins/ directory. `restart()` before and after: each test is a
+    new server process for the plugins (their modules imported afresh, the cache empty); within a test a
+    multi-file plugin is imported once, as on the server."""
     local = LocalEngine(clock=engine_clock)
     local.restart()
     yield local
