@@ -18,18 +18,34 @@ def stored(engine, series="peyton_manning") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["time", "y"])
 
 
-def test_loads_over_http_and_twice_duplicates_nothing(engine):
+def test_loads_over_http_and_a_reload_writes_only_what_changed(engine):
+    """Core never compacts: every rewrite of a stored point adds Parquet files. A reload writes only new or changed
+    days (the series gains a point a day; a correction changes one)."""
     frame = daily_series(120)
-    with RecordingServer(lambda request: Reply(200, series_csv(frame), {"Content-Type": "text/csv"})) as server:
+    served = {"csv": series_csv(frame)}
+    with RecordingServer(lambda request: Reply(200, served["csv"], {"Content-Type": "text/csv"})) as server:
         args = {"url": f"{server.url}/example_wp_log_peyton_manning.csv"}
         first = engine.run_request(PLUGIN, "forecast", args=args).raise_for_error().response
-        second = engine.run_request(PLUGIN, "forecast", args=args).raise_for_error().response
-        assert [r.path for r in server.requests] == ["/example_wp_log_peyton_manning.csv"] * 2
+        engine.snapshot()
+        second = engine.run_request(PLUGIN, "forecast", args=args).raise_for_error()
+        engine.snapshot()
+        files = len(engine.parquet_files("forecast", "peyton_views"))
+        grown = daily_series(121)
+        grown.loc[5, "y"] += 1.0
+        served["csv"] = series_csv(grown)
+        third = engine.run_request(PLUGIN, "forecast", args=args).raise_for_error().response
+        engine.snapshot()
+        assert [r.path for r in server.requests] == ["/example_wp_log_peyton_manning.csv"] * 3
     assert first.status == 200 and first.content_type == "application/json"
     assert first.json()["status"] == "success" and first.json()["rows_written"] == 120
-    assert second.json()["rows_written"] == 120
+    assert (second.response.json()["rows_written"], second.response.json()["rows_unchanged"]) == (0, 120)
+    assert second.writes == {}, "nothing already stored is written again"
+    assert files == 120, "one file per day-window after the first load, none added by the reload"
+    assert (third.json()["rows_written"], third.json()["rows_unchanged"]) == (2, 119)
+    assert len(engine.parquet_files("forecast", "peyton_views")) == 122
+    frame = grown
     table = stored(engine)
-    assert len(table) == 120, "the second load overwrote the same points"
+    assert len(table) == 121
     assert (table["time"].to_numpy() == frame["ds"].dt.as_unit("ns").astype("int64").to_numpy()).all()
     assert table["y"].to_numpy() == pytest.approx(frame["y"].to_numpy(), rel=1e-15)
 
@@ -41,11 +57,11 @@ def test_file_urls_paths_and_bad_rows(engine, tmp_path):
     text += '"2019-02-15",\n"2019-01-02",99.5\n'
     path = tmp_path / "series.csv"
     path.write_text(text)
-    for url in (path.as_uri(), str(path)):
+    for url, written in ((path.as_uri(), 28), (str(path), 0)):  # the second load finds every day stored
         response = engine.run_request(PLUGIN, "forecast", args={"url": url, "series": "demo"}).response
         body = response.json()
-        assert response.status == 200 and body["rows_written"] == 28 and body["rows_rejected"] == 3
-        assert body["duplicate_days"] == 1
+        assert response.status == 200 and body["rows_written"] == written and body["rows_rejected"] == 3
+        assert body["rows_unchanged"] == 28 - written and body["duplicate_days"] == 1
     table = stored(engine, "demo")
     assert len(table) == 28
     second_day = int(pd.Timestamp("2019-01-02").value)

@@ -38,8 +38,9 @@
 
 # Load a daily series over HTTP: GET or POST /api/v3/engine/<path> downloads the CSV named by the trigger's
 # `url` argument (never by the request: the endpoint must not fetch what a caller asks for), writes one point
-# per day at 00:00 UTC, and answers {"status": "success", "rows_written": N, ...}. Points keep their day as
-# timestamp and the series as tag, so loading twice overwrites the same points: nothing is duplicated.
+# per day at 00:00 UTC, and answers {"status": "success", "rows_written": N, "rows_unchanged": M, ...}. Points keep
+# their day as timestamp and the series as tag; a point already stored with the same value is not written again
+# (InfluxDB 3 Core would store it again in new Parquet files), so loading twice writes nothing the second time.
 
 import sys
 from pathlib import Path
@@ -54,6 +55,7 @@ from stacklib.args import ArgumentError, Param, identifier, integer, parse, tag_
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
 from stacklib.series import SeriesError, fetch_text, parse_series_csv  # noqa: E402
+from stacklib.sql import quote, table_exists, timestamp_literal  # noqa: E402
 from stacklib.tables import SERIES  # noqa: E402
 
 PLUGIN = "load_series"
@@ -91,11 +93,25 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
         log.error("no usable row in the CSV", url=config["url"], rejected=len(parsed.rejected))
         return {"status": "error", "error": "no usable row in the CSV", "rows_rejected": len(parsed.rejected),
                 "run": log.run_id}, 422, _JSON
+    stored = _stored(influxdb3_local, config["table"], config["series"], min(parsed.points), max(parsed.points))
     writer = PointWriter(influxdb3_local)
     for stamp, value in sorted(parsed.points.items()):
-        writer.add(config["table"], {"series": config["series"]}, {SERIES.field_names[0]: value}, stamp)
+        if stored.get(stamp) != value:
+            writer.add(config["table"], {"series": config["series"]}, {SERIES.field_names[0]: value}, stamp)
+    unchanged = len(parsed.points) - writer.written - writer.skipped_total
     log.info("series loaded", table=config["table"], series=config["series"], rows=writer.written,
-             rejected=len(parsed.rejected), duplicates=parsed.duplicates)
-    return {"status": "success", "rows_written": writer.written, "rows_rejected": len(parsed.rejected),
-            "duplicate_days": parsed.duplicates, "table": config["table"], "series": config["series"],
-            "run": log.run_id}, 200, _JSON
+             unchanged=unchanged, rejected=len(parsed.rejected), duplicates=parsed.duplicates)
+    return {"status": "success", "rows_written": writer.written, "rows_unchanged": unchanged,
+            "rows_rejected": len(parsed.rejected), "duplicate_days": parsed.duplicates, "table": config["table"],
+            "series": config["series"], "run": log.run_id}, 200, _JSON
+
+
+def _stored(influxdb3_local, table: str, series: str, first_ns: int, last_ns: int) -> dict[int, float]:
+    """The points of the series already stored in the CSV's time range. InfluxDB 3 Core writes every write into
+    new Parquet files and never compacts them, so a reload writes only what is new or changed."""
+    if not table_exists(influxdb3_local, table):
+        return {}
+    rows = influxdb3_local.query(
+        f"SELECT time, {quote(SERIES.field_names[0])} AS y FROM {quote(table)} WHERE series = $series "
+        f"AND time >= {timestamp_literal(first_ns)} AND time <= {timestamp_literal(last_ns)}", {"series": series})
+    return {int(row["time"]): row["y"] for row in rows if isinstance(row.get("time"), int)}
