@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.engine import LocalEngine
 from tests.support.influxdb2 import InfluxDB2
+from tests.support.influxdb3 import InfluxDB3
 from tests.support.lineprotocol import ParsedPoint, parse_lines
 from tests.support.recorder import Recorded, RecordingServer, Reply
 
@@ -20,17 +22,16 @@ WRITE_PATHS = {"/api/v2/write": "influxdb2", "/api/v3/write_lp": "influxdb3"}
 
 @dataclass
 class FakeInflux:
-    """InfluxDB 2 (tests/support/influxdb2.py, answering as the server's source does) and InfluxDB 3's write and
-    database endpoints on one loopback port, plus failures a test scripts.
+    """InfluxDB 2 (tests/support/influxdb2.py) and InfluxDB 3 Core (tests/support/influxdb3.py, over the local
+    engine) on one loopback port, each answering as its server's source does, plus failures a test scripts.
 
     `script[kind]` holds replies for the next writes to that database kind ("influxdb2"/"influxdb3");
     `outage` makes every write fail (connection dropped) while set. Points of accepted writes are parsed with
-    the strict parser into `landed[kind]`.
+    the strict parser into `landed[kind]` (every write, so a rewrite of the same point shows twice).
     """
 
     v2: InfluxDB2 = field(default_factory=lambda: InfluxDB2(token="token-2"))
-    token3: str = "apiv3_token-3"
-    databases: set[str] = field(default_factory=lambda: {"telemetry"})
+    v3: InfluxDB3 = field(default_factory=lambda: InfluxDB3(LocalEngine(), token="apiv3_token-3"))
     script: dict[str, list[Reply]] = field(default_factory=lambda: {"influxdb2": [], "influxdb3": []})
     outage: threading.Event = field(default_factory=threading.Event)
     landed3: list[ParsedPoint] = field(default_factory=list)
@@ -38,14 +39,23 @@ class FakeInflux:
 
     def __post_init__(self) -> None:
         self.v2.add_bucket("telemetry")
+        self.v3.engine.create_database("telemetry")
 
     @property
     def token2(self) -> str:
         return self.v2.token
 
     @property
+    def token3(self) -> str:
+        return self.v3.token
+
+    @property
     def buckets(self) -> set[str]:
         return set(self.v2.buckets)
+
+    @property
+    def databases(self) -> set[str]:
+        return {name for name in self.v3.engine.databases if not name.startswith("_")}
 
     @property
     def landed(self) -> dict[str, list[ParsedPoint]]:
@@ -60,27 +70,14 @@ class FakeInflux:
                 scripted = self.script[kind].pop(0) if self.script[kind] else None
             if scripted is not None and scripted.status != 204:
                 return scripted
-            if kind == "influxdb3":
-                return self._write3(request)
         if not request.path.startswith("/api/v3/"):
             return self.v2(request)
-        if request.path == "/api/v3/configure/database":
-            if request.header("authorization") != f"Bearer {self.token3}":
-                return Reply(401, {"error": "the request was not authenticated"})
-            name = request.json()["db"]
-            if name in self.databases:
-                return Reply(409, {"error": f"attempted to create a resource that already exists: {name}"})
-            self.databases.add(name)
-            return Reply(200)
-        return Reply(404, {"error": f"not scripted: {request.method} {request.path}"})
-
-    def _write3(self, request: Recorded) -> Reply:
-        if request.header("authorization") != f"Bearer {self.token3}":
-            return Reply(401, {"code": "unauthorized", "message": "unauthorized access"})
-        points = parse_lines(request.text())
-        with self.lock:
-            self.landed3.extend(points)
-        return Reply(204)
+        reply = self.v3(request)
+        if kind == "influxdb3" and reply.status == 204:
+            points = parse_lines(request.text())
+            with self.lock:
+                self.landed3.extend(points)
+        return reply
 
     def keys(self, kind: str, measurement: str | None = None) -> list[tuple]:
         """(measurement, sorted tags, timestamp) of every landed point: InfluxDB's identity of a point."""

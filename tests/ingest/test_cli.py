@@ -82,14 +82,27 @@ def test_logs_can_be_json_with_the_counts_as_fields(fake_influx, ingest_env, wri
     assert summary["service"] == "ingest" and summary["rows_rejected"] == 2 and summary["influxdb2_written"] == 40
 
 
-def test_loading_the_same_file_twice_writes_the_same_points_again(fake_influx, ingest_env, write_file):
+def test_loading_the_same_file_again_writes_nothing_influxdb3_already_holds(fake_influx, ingest_env, write_file):
+    """InfluxDB 3 Core stores every write in new Parquet files and never compacts: a reload must not add any.
+    InfluxDB 2 gets the lines again (its engine rewrites points in place), and a changed row is written."""
     fake, _ = fake_influx
     path = bird_file(write_file)
     assert main(["birds", str(path), "--no-progress"]) == 0
     first = fake.keys("influxdb3", "bird_fixes")
+    assert len(first) == 40 and len(set(first)) == len(first)
+    fake.v3.engine.snapshot()
+    files = len(fake.v3.engine.parquet_files("telemetry", "bird_fixes"))
     assert main(["birds", str(path), "--no-progress"]) == 0
-    second = fake.keys("influxdb3", "bird_fixes")[len(first):]
-    assert second == first and len(set(first)) == len(first)  # same series + time: InfluxDB keeps one point each
+    fake.v3.engine.snapshot()
+    assert fake.keys("influxdb3", "bird_fixes") == first, "nothing written to InfluxDB 3 the second time"
+    assert len(fake.v3.engine.parquet_files("telemetry", "bird_fixes")) == files
+    assert len(fake.keys("influxdb2", "bird_fixes")) == 80
+
+    text = path.read_text().replace("53.0082323", "53.1082323", 1)  # one corrected latitude
+    assert text != path.read_text()
+    path.write_text(text)
+    assert main(["birds", str(path), "--no-progress"]) == 0
+    assert len(fake.keys("influxdb3", "bird_fixes")) == 41
 
 
 def test_lp_out_writes_the_line_protocol_and_sends_nothing(fake_influx, ingest_env, write_file, tmp_path,
@@ -184,7 +197,9 @@ def test_sensors_ticks_and_backfill(fake_influx, ingest_env, monkeypatch):
     assert main(["sensors", "--ticks", "1"]) == 0
     assert len(fake.keys("influxdb2", "sensors")) == 3
     assert main(["sensors", "--backfill", "1h", "--no-progress"]) == 0
-    assert len(fake.keys("influxdb3", "sensors")) == 3 + 3 * 60
+    # The backfill's last minute is the tick's: the same seeded readings, already in InfluxDB 3, are not rewritten.
+    assert len(fake.keys("influxdb3", "sensors")) == 3 + 3 * 60 - 3
+    assert len(fake.keys("influxdb2", "sensors")) == 3 + 3 * 60
 
 
 def test_export_from_influxdb3_and_influxdb2(fake_influx, ingest_env, tmp_path):

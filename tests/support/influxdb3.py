@@ -23,7 +23,7 @@ Tests script outages and faults with `core.script(path_prefix, reply, times=1)` 
 connection), read what plugins did from `core.runs` and what pip was asked from `core.engine.packages.pip_runs`.
 Endpoints of the server that are not modelled answer 501 with "not modelled by the stand-in", never a made-up
 answer. Also not modelled: CORS preflights (the recorder's handler has no OPTIONS; the server answers 204 before
-authentication), the CSV, pretty and Parquet query formats (501), gzip bodies that fail to inflate
+authentication), the CSV and pretty query formats (501), gzip bodies that fail to inflate
 (the recorder inflates before the stand-in sees them), the exact text of line-protocol parse errors (the
 repository's strict parser words them, and refuses a few lines the server accepts: see
 tests/support/lineprotocol.py) and serde's error positions beyond one-line JSON bodies.
@@ -35,6 +35,7 @@ import base64
 import binascii
 import contextlib
 import gzip
+import io
 import json
 import re
 import threading
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.engine import PLUGIN_DIR, LocalEngine, PackageEnvironment, PluginRun
@@ -644,11 +646,22 @@ class InfluxDB3:
             return "json"
         raise _text(400, f"invalid mime type ({accept})")
 
-    def _serialize(self, batches: list[pa.RecordBatch], fmt: str) -> str:
+    def _serialize(self, batches: list[pa.RecordBatch], fmt: str) -> str | bytes:
         if fmt == "json":
             return json_body(batches)
         if fmt == "json_lines":
             return json_body(batches, lines=True)
+        if fmt == "parquet":
+            # http.rs `record_batch_stream_to_body`, QueryFormat::Parquet: one Arrow writer over the result's
+            # schema (tags stay Dictionary(Int32, Utf8), time Timestamp(ns)); a stream without any batch is an
+            # empty body.
+            if not batches:
+                return b""
+            sink = io.BytesIO()
+            with pq.ParquetWriter(sink, batches[0].schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+            return sink.getvalue()
         raise _Http(501, f"query format {fmt}: not modelled by the stand-in")
 
     def _query_sql(self, request: Recorded) -> tuple[int, Any, dict[str, str], bool]:
