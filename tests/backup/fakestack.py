@@ -1,42 +1,51 @@
-"""The three stores side by side for whole-run tests: InfluxDB 2 and Grafana as loopback servers serving the
-real API shapes, InfluxDB 3 as its object store on disk plus a loopback server for /ping and writes, and a
-real grafana.db. `env` is what the backup container's environment would be."""
+"""The three stores side by side for whole-run tests: InfluxDB 2 and 3 as the loopback stand-ins that answer as
+their servers' source does (tests/support), Grafana serving the real API shapes, InfluxDB 3's object store on disk
+and a real grafana.db. `env` is what the backup container's environment would be."""
 
 from __future__ import annotations
 
 import base64
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.backup.influxdb2_api import FakeInfluxDB2
 from tests.backup.test_grafana import FakeGrafana, grafana_db
 from tests.backup.test_influxdb3 import NODE, server_tree
+from tests.engine.engine import LocalEngine
+from tests.support.influxdb3 import InfluxDB3
 from tests.support.recorder import Recorded, RecordingServer, Reply
 
 INFLUXDB3_TOKEN = "apiv3_" + "A" * 43
 
 
-@dataclass
 class FakeInfluxDB3:
-    running: bool = True
-    accept_writes: bool = True
-    databases: set[str] = field(default_factory=lambda: {"telemetry", "monitoring"})
-    written: list[tuple[str, str]] = field(default_factory=list)
+    """InfluxDB 3 Core's HTTP API (tests/support/influxdb3.py, as v3.10.1's source answers) with `monitoring` and
+    `telemetry`, plus what the tests script: `accept_writes = False` answers writes 503 (a server in trouble)."""
+
+    def __init__(self) -> None:
+        self.core = InfluxDB3(LocalEngine(), token=INFLUXDB3_TOKEN, version="3.10.5")
+        for name in ("telemetry", "monitoring"):
+            self.core.engine.create_database(name)
+        self.accept_writes = True
+        self.written: list[tuple[str, str]] = []
+
+    @property
+    def databases(self) -> set[str]:
+        return set(self.core.engine.databases)
+
+    def drop_database(self, name: str) -> None:
+        self.core.engine.delete_database(name)
+
+    def add_database(self, name: str) -> None:
+        self.core.engine.create_database(name)
 
     def respond(self, request: Recorded) -> Reply:
-        if request.path == "/ping":
-            return Reply(200, {"version": "3.10.5", "revision": "abc"}, {"x-influxdb-version": "3.10.5"})
-        if request.header("authorization") != f"Bearer {INFLUXDB3_TOKEN}":
-            return Reply(401, {"error": "unauthorized"})
-        if request.path == "/api/v3/configure/database" and request.method == "GET":
-            return Reply(200, [{"iox::database": name} for name in sorted(self.databases)])
-        if request.path == "/api/v3/write_lp" and request.method == "POST":
-            if not self.accept_writes:
-                return Reply(503, {"error": "server is shutting down"})
-            self.written.append((request.param("db"), request.text()))
-            return Reply(204)
-        return Reply(404, {"error": "not found"})
+        if request.path == "/api/v3/write_lp" and not self.accept_writes:
+            return Reply(503, {"error": "server is shutting down"})
+        reply = self.core(request)
+        if request.path == "/api/v3/write_lp" and reply.status == 204:
+            self.written.append((request.param("db") or "", request.text()))
+        return reply
 
 
 class FakeStack:

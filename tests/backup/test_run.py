@@ -71,7 +71,7 @@ def test_every_run_records_its_outcome_in_both_databases_in_the_declared_schema(
 
 
 def test_metrics_wait_for_the_ingest_service_to_create_monitoring_spooled_then_replayed(stack):
-    stack.influxdb3.databases.discard("monitoring")
+    stack.influxdb3.drop_database("monitoring")
     stack.influxdb3.accept_writes = False
     config = load_config(stack.env())
     first = run_backup(config, trigger="manual")
@@ -83,7 +83,7 @@ def test_metrics_wait_for_the_ingest_service_to_create_monitoring_spooled_then_r
     assert not stack.servers["influxdb3"].matching("POST", "/api/v3/write_lp"), "no write auto-creates it"
     spooled = (stack.backup_dir / ".metrics-spool" / "influxdb3.lp").read_text().splitlines()
     assert len(spooled) == 4
-    stack.influxdb3.databases.add("monitoring")  # the ingest service started meanwhile
+    stack.influxdb3.add_database("monitoring")  # the ingest service started meanwhile
     second = run_backup(config, trigger="manual")
     assert second.metrics["influxdb3"].startswith("spooled: HTTP 503")
     stack.influxdb3.accept_writes = True
