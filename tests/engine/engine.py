@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from tests.engine import packages as package_env
 from tests.engine.api import LogLine, PluginApi
@@ -276,7 +277,32 @@ class LocalEngine:
     # ---- queries ---------------------------------------------------------------------------------------------
     def query(self, database: str, sql: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Rows of `sql` as `influxdb3_local.query` returns them; QueryError on failure (the file limit too)."""
-        return self._query_db(database, sql).query(sql, params)
+        db = self._query_db(database, sql)
+        if "parquet_files" in sql:
+            self.refresh_parquet_files_table(db)
+        return db.query(sql, params)
+
+    def refresh_parquet_files_table(self, db: Database) -> None:
+        """system.parquet_files of one database as a query sees it now (influxdb3_system_tables/src/
+        parquet_files.rs): every file of the index with its table, path, size, rows and time span.
+
+        Without a table_name filter the server lists, for every table of EVERY database, this database's files of
+        that table id (parquet_files.rs uses `self.db_id` with other databases' table ids)."""
+        rows: list[tuple[str, Any]] = []
+        for other in self.all_databases(include_deleted=True):
+            for table in other.tables.values():
+                for item in sorted((f for files in db.files.values() for f in files
+                                    if db.tables.get(f.table) is not None and db.tables[f.table].id == table.id),
+                                   key=lambda f: f.min_time, reverse=True):
+                    rows.append((table.name, item))
+        db.set_system_table("parquet_files", pa.table({
+            "table_name": pa.array([name for name, _ in rows], pa.utf8()),
+            "path": pa.array([item.path for _, item in rows], pa.utf8()),
+            "size_bytes": pa.array([item.size_bytes for _, item in rows], pa.uint64()),
+            "row_count": pa.array([item.row_count for _, item in rows], pa.uint64()),
+            "min_time": pa.array([item.min_time for _, item in rows], pa.int64()),
+            "max_time": pa.array([item.max_time for _, item in rows], pa.int64()),
+        }))
 
     def _query_db(self, database: str, sql: str) -> Database:
         db = self._live(database)

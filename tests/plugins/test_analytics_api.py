@@ -67,3 +67,21 @@ def test_stale_cache_is_bypassed_with_max_age(engine, sensors_stats):
     entry["updated_at"] = "2000-01-01T00:00:00Z"
     body = engine.run_request(API, "forecast", {"table": "sensors"}, args={"max_age": "1h"}).response.json()
     assert body["source"] == "table"
+
+
+def test_the_table_fallback_reads_only_recent_files_when_the_statistics_are_recent(engine, query_log):
+    """Months of hourly statistics are thousands of Parquet files (one per hour-bucket window): the API finds the
+    newest statistics in the last two days first instead of scanning the whole table."""
+    import time
+
+    hour = 3_600 * 10**9
+    now = time.time_ns() // hour * hour
+    lines = [f"analytics_sensors,field=temperature,bucket=1h count=60i,min=1.0,max=2.0,mean=1.5,median=1.5,mode=1.0,"
+             f"p95=2.0 {now - k * hour}" for k in range(24 * 90)]
+    engine.write_lp("forecast", lines)
+    engine.snapshot()
+    assert len(engine.parquet_files("forecast", "analytics_sensors")) == 24 * 90
+    response = engine.run_request(API, "forecast", {"table": "sensors"}, trigger="analytics-api").response
+    assert response.status == 200 and response.json()["source"] == "table"
+    reads = [sql for sql in query_log if "analytics_sensors" in sql and "information_schema" not in sql]
+    assert reads and max(engine.files_scanned("forecast", sql) for sql in reads) <= 49

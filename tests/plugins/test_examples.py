@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 
@@ -11,10 +12,14 @@ def test_write_counter_counts_rows_per_table_and_ignores_its_own_output(engine):
     assert run.writes["forecast"] == ["example_write_counts,source_table=peyton_views rows=2i"]
 
 
-def test_heartbeat_records_the_row_count_at_the_call_time(engine):
-    engine.write_lp("forecast", ["peyton_views,series=a y=1.0 1", "peyton_views,series=a y=2.0 2"])
+def test_heartbeat_records_the_rows_of_the_last_hour_at_the_call_time(engine):
+    now = time.time_ns()
+    engine.write_lp("forecast", ["peyton_views,series=a y=1.0 1",  # 1970: outside the hour, not counted
+                                 f"peyton_views,series=a y=2.0 {now - 60 * 10**9}",
+                                 f"peyton_views,series=b y=3.0 {now - 120 * 10**9}"])
+    engine.snapshot()
     run = engine.run_schedule("examples/heartbeat.py", "forecast", datetime(2024, 1, 1)).raise_for_error()
-    assert run.writes["forecast"] == ["example_heartbeat,table=peyton_views rows=2i 1704067200000000000"]
+    assert run.writes["forecast"] == ["example_heartbeat,table=peyton_views rows_last_hour=2i 1704067200000000000"]
     run = engine.run_schedule("examples/heartbeat.py", "forecast", args={"table": "x;y"}).raise_for_error()
     assert run.messages("ERROR") and not run.writes
 

@@ -714,23 +714,7 @@ class InfluxDB3:
             "disabled": pa.array([t.disabled for t in triggers], pa.bool_()),
             "error_behavior": pa.array([t.error_behavior for t in triggers], pa.utf8()),
         }))
-        # Without a table_name filter the server lists, for every table of EVERY database, this database's
-        # files of that table id (parquet_files.rs uses `self.db_id` with other databases' table ids).
-        rows: list[tuple[str, Any]] = []
-        for other in self.engine.all_databases(include_deleted=True):
-            for table in other.tables.values():
-                for item in sorted((f for files in db.files.values() for f in files
-                                    if db.tables.get(f.table) is not None and db.tables[f.table].id == table.id),
-                                   key=lambda f: f.min_time, reverse=True):
-                    rows.append((table.name, item))
-        db.set_system_table("parquet_files", pa.table({
-            "table_name": pa.array([name for name, _ in rows], pa.utf8()),
-            "path": pa.array([item.path for _, item in rows], pa.utf8()),
-            "size_bytes": pa.array([item.size_bytes for _, item in rows], pa.uint64()),
-            "row_count": pa.array([item.row_count for _, item in rows], pa.uint64()),
-            "min_time": pa.array([item.min_time for _, item in rows], pa.int64()),
-            "max_time": pa.array([item.max_time for _, item in rows], pa.int64()),
-        }))
+        self.engine.refresh_parquet_files_table(db)
 
     def _check_system_panics(self, db: Any, sql: str) -> None:
         """parquet_files.rs: with `table_name = '<name>'` pushed down, the scan looks the table up with

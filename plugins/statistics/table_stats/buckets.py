@@ -42,7 +42,11 @@ def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str],
         chunk = ranges[first:first + _RANGES_PER_QUERY]
         conditions = [f"(time >= {timestamp_literal(start)} AND time < {timestamp_literal(end)})"
                       for start, end in chunk]
-        yield from influxdb3_local.query(f"SELECT {select} FROM {quote(table)} WHERE {' OR '.join(conditions)}")
+        # InfluxDB 3 picks the Parquet files to read from the query's bounds on time, and an OR gives it none
+        # (influxdb3_write/src/lib.rs ChunkFilter): the outer bounds keep it to the files of these buckets.
+        bounds = f"time >= {timestamp_literal(chunk[0][0])} AND time < {timestamp_literal(chunk[-1][1])}"
+        yield from influxdb3_local.query(
+            f"SELECT {select} FROM {quote(table)} WHERE {bounds} AND ({' OR '.join(conditions)})")
 
 
 def recompute(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str], width_ns: int,

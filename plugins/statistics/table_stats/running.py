@@ -33,15 +33,36 @@ def _dedup_batch(rows: Sequence[Mapping[str, Any]], tags: Sequence[str]) -> list
     return list({row_key(row, tags): row for row in rows}.values())
 
 
+def _span(influxdb3_local: Any, table: str) -> tuple[int, int, int] | None:
+    """(first time, last time, rows) of the table without reading every Parquet file: a min/max/count over the
+    table would scan them all and fail past --query-file-limit. The persisted part comes from
+    system.parquet_files (influxdb3_system_tables/src/parquet_files.rs: each file's min/max time and rows);
+    rows newer than the newest file are in the write buffer (or in files of that span), read with a bound."""
+    literal = table.replace("'", "''")
+    files = influxdb3_local.query("SELECT min(min_time) AS lo, max(max_time) AS hi, sum(row_count) AS n, "
+                                  f"count(*) AS files FROM system.parquet_files WHERE table_name = '{literal}'")
+    low = high = None
+    total = 0
+    if files and files[0].get("files"):
+        low, high, total = int(files[0]["lo"]), int(files[0]["hi"]), int(files[0]["n"] or 0)
+    since = f" WHERE time > {timestamp_literal(high)}" if high is not None else ""
+    newer = influxdb3_local.query(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {quote(table)}{since}")
+    if newer and newer[0].get("n"):
+        low = int(newer[0]["lo"]) if low is None else min(low, int(newer[0]["lo"]))
+        high = int(newer[0]["hi"]) if high is None else max(high, int(newer[0]["hi"]))
+        total += int(newer[0]["n"])
+    return None if low is None or high is None or not total else (low, high, total)
+
+
 def _rebuild(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str],
              batch_rows: Sequence[Mapping[str, Any]]) -> dict[str, RunningStats]:
     """State for `fields` from the whole table, with the batch's rows counted once whether or not the
     server already shows them."""
-    span = influxdb3_local.query(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {quote(table)}")
+    span = _span(influxdb3_local, table)
     values: dict[str, list[float]] = {field: [] for field in fields}
     batch_keys = {row_key(row, tags) for row in batch_rows}
-    if span and span[0].get("n"):
-        low, high, total = int(span[0]["lo"]), int(span[0]["hi"]), int(span[0]["n"])
+    if span is not None:
+        low, high, total = span
         slices = max(1, math.ceil(total / _REBUILD_SLICE_ROWS))
         step = (high - low) // slices + 1
         select = ", ".join(["time", *(quote(name) for name in [*tags, *fields])])
