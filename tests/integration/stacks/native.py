@@ -34,7 +34,7 @@ from tests.integration.stacks import Stack, keep, run, wait_for
 from tests.integration.stacks.settings import Service, StackSettings
 from tests.support.paths import REPO
 
-__all__ = ["Binaries", "NativeStack", "find_binaries", "free_port"]
+__all__ = ["Binaries", "NativeStack", "binary", "find_binaries", "free_port"]
 
 # Container-only settings a process on this machine must not take over (see the module docstring).
 CONTAINER_ONLY = ("BACKUP_RUN_AS", "PYTHONPATH", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK")
@@ -55,7 +55,8 @@ class Binaries:
         return ", ".join(parts)
 
 
-def _binary(variable: str, *names: str) -> Path | None:
+def binary(variable: str, *names: str) -> Path | None:
+    """A server binary named by `variable`, else the first of `names` on PATH."""
     named = os.environ.get(variable)
     if named:
         return Path(named) if Path(named).is_file() and os.access(named, os.X_OK) else None
@@ -68,14 +69,14 @@ def _binary(variable: str, *names: str) -> Path | None:
 
 def find_binaries() -> tuple[Binaries | None, str]:
     """The server binaries (from INFLUXD_BIN, INFLUXDB3_BIN, INFLUX_BIN, GRAFANA_BIN or PATH), or why not."""
-    influxd, influxdb3 = _binary("INFLUXD_BIN", "influxd"), _binary("INFLUXDB3_BIN", "influxdb3")
+    influxd, influxdb3 = binary("INFLUXD_BIN", "influxd"), binary("INFLUXDB3_BIN", "influxdb3")
     missing = [name for name, found in (("INFLUXD_BIN (influxd 2.x)", influxd),
                                         ("INFLUXDB3_BIN (influxdb3 serve)", influxdb3)) if found is None]
     if missing:
         return None, "no server binaries: set " + " and ".join(missing) + " or put them on PATH"
     home = os.environ.get("GRAFANA_HOME")
-    grafana = _binary("GRAFANA_BIN", "grafana") if home else None
-    return Binaries(influxd, influxdb3, _binary("INFLUX_BIN", "influx"), grafana,
+    grafana = binary("GRAFANA_BIN", "grafana") if home else None
+    return Binaries(influxd, influxdb3, binary("INFLUX_BIN", "influx"), grafana,
                     Path(home) if home and grafana else None), ""
 
 
