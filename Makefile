@@ -49,7 +49,7 @@ lint: ## ruff over the whole repository
 test: lint ## Run the tests (the command CI runs); Docker-only tests skip with their reason when no engine runs
 	$(PYTHON) -m pytest
 
-test-integration: ## Run only the whole-stack tests (needs a Docker engine)
+test-integration: ## Run only the whole-stack tests: Docker, or native servers (INFLUXD_BIN, INFLUXDB3_BIN)
 	$(PYTHON) -m pytest tests/integration -rs
 
 backup: ## Take a backup set now (in the running backup container); prints the set name
