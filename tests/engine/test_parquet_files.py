@@ -132,3 +132,24 @@ def test_a_daily_future_forecast_crosses_a_20000_file_limit_after_54_runs():
     latest = f"SELECT count(*) AS n FROM forecast WHERE time > to_timestamp({(T0 + 54 * DAY) // 10**9})"
     assert engine.files_scanned("db", latest) == sum(1 for day in range(55) for ahead in range(1, 366)
                                                      if day + ahead > 54) == 18_590
+
+
+@pytest.mark.parametrize(("lookback", "history_kept"), [("1day", False), (None, True)])
+def test_a_restart_after_live_writes_keeps_the_loaded_history_only_with_the_stacks_lookback(lookback, history_kept):
+    """History loaded on the first day (the Peyton series, 2007-2016), then live writes: a snapshot at most every
+    10 minutes. A lookback of N snapshots hides the history after N more (Core's default, 1 month, is 4,320:
+    shown here with a day, 144); the stack's INFLUXDB3_GEN1_LOOKBACK (.env.example) keeps it."""
+    from tests.support.paths import REPO
+    from tests.support.stackcli import stack_module
+
+    setting = lookback or stack_module().read_env(REPO / ".env.example")["INFLUXDB3_GEN1_LOOKBACK"]
+    clock = {"now": T0}
+    engine = LocalEngine(wall_clock=lambda: clock["now"], gen1_lookback=setting)
+    engine.write_lp("db", [f"history v={day}.0 {T0 - (3000 - day) * DAY}" for day in range(50)])
+    engine.snapshot()
+    for tick in range(160):  # more than a day of live writes, one snapshot per 10 minutes
+        clock["now"] = T0 + tick * 10 * MINUTE
+        engine.write_lp("db", [f"live v={tick}.0 {clock['now']}"])
+        engine.snapshot()
+    engine.restart()
+    assert engine.query("db", "SELECT count(*) AS n FROM history") == [{"n": 50 if history_kept else 0}]
