@@ -373,9 +373,11 @@ class InfluxDB2:
             answer = self._call("restore KV snapshot", lambda: self.restore_service.post_restore_kv(
                 body, content_encoding="gzip"))
         token = getattr(answer, "token", None)
-        # Like `influx restore` (influx-cli clients/restore/restore.go): the answer carries the restored KV's
-        # operator token; only a token that differs from the one in use means the set came from another
-        # install (or the token was rotated since), and then every token in .env stops working.
+        # Like `influx restore` (influx-cli clients/restore/restore.go): InfluxDB 2.7 answers the restored KV's
+        # operator token, and only a token that differs from the one in use means the set came from another
+        # install (or the token was rotated since): then every token in .env stops working. InfluxDB 2.9 hashes
+        # tokens (--use-hashed-tokens, on by default) and answers "": the restored store accepts only its own
+        # tokens, so the calls below go on with INFLUXDB2_TOKEN, which must be one of the set's install.
         changed = bool(token) and f"Token {token}" != self.api.default_headers.get("Authorization")
         if changed:
             self.api.default_headers["Authorization"] = f"Token {token}"
@@ -383,21 +385,34 @@ class InfluxDB2:
                         "from another install (or the token was rotated since). Every service's InfluxDB 2 token "
                         "in .env (INFLUXDB2_ADMIN_TOKEN) must be set to the restored one before the stack can "
                         "reach InfluxDB 2 again; see README, 'Back up and restore'")
+        try:
+            self._restore_rest(reader, scratch, manifest)
+        except InfluxDB2Error as exc:
+            if "401" not in str(exc):
+                raise
+            raise InfluxDB2Error(
+                f"{exc}. The KV store of the set is restored (its users and tokens replaced the server's) but it "
+                "does not accept INFLUXDB2_TOKEN: the set comes from another install, and InfluxDB 2.9 hashes "
+                "tokens, so the restore cannot learn the set's operator token. Set INFLUXDB2_ADMIN_TOKEN in .env "
+                "to that install's operator token (kept with its .env) and run the restore again") from exc
+        shards = sum(len(group["shards"]) for bucket in manifest["buckets"]
+                     for policy in bucket["retentionPolicies"] for group in policy["shardGroups"])
+        return {"mode": "full", "buckets": [bucket["bucketName"] for bucket in manifest["buckets"]],
+                "shards": shards, "operator_token_changed": changed}
+
+    def _restore_rest(self, reader: StoreReader, scratch: Path, manifest: dict[str, Any]) -> None:
+        """After the KV store: the SQL store, then every shard."""
         if manifest.get("sql"):
             with reader.as_local_file(self._relative(manifest["sql"]), scratch, decompress=False) as sql_path, \
                     open(sql_path, "rb") as body:
                 log.info("restoring the SQL store (notebooks, annotations)")
                 self._call("restore SQL snapshot", lambda: self.restore_service.post_restore_sql(
                     body, content_encoding="gzip"))
-        shards = 0
         for bucket in manifest["buckets"]:
             for policy in bucket["retentionPolicies"]:
                 for group in policy["shardGroups"]:
                     for shard in group["shards"]:
                         self._restore_shard(reader, scratch, shard, int(shard["id"]))
-                        shards += 1
-        return {"mode": "full", "buckets": [bucket["bucketName"] for bucket in manifest["buckets"]],
-                "shards": shards, "operator_token_changed": changed}
 
     def restore_bucket(self, reader: StoreReader, scratch: Path, bucket_name: str,
                        new_name: str | None = None, org: str | None = None) -> dict[str, Any]:

@@ -90,6 +90,8 @@ class FakeInfluxDB2(InfluxDB2):
     """tests/support/influxdb2.py's server plus the backup and restore endpoints, with data to back up.
 
     `manifests` are the bucket manifests `/api/v2/backup/metadata` lists; `shards` the TSM tar of each shard.
+    `kv_operator_token` is the operator token inside the KV snapshot a restore uploads (the same install's by
+    default); `hashed_tokens` is InfluxDB 2.9's default (--use-hashed-tokens): the restore answers no token.
     """
 
     kv: bytes = field(default_factory=lambda: b"bolt\x00" + bytes(range(256)) * 64)
@@ -98,6 +100,8 @@ class FakeInfluxDB2(InfluxDB2):
     shards: dict[int, bytes] = field(default_factory=dict)
     removed_shards: set[int] = field(default_factory=set)
     restored_token: str | None = None
+    kv_operator_token: str | None = None
+    hashed_tokens: bool = True
 
     @classmethod
     def with_data(cls) -> FakeInfluxDB2:
@@ -111,7 +115,9 @@ class FakeInfluxDB2(InfluxDB2):
         return fake
 
     def authorized(self, request: Recorded) -> bool:
-        return super().authorized(request) or request.header("authorization") == f"Token {self.restored_token}"
+        if self.restored_token is not None:  # the restored KV store replaced every user and token
+            return request.header("authorization") == f"Token {self.restored_token}"
+        return super().authorized(request)
 
     def _maybe_gzip(self, request: Recorded, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict]:
         if "gzip" in (request.header("accept-encoding") or ""):
@@ -154,9 +160,11 @@ class FakeInfluxDB2(InfluxDB2):
         return Reply(200, body, headers)
 
     def _restore_kv(self, request: Recorded) -> Reply:
-        # http/restore_service.go handleRestoreKVStore: 200 {"token": <operator token of the restored KV>}.
-        self.restored_token = "token-from-restored-kv"
-        return Reply(200, {"token": self.restored_token})
+        """http/restore_service.go handleRestoreKVStore: the KV store is replaced, so from now on only its tokens
+        work; 200 {"token": <its operator token>} — "" when tokens are hashed (v2.9.1, the default: only the
+        hash is stored; seen from a real 2.9.1 server)."""
+        self.restored_token = self.kv_operator_token or self.token
+        return Reply(200, {"token": "" if self.hashed_tokens else self.restored_token})
 
     def _restore_bucket_metadata(self, request: Recorded) -> Reply:
         """http/restore_service.go handleRestoreBucketMetadata: creates the bucket through the bucket service

@@ -17,7 +17,7 @@ from backup.influxdb2 import InfluxDB2, InfluxDB2Error
 from backup.setfiles import StoreReader, StoreWriter
 from common.retry import RetryPolicy
 from tests.backup.influxdb2_api import FakeInfluxDB2
-from tests.support.recorder import RecordingServer, Reply
+from tests.support.recorder import RecordingServer
 
 BASE = "20250107T235900Z"
 
@@ -109,8 +109,7 @@ def _reader(tmp_path: Path, writer: StoreWriter, key: bytes | None = None) -> St
 
 
 @pytest.mark.parametrize("key", [None, b"k" * 32], ids=["plain", "encrypted"])
-def test_full_restore_uploads_kv_sql_and_every_shard_gzipped_and_adopts_the_restored_token(tmp_path, server,
-                                                                                          fake, key):
+def test_full_restore_uploads_kv_sql_and_every_shard_gzipped(tmp_path, server, fake, key):
     writer, _ = _backup(tmp_path, server, fake, key)
     client = _client(server, fake)
     result = client.restore_full(_reader(tmp_path, writer, key), tmp_path / "scratch")
@@ -119,28 +118,52 @@ def test_full_restore_uploads_kv_sql_and_every_shard_gzipped_and_adopts_the_rest
     assert kv.header("content-encoding") == "gzip"
     assert kv.body == fake.kv  # the recorder undoes the gzip: byte-identical to what the server sent
     sql = server.matching("POST", "/api/v2/restore/sql")[0]
-    assert sql.body == fake.sql
-    # The restored KV came with its own operator token: every later call uses it.
-    assert sql.header("authorization") == "Token token-from-restored-kv"
+    assert sql.body == fake.sql and sql.header("authorization") == f"Token {fake.token}"
     uploads = {int(r.path.rsplit("/", 1)[1]): r for r in server.matching("POST") if "/restore/shards/" in r.path}
     assert sorted(uploads) == [1, 2, 3, 4]
     assert all(uploads[shard].body == fake.shards[shard] for shard in uploads)
     assert all(int(r.header("content-length")) == len(r.raw_body) for r in uploads.values())
-    assert result["shards"] == 4 and result["operator_token_changed"]
+    assert result["shards"] == 4 and result["operator_token_changed"] is False
     assert not list((tmp_path / "scratch").glob("**/*.gz")), "decoded temporary files are removed"
 
 
-def test_a_set_from_the_same_install_keeps_the_token_and_says_so(tmp_path, server, fake, caplog):
-    """The KV restore answers the restored operator token even when it is the one in use (restore_service.go):
+@pytest.mark.parametrize("hashed", [True, False], ids=["2.9 hashed tokens", "2.7 plain tokens"])
+def test_a_set_from_the_same_install_keeps_the_token_and_says_nothing(tmp_path, server, fake, caplog, hashed):
+    """The KV restore answers the restored operator token (2.7) even when it is the one in use, or "" (2.9):
     only a different one means the tokens in .env no longer work."""
     writer, _ = _backup(tmp_path, server, fake)
-    fake._restore_kv = lambda request: Reply(200, {"token": fake.token})
+    fake.hashed_tokens = hashed
     client = _client(server, fake)
     with caplog.at_level(logging.WARNING):
         result = client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
     client.close()
     assert result["operator_token_changed"] is False
     assert "another operator token" not in caplog.text
+
+
+def test_a_set_from_another_install_adopts_its_token_on_influxdb_2_7(tmp_path, server, fake, caplog):
+    """InfluxDB 2.7 answers the restored KV's operator token: like `influx restore`, every later call uses it,
+    and the user is told that .env's tokens no longer work."""
+    writer, _ = _backup(tmp_path, server, fake)
+    fake.hashed_tokens, fake.kv_operator_token = False, "token-from-restored-kv"
+    client = _client(server, fake)
+    with caplog.at_level(logging.WARNING):
+        result = client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
+    assert server.matching("POST", "/api/v2/restore/sql")[0].header("authorization") == \
+        "Token token-from-restored-kv"
+    assert result["operator_token_changed"] is True and "another operator token" in caplog.text
+
+
+def test_a_set_from_another_install_stops_with_what_to_do_on_influxdb_2_9(tmp_path, server, fake):
+    """InfluxDB 2.9 hashes tokens and answers no token: the restored store refuses INFLUXDB2_TOKEN, and the
+    restore names the cause and the fix instead of a bare 401."""
+    writer, _ = _backup(tmp_path, server, fake)
+    fake.kv_operator_token = "the-other-installs-token"
+    client = _client(server, fake)
+    with pytest.raises(InfluxDB2Error, match=r"401.*another install.*INFLUXDB2_ADMIN_TOKEN"):
+        client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
 
 
 def test_one_bucket_is_restored_into_a_new_bucket_with_the_servers_shard_ids(tmp_path, server, fake):
