@@ -121,13 +121,14 @@ def test_a_set_restores_into_influxdb2_with_influx_restore(stack, backed_up, tmp
             "username": "restorer", "password": "restore-password-1", "org": "other", "bucket": "other",
             "token": "second-server-token"})
         assert setup.status_code == 201, setup.text
-        command = [influx, "restore", "--full", str(folder), "--host", url, "-t", "second-server-token"]
+        command = [influx, "restore", "--full", "--host", url, "-t", "second-server-token"]
         helps = subprocess.run([influx, "restore", "--help"], capture_output=True, text=True, timeout=60).stdout
         if "--operator-token" in helps:
             # InfluxDB 2.9 hashes tokens: the restore cannot learn the set's operator token from the server, so
             # CLI 2.8 takes it (the stack's INFLUXDB2_ADMIN_TOKEN, kept with the set's .env).
             command += ["--operator-token", stack.env["INFLUXDB2_ADMIN_TOKEN"]]
-        restored = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        # The CLI takes its flags before the path (urfave/cli stops reading flags at the first argument).
+        restored = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=600, check=False)
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert _influxdb2_values(stack, marker, url, stack.env["INFLUXDB2_ADMIN_TOKEN"]) == before_v2
     finally:

@@ -132,6 +132,8 @@ class NativeStack(Stack):
     binaries: Binaries | None = None
     settings: StackSettings | None = None
     processes: dict[str, Process] = field(default_factory=dict)
+    # Arguments added to the compose file's influxdb3 command (benchmarks only: e.g. a smaller WAL snapshot size).
+    influxdb3_extra: tuple[str, ...] = ()
     kind = "native"
 
     # ---- settings --------------------------------------------------------------------------------------
@@ -158,15 +160,19 @@ class NativeStack(Stack):
         return self.root / "logs" / f"{name}.log"
 
     # ---- bring-up, in the compose file's dependency order ----------------------------------------------
-    def up(self) -> None:
-        self._start_influxdb2()
-        self._prepare_influxdb3()
-        self._start_influxdb3()
-        self._init_influxdb3()
-        if self.has_grafana:
+    def up(self, services: tuple[str, ...] = ("influxdb2", "influxdb3", "grafana", "ingest", "backup")) -> None:
+        """Start `services` (InfluxDB 3 with its prepare and init one-shots) and wait until they are healthy."""
+        if "influxdb2" in services:
+            self._start_influxdb2()
+        if "influxdb3" in services:
+            self._prepare_influxdb3()
+            self._start_influxdb3()
+            self._init_influxdb3()
+        if "grafana" in services and self.has_grafana:
             self._start_grafana()
-        self._start_python("ingest")
-        self._start_python("backup")
+        for name in ("ingest", "backup"):
+            if name in services:
+                self._start_python(name)
         self.wait_healthy()
 
     def _start(self, name: str, cmd: list[str], env: dict[str, str]) -> Process:
@@ -238,7 +244,7 @@ class NativeStack(Stack):
                 arg = f"--http-bind=127.0.0.1:{service.published(8181)}"
             args.append(arg)
         env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
-        self._start("influxdb3", [str(self.binaries.influxdb3), *args], env)
+        self._start("influxdb3", [str(self.binaries.influxdb3), *args, *self.influxdb3_extra], env)
         url = self.influxdb3_url
         # --disable-authz=health,ping (from the compose file): /health answers without the token.
         self._wait("influxdb3", "influxdb3 /health", lambda: requests.get(f"{url}/health", timeout=5).ok, 300)
