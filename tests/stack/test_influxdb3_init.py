@@ -194,16 +194,52 @@ def test_every_request_matches_the_published_api(tmp_path: Path):
         validate_influxdb3_request(request)
 
 
+def test_a_failed_bootstrap_request_holds_back_the_ones_that_build_on_it(tmp_path: Path, capsys):
+    """Without internet the series cannot be loaded: forecasting it would only answer 'too little data'."""
+    load_trigger = '  - name: views-load\n    database: forecast\n    plugin: forecast/forecast.py\n' \
+                   '    spec: "request:views-load"\n'
+    forecast_trigger = load_trigger.replace("views-load", "views-forecast")
+    provision = BOOTSTRAPPED.replace(load_trigger, load_trigger + forecast_trigger) \
+        + "  - request: views-forecast\n    database: forecast\n"
+    path = write_plugins(tmp_path, provision)
+    core = FakeCore(tmp_path)
+
+    def offline(request: Recorded) -> Reply:
+        if request.path == "/api/v3/engine/views-load":
+            return Reply(502, {"status": "error", "error": "cannot download the CSV"})
+        return core(request)
+
+    with RecordingServer(offline) as server:
+        assert run_init(server, path) == 0
+        assert not server.matching("POST", "/api/v3/engine/views-forecast")
+    assert "not sent now, as they build on it: views-forecast" in capsys.readouterr().err
+
+
+def test_a_trigger_whose_arguments_changed_in_the_file_is_named_with_the_fix(provision_file: Path, capsys):
+    """system.processing_engine_trigger_arguments (python_call.rs) shows what an existing trigger runs with."""
+    core = FakeCore(provision_file.parent)
+    with RecordingServer(core) as server:
+        assert run_init(server, provision_file) == 0
+        provision_file.write_text(PROVISION.replace("limit: 10", "limit: 20"))
+        assert run_init(server, provision_file) == 0
+    log = capsys.readouterr().err
+    assert "trigger sensors-statistics already exists with arguments" in log
+    assert "'limit': '10'" in log and "'limit': '20'" in log and "PROVISION_RECREATE_TRIGGERS=true" in log
+
+
 def test_second_run_changes_nothing_and_succeeds(provision_file: Path, capsys):
+    """What exists is looked up, not created again: a create answered 409 is an ERROR line in the server's log."""
     core = FakeCore(provision_file.parent)
     with RecordingServer(core) as server:
         assert run_init(server, provision_file) == 0
         state = (list(core.databases), set(core.tables), dict(core.triggers))
+        first = len(server.requests)
         assert run_init(server, provision_file) == 0
+        second = [(r.method, r.path) for r in server.requests[first:] if r.method != "GET"]
     assert (core.databases, core.tables, core.triggers) == state
-    log = capsys.readouterr().err
-    assert "database forecast: exists" in log and "table telemetry.sensors: exists" in log
-    assert "trigger sensors-statistics (table:sensors on telemetry): exists" in log
+    creates = [path for method, path in second if path in ("/api/v3/configure/database", "/api/v3/configure/table",
+                                                           "/api/v3/configure/processing_engine_trigger")]
+    assert creates == [] and not any(path.endswith("/enable") for _, path in second)
 
 
 def test_existing_disabled_trigger_is_enabled_again(provision_file: Path):

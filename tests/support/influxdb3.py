@@ -703,8 +703,8 @@ class InfluxDB3:
         return 200, self._serialize(batches, fmt), {"Content-Type": _FORMATS[fmt]}, True
 
     def _refresh_system_tables(self, database: str) -> None:
-        """influxdb3_system_tables: processing_engine_triggers (python_call.rs) and parquet_files
-        (parquet_files.rs) of one database, as the query sees them."""
+        """influxdb3_system_tables: processing_engine_triggers and processing_engine_trigger_arguments
+        (python_call.rs) and parquet_files (parquet_files.rs) of one database, as the query sees them."""
         db = next(item for item in self.engine.all_databases() if item.name == database)
         triggers = [trigger for (name, _), trigger in self.triggers.items() if name == database]
         db.set_system_table("processing_engine_triggers", pa.table({
@@ -713,6 +713,13 @@ class InfluxDB3:
             "trigger_specification": pa.array([t.specification_json() for t in triggers], pa.utf8()),
             "disabled": pa.array([t.disabled for t in triggers], pa.bool_()),
             "error_behavior": pa.array([t.error_behavior for t in triggers], pa.utf8()),
+        }))
+        # python_call.rs ProcessingEngineTriggerArgumentsTable: one row per trigger argument.
+        arguments = [(t.name, key, value) for t in triggers for key, value in sorted((t.arguments or {}).items())]
+        db.set_system_table("processing_engine_trigger_arguments", pa.table({
+            "trigger_name": pa.array([row[0] for row in arguments], pa.utf8()),
+            "argument_key": pa.array([row[1] for row in arguments], pa.utf8()),
+            "argument_value": pa.array([row[2] for row in arguments], pa.utf8()),
         }))
         self.engine.refresh_parquet_files_table(db)
 

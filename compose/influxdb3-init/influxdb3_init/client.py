@@ -158,10 +158,23 @@ class InfluxDB3Admin:
         return self._request("POST", f"/api/v3/engine/{path}", f"request {path}", json_body=body or {},
                              timeout=timeout, retry=False)[1]
 
-    def triggers(self, db: str) -> list[dict[str, Any]]:
-        """Rows of system.processing_engine_triggers for one database."""
-        return self.query(db, "SELECT trigger_name, plugin_filename, disabled, error_behavior "
-                              "FROM system.processing_engine_triggers", f"list triggers of {db}")
+    def tables(self, db: str) -> set[str]:
+        """The tables of a database (information_schema lists them without reading any data)."""
+        rows = self.query(db, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox'",
+                          f"list tables of {db}")
+        return {str(row["table_name"]) for row in rows}
+
+    def triggers(self, db: str) -> dict[str, dict[str, Any]]:
+        """system.processing_engine_triggers of one database by trigger name (3.10 has an error_behavior column,
+        3.6 not: every column there is taken), each with its `arguments` from
+        system.processing_engine_trigger_arguments (influxdb3_system_tables/src/python_call.rs, 3.6 and 3.10)."""
+        rows = self.query(db, "SELECT * FROM system.processing_engine_triggers", f"list triggers of {db}")
+        found = {str(row["trigger_name"]): {**row, "arguments": {}} for row in rows}
+        for row in self.query(db, "SELECT trigger_name, argument_key, argument_value "
+                                  "FROM system.processing_engine_trigger_arguments", f"list trigger arguments of {db}"):
+            if str(row["trigger_name"]) in found:
+                found[str(row["trigger_name"])]["arguments"][str(row["argument_key"])] = str(row["argument_value"])
+        return found
 
 
 # Core's catalog limits (influxdb3/src/commands/serve.rs CORE_NUM_*_LIMIT, v3.10.1) and the texts of the 422

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from influxdb3_init.client import InfluxDB3Admin, Outcome, ProvisionError
 from influxdb3_init.spec import CORE_DATABASE_LIMIT, Provision, Trigger
@@ -43,30 +44,22 @@ def _check_database_limit(existing: list[str], spec: Provision) -> None:
             "(DELETE /api/v3/configure/database?db=...) or list fewer.")
 
 
-def _warn_on_drift(admin: InfluxDB3Admin, trigger: Trigger) -> None:
-    """An existing trigger is kept as is; say so when what the server shows differs from the file."""
-    try:
-        rows = admin.triggers(trigger.database)
-    except ProvisionError as exc:
-        log.debug("could not read system.processing_engine_triggers: %s", exc)
-        return
-    row = next((r for r in rows if r.get("trigger_name") == trigger.name), None)
-    if row is None:
-        return
+def _drift(row: dict[str, Any], trigger: Trigger) -> list[str]:
+    """How an existing trigger differs from the file: plugin, error behaviour (3.10 lists it), arguments."""
     differences = []
-    if not str(row.get("plugin_filename", "")).endswith(trigger.plugin):
+    if not str(row.get("plugin_filename", "")).endswith(trigger.plugin.rstrip("/")):
         differences.append(f"plugin {row.get('plugin_filename')!r} (file says {trigger.plugin!r})")
     if row.get("error_behavior") not in (None, trigger.error_behavior):
         differences.append(f"error_behavior {row.get('error_behavior')!r} (file says {trigger.error_behavior!r})")
-    if differences:
-        log.warning("trigger %s already exists with %s; set PROVISION_RECREATE_TRIGGERS=true and run "
-                    "`docker compose up influxdb3-init` to recreate it from the file",
-                    trigger.name, "; ".join(differences))
+    if row.get("arguments", {}) != dict(trigger.arguments):
+        differences.append(f"arguments {row.get('arguments')} (file says {dict(trigger.arguments)})")
+    return differences
 
 
 def _bootstrap(spec: Provision, admin: InfluxDB3Admin, timeout: float, summary: Summary) -> None:
-    """Fill a new stack's tables through the plugins' own endpoints; never fatal, never repeated."""
-    for step in spec.bootstrap:
+    """Fill a new stack's tables through the plugins' own endpoints; never fatal, never repeated. The requests
+    build on each other (load, then forecast): after one fails, the rest wait for the next start."""
+    for index, step in enumerate(spec.bootstrap):
         if step.unless_rows_in:
             try:
                 rows = admin.count_rows(step.database, step.unless_rows_in)
@@ -82,8 +75,10 @@ def _bootstrap(spec: Provision, admin: InfluxDB3Admin, timeout: float, summary: 
         try:
             answer = admin.call_endpoint(step.request, timeout)
         except ProvisionError as exc:
-            log.warning("bootstrap %s failed (the stack works; the data comes later): %s", step.request, exc)
-            continue
+            later = ", ".join(later.request for later in spec.bootstrap[index + 1:])
+            log.warning("bootstrap %s failed (the stack works; the data comes later): %s%s", step.request, exc,
+                        f"; not sent now, as they build on it: {later}" if later else "")
+            return
         summary.add("bootstrap request", Outcome.DONE)
         log.info("bootstrap %s: %s", step.request, answer)
 
@@ -95,14 +90,19 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
     existing = admin.list_databases()
     _check_database_limit(existing, spec)
 
+    # What exists is looked up first and left alone: a create of an existing resource answers 409, which the
+    # server logs as an ERROR line on every start.
     for database in spec.databases:
-        outcome = admin.create_database(database.name, database.retention)
+        outcome = Outcome.EXISTS if database.name in existing else admin.create_database(database.name,
+                                                                                        database.retention)
         summary.add("database", outcome)
         log.info("database %s: %s", database.name, outcome.value)
 
+    tables = {db: admin.tables(db) for db in {table.database for table in spec.tables}}
     for table in spec.tables:
         fields = [{"name": name, "type": kind} for name, kind in table.fields]
-        outcome = admin.create_table(table.database, table.name, list(table.tags), fields)
+        outcome = Outcome.EXISTS if table.name in tables[table.database] else admin.create_table(
+            table.database, table.name, list(table.tags), fields)
         summary.add("table", outcome)
         log.info("table %s.%s: %s", table.database, table.name, outcome.value)
 
@@ -111,30 +111,38 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
                  len(spec.packages), " ".join(spec.packages))
         summary.add("package set", admin.install_packages(list(spec.packages)))
         log.info("the server accepted the package install; checking inside the engine that each package imports")
+    present = {db: admin.triggers(db) for db in {trigger.database for trigger in spec.triggers}}
     checked = spec.packages_check
     if checked is not None:
-        _create_trigger(admin, checked, recreate_triggers, summary)
+        _create_trigger(admin, checked, recreate_triggers, summary, present[checked.database])
         _check_packages(admin, checked, spec.packages)
 
     for trigger in spec.triggers:
         if trigger is checked:
             continue
-        _create_trigger(admin, trigger, recreate_triggers, summary)
+        _create_trigger(admin, trigger, recreate_triggers, summary, present[trigger.database])
     _bootstrap(spec, admin, bootstrap_timeout, summary)
     return summary
 
 
-def _create_trigger(admin: InfluxDB3Admin, trigger: Trigger, recreate: bool, summary: Summary) -> None:
-    if recreate:
+def _create_trigger(admin: InfluxDB3Admin, trigger: Trigger, recreate: bool, summary: Summary,
+                    present: dict[str, dict[str, Any]]) -> None:
+    row = present.get(trigger.name)
+    if recreate and row is not None:
         admin.delete_trigger(trigger.database, trigger.name)
-    outcome = admin.create_trigger(trigger.request_body())
+        row = None
+    outcome = admin.create_trigger(trigger.request_body()) if row is None else Outcome.EXISTS
     summary.add("trigger", outcome)
     log.info("trigger %s (%s on %s): %s", trigger.name, trigger.spec, trigger.database, outcome.value)
-    if outcome is Outcome.EXISTS:
-        _warn_on_drift(admin, trigger)
-        if trigger.disabled:
+    if row is not None:
+        differences = _drift(row, trigger)
+        if differences:
+            log.warning("trigger %s already exists with %s; set PROVISION_RECREATE_TRIGGERS=true and run "
+                        "`docker compose up influxdb3-init` to recreate it from the file",
+                        trigger.name, "; ".join(differences))
+        if trigger.disabled and not row.get("disabled"):
             admin.disable_trigger(trigger.database, trigger.name)
-    if not trigger.disabled:
+    if not trigger.disabled and (row is None or row.get("disabled")):
         admin.enable_trigger(trigger.database, trigger.name)
         log.info("trigger %s: enabled", trigger.name)
 
