@@ -49,7 +49,7 @@ class Outputs:
             spool = Spool(config.state_dir / "spool" / transport.name, max_bytes=config.spool_max_bytes)
             self.sinks.append(Sink(transport, spool, policy=self.policy, rejects=self.refused, sleep=sleep,
                                    probe_interval=config.replay_interval if probe_interval is None
-                                   else probe_interval))
+                                   else probe_interval, in_flight=config.writes_in_flight))
         if not self.sinks:
             raise ConfigError(["INGEST_INFLUXDB2/INGEST_INFLUXDB3: both databases are turned off (or --no-influxdb2 "
                                "--no-influxdb3) and no --lp-out file was given: there is nowhere to write"])
@@ -115,7 +115,7 @@ class Outputs:
         writer = self.writer(self.config.monitoring_bucket)
         assert writer is not None  # Outputs always has a sink
         writer.write(METRICS.encode(summary.table()))
-        writer.flush()
+        writer.close(drain=False)
 
     def replay(self) -> bool:
         """Try every spool once (no waiting while a database is marked down); True when all are empty."""

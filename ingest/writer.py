@@ -27,6 +27,7 @@ class Deliverer(Protocol):
     counters: SinkCounters
 
     def deliver(self, batch: Batch) -> None: ...
+    def settle(self) -> None: ...
     def drain(self, *, force: bool = False) -> bool: ...
     def close(self) -> None: ...
 
@@ -85,10 +86,18 @@ class Writer:
             raise failure
 
     def close(self, *, drain: bool = True) -> None:
-        """Send what is pending; with `drain`, replay every sink's spool once more, retrying fully (the end of a
-        command). The `run` loop does not: its replay job retries on a schedule, so a dead database does not
-        stall every job."""
+        """Send what is pending and wait for the batches in flight (a failure among them is raised); with
+        `drain`, replay every sink's spool once more, retrying fully (the end of a command). The `run` loop does
+        not: its replay job retries on a schedule, so a dead database does not stall every job."""
         self.flush()
+        failure: Exception | None = None
+        for sink in self.sinks:
+            try:
+                sink.settle()
+            except Exception as exc:  # every sink settles before the first failure is raised
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         if not drain:
             return
         for sink in self.sinks:

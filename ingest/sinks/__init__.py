@@ -15,15 +15,24 @@ A `Transport` only sends one gzip'd batch and says how it went (by raising one o
   ones are kept (re-sending a point InfluxDB 2 already has rewrites it in place).
 - fatal (401/403/404 and other client errors: wrong token, unknown bucket): the batch is spooled, then
   `FatalSinkError` stops the run with the database's message.
+
+Up to `in_flight` batches are sent at once. Both databases acknowledge a write only once it is durable:
+InfluxDB 3 Core after its next WAL flush (`--wal-flush-interval`, 1 s), so one request at a time caps a load
+at about one batch a second whatever the batch holds (measured on a real 3.6.0 server: 13k rows/s with one
+request in flight, 62k with eight). A failure of a batch in flight is raised by the next `deliver`, `drain` or
+`settle`, after the batch in hand has been sent or spooled: nothing is dropped on the way.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
@@ -115,11 +124,15 @@ class SinkCounters:
 
 
 class Sink:
-    """One database: a transport plus retry policy, spool and rejects. Not thread-safe; one writer uses it."""
+    """One database: a transport plus retry policy, spool and rejects. Called from one thread (the writers);
+    the requests in flight run in its own workers."""
 
     def __init__(self, transport: Transport, spool: Spool, *, policy: RetryPolicy,
                  rejects: RejectsFile | None = None, probe_interval: float = 15.0, max_probe_interval: float = 300.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 in_flight: int = 1):
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, not {in_flight}")
         self.transport = transport
         self.name = transport.name
         self.spool = spool
@@ -130,23 +143,38 @@ class Sink:
         self._probe_base, self._probe_max = probe_interval, max_probe_interval
         self._probe = probe_interval
         self._down_until = 0.0
+        self.in_flight = in_flight
+        self._lock = threading.Lock()  # counters, spool, rejects and the down state, shared with the workers
+        self._pending: deque[Future[None]] = deque()
+        self._pool = (ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"sink-{self.name}")
+                      if in_flight > 1 else None)
 
     # ---- public ---------------------------------------------------------------------------------------
     def deliver(self, batch: Batch) -> None:
-        """Send `batch`, or keep it in the spool; raises FatalSinkError (after spooling) or SpoolFullError."""
-        if len(self.spool) and not self.drain():
-            self._to_spool(batch)
-            return
+        """Send `batch` (in flight beside up to `in_flight - 1` others), or keep it in the spool. Raises
+        FatalSinkError (the batch spooled) or SpoolFullError, for this batch or an earlier one still in flight."""
+        failure = self._wait(keep=0 if len(self.spool) else self.in_flight - 1)
         try:
-            self.counters.written += self._send(batch, self.policy)
-        except RetryableError as exc:
-            log.warning("%s: write failed after %d attempts (%s); spooling %d rows", self.name,
-                        self.policy.attempts, exc, batch.rows)
-            self._to_spool(batch)
-            self._mark_down()
-        except FatalSinkError:
-            self._to_spool(batch)
-            raise
+            behind = len(self.spool) > 0 and not self.drain()
+        except Exception as exc:  # a replayed batch answered fatally, or one in flight failed: keep this one
+            failure, behind = failure or exc, True
+        try:
+            if behind:
+                self._to_spool(batch)
+            elif self._pool is None:
+                self._deliver_now(batch)
+            else:
+                self._pending.append(self._pool.submit(self._deliver_now, batch))
+        except Exception as exc:
+            failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def settle(self) -> None:
+        """Wait for every batch in flight; raise the first failure among them."""
+        failure = self._wait(keep=0)
+        if failure is not None:
+            raise failure
 
     def drain(self, *, force: bool = False) -> bool:
         """Replay the spool oldest first; True when it is empty afterwards.
@@ -154,6 +182,7 @@ class Sink:
         Unless `force`d, nothing is tried while the sink is marked down, and the first replayed batch gets a
         single attempt (a probe), so a dead database does not stall every new batch for a full backoff.
         """
+        self.settle()
         if not len(self.spool):
             return True
         if not force and self._clock() < self._down_until:
@@ -174,25 +203,60 @@ class Sink:
                 self._mark_down()
                 return False
             self.spool.remove(entry)
-            self.counters.replayed += landed
+            with self._lock:
+                self.counters.replayed += landed
         log.info("%s: spool replayed; the database is back", self.name)
         self._probe, self._down_until = self._probe_base, 0.0
         return True
 
     def close(self) -> None:
+        """Wait for the batches in flight (each is written or spooled by now), then close the connections."""
+        failure = self._wait(keep=0)
+        if failure is not None:
+            log.error("%s: a batch in flight failed at shutdown (%s); it is in the spool", self.name, failure)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.transport.close()
 
     # ---- internals ------------------------------------------------------------------------------------
+    def _wait(self, *, keep: int) -> Exception | None:
+        """Wait until at most `keep` batches are in flight; the first failure of those that finished."""
+        failure: Exception | None = None
+        while len(self._pending) > keep:
+            try:
+                self._pending.popleft().result()
+            except Exception as exc:
+                failure = failure or exc
+        return failure
+
+    def _deliver_now(self, batch: Batch) -> None:
+        try:
+            landed = self._send(batch, self.policy)
+        except RetryableError as exc:
+            log.warning("%s: write failed after %d attempts (%s); spooling %d rows", self.name,
+                        self.policy.attempts, exc, batch.rows)
+            self._to_spool(batch)
+            self._mark_down()
+            return
+        except FatalSinkError:
+            self._to_spool(batch)
+            raise
+        with self._lock:
+            self.counters.written += landed
+
     def _to_spool(self, batch: Batch) -> None:
-        self.spool.put(batch.payload, database=batch.database, rows=batch.rows)
-        self.counters.spooled += batch.rows
+        with self._lock:
+            self.spool.put(batch.payload, database=batch.database, rows=batch.rows)
+            self.counters.spooled += batch.rows
 
     def _mark_down(self) -> None:
-        self._down_until = self._clock() + self._probe
-        self._probe = min(self._probe * 2, self._probe_max) if self._probe > 0 else 0.0
+        with self._lock:
+            self._down_until = self._clock() + self._probe
+            self._probe = min(self._probe * 2, self._probe_max) if self._probe > 0 else 0.0
 
     def _on_retry(self, attempt: int, exc: RetryableError, delay: float) -> None:
-        self.counters.retries += 1
+        with self._lock:
+            self.counters.retries += 1
         log.warning("%s: attempt %d failed (%s); retrying in %.1fs", self.name, attempt, exc, delay)
 
     def _send(self, batch: Batch, policy: RetryPolicy) -> int:
@@ -216,7 +280,8 @@ class Sink:
                             "good lines land", self.name, batch.rows, exc)
                 return sum(self._send(half, policy) for half in whole.halves())
             return self._refused(batch, exc)
-        self.counters.batches += 1
+        with self._lock:
+            self.counters.batches += 1
         return batch.rows
 
     def _refused(self, batch: Batch, exc: RefusedError) -> int:
@@ -226,11 +291,12 @@ class Sink:
         else:
             failed = batch.rows if exc.failed is None else min(exc.failed, batch.rows)
             body = batch.raw or gzip.decompress(batch.payload)
-        self.counters.refused += failed
-        self.counters.batches += 1
         log.error("%s refused %d of %d lines: %s", self.name, failed, batch.rows, exc)
-        if self.rejects is not None:
-            saved = self.rejects.refused(sink=self.name, database=batch.database, reason=str(exc), body=body,
-                                         rows=failed)
+        with self._lock:
+            self.counters.refused += failed
+            self.counters.batches += 1
+            saved = None if self.rejects is None else self.rejects.refused(
+                sink=self.name, database=batch.database, reason=str(exc), body=body, rows=failed)
+        if saved is not None:
             log.error("%s: refused lines saved to %s", self.name, saved)
         return batch.rows - failed

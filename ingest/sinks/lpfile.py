@@ -35,6 +35,9 @@ class LineProtocolFile:
         self.counters.written += batch.rows
         self.counters.batches += 1
 
+    def settle(self) -> None:
+        """Nothing is ever in flight: every batch is written when delivered."""
+
     def drain(self, *, force: bool = False) -> bool:
         return True
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,7 +39,7 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def sinks_for(fake, server, tmp_path, *, token2=None, token3=None, attempts=3, probe=0.0, sleeps=None):
+def sinks_for(fake, server, tmp_path, *, token2=None, token3=None, attempts=3, probe=0.0, sleeps=None, in_flight=1):
     sleeps = sleeps if sleeps is not None else Sleeps()
     policy = RetryPolicy(attempts=attempts, base=0.1, cap=1.0)
     rejects = RejectsFile(tmp_path / "rejects", "refused", "test")
@@ -45,7 +47,7 @@ def sinks_for(fake, server, tmp_path, *, token2=None, token3=None, attempts=3, p
     for transport in (InfluxDB2Transport(server.url, token2 or fake.token2, "stack", timeout=5),
                       InfluxDB3Transport(server.url, token3 or fake.token3, database="telemetry", timeout=5)):
         made.append(Sink(transport, Spool(tmp_path / "spool" / transport.name), policy=policy, rejects=rejects,
-                         sleep=sleeps, probe_interval=probe))
+                         sleep=sleeps, probe_interval=probe, in_flight=in_flight))
     return made
 
 
@@ -121,7 +123,9 @@ def test_connection_refused_spools_every_batch_then_replays_them_in_order(fake_i
     assert not list((tmp_path / "spool").glob("*.spool"))
 
 
-def test_a_server_that_disappears_mid_load_and_comes_back_loses_and_duplicates_nothing(fake_influx, tmp_path):
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_a_server_that_disappears_mid_load_and_comes_back_loses_and_duplicates_nothing(fake_influx, tmp_path,
+                                                                                     in_flight):
     fake, server = fake_influx
     count = {"writes": 0}
     base = server.responder
@@ -134,7 +138,7 @@ def test_a_server_that_disappears_mid_load_and_comes_back_loses_and_duplicates_n
         return base(request)
 
     server.responder = flaky
-    sinks = sinks_for(fake, server, tmp_path, attempts=2, probe=0.0)
+    sinks = sinks_for(fake, server, tmp_path, attempts=2, probe=0.0, in_flight=in_flight)
     writer = Writer(sinks, "telemetry", batch_rows=50)
     total = 2_000
     for start in range(0, total, 250):
@@ -239,6 +243,65 @@ def test_413_splits_the_batch_until_it_fits(fake_influx, tmp_path):
     sink2.deliver(Batch(ENCODER.encode(rows(9)).to_bytes(), 9, "telemetry"))
     sizes = [len(parse_lines(request.text())) for request in server.matching("POST", "/api/v2/write")]
     assert sizes == [9, 4, 5] and len(fake.landed["influxdb2"]) == 9 and sink2.counters.written == 9
+
+
+class Durable:
+    """An injected transport that answers as a database does that acknowledges only after its WAL flush: each
+    request takes `delay` seconds however small; from request `fatal_at` on, it answers 401 (a revoked token)."""
+
+    name = "durable"
+
+    def __init__(self, delay: float = 0.05, fatal_at: int | None = None):
+        self.delay, self.fatal_at = delay, fatal_at
+        self.bodies: list[bytes] = []
+        self.active = self.most = self.calls = 0
+        self.lock = threading.Lock()
+
+    def send(self, payload: bytes, database: str) -> None:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            time.sleep(self.delay)
+            if self.fatal_at is not None and call >= self.fatal_at:
+                raise FatalSinkError("durable answered 401: unauthorized")
+            with self.lock:
+                self.bodies.append(gzip.decompress(payload))
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def close(self) -> None:
+        pass
+
+
+def test_several_batches_are_in_flight_at_once_and_each_lands_once(tmp_path):
+    durable = Durable()
+    sink = Sink(durable, Spool(tmp_path / "spool"), policy=RetryPolicy(attempts=1), in_flight=4)
+    writer = Writer([sink], "telemetry", batch_rows=10)
+    writer.write(ENCODER.encode(rows(400)))
+    writer.close()
+    assert durable.most == 4  # never more than asked, and really overlapping
+    lines = [line for body in durable.bodies for line in body.splitlines()]
+    assert sorted(lines) == sorted(ENCODER.encode(rows(400)).to_bytes().splitlines())
+    assert sink.counters.written == 400 and sink.counters.batches == 40 and len(sink.spool) == 0
+
+
+def test_a_fatal_answer_to_a_batch_in_flight_stops_the_run_and_every_batch_is_landed_or_spooled(tmp_path):
+    durable = Durable(fatal_at=3)
+    sink = Sink(durable, Spool(tmp_path / "spool"), policy=RetryPolicy(attempts=1), in_flight=4)
+    writer = Writer([sink], "telemetry", batch_rows=10)
+    with pytest.raises(FatalSinkError, match="401"):
+        writer.write(ENCODER.encode(rows(200)))
+        writer.close()
+    sink.close()  # the batches still in flight finish
+    assert sink.counters.written + sink.counters.spooled == writer.rows_handed
+    assert sink.spool.rows == sink.counters.spooled >= 10 and sink.counters.written >= 20  # refused ones kept
+    spooled = [gzip.decompress(Spool.read(entry)[1]) for entry in sink.spool.entries]
+    sent = [line for body in durable.bodies + spooled for line in body.splitlines()]
+    assert sorted(sent) == sorted(ENCODER.encode(rows(writer.rows_handed)).to_bytes().splitlines())
 
 
 class Capture:
