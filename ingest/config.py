@@ -23,6 +23,9 @@ __all__ = ["ConfigError", "IngestConfig", "parse_size"]
 
 PACKAGE = Path(__file__).resolve().parent
 JOBS = ("birds", "weather", "sensors")
+# InfluxDB 3 Core refuses a request body (decompressed) over --max-http-request-size, 10 MiB by default
+# (influxdb3/src/commands/serve.rs, influxdb3_server/src/http.rs read_body; v3.10.1).
+MAX_BATCH_BYTES = 10 * 1024 * 1024
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
           "mib": 1024**2, "mi": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "gi": 1024**3}
@@ -119,6 +122,9 @@ class IngestConfig:
             except ValueError as exc:
                 env.problems.append(f"{name}: {exc}")
                 sizes[name] = 0
+        if sizes["INGEST_BATCH_BYTES"] > MAX_BATCH_BYTES:
+            env.problems.append(f"INGEST_BATCH_BYTES: {env.str('INGEST_BATCH_BYTES', '')} is more than InfluxDB 3 "
+                                f"accepts in one request (10MiB, its --max-http-request-size); use at most 10MiB")
 
         jobs = tuple(env.list("INGEST_RUN_JOBS", list(JOBS)) or ())
         unknown = [job for job in jobs if job not in JOBS]

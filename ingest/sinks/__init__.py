@@ -60,15 +60,17 @@ class TooLargeError(RuntimeError):
 class RefusedError(RuntimeError):
     """The database refused some or all lines (HTTP 400/422).
 
-    `failed_lines` holds the refused lines when the server names them (InfluxDB 3), `failed` the number of
-    refused lines when only a count is known (InfluxDB 2 `dropped=N`), else every line counts as refused.
-    `isolate` asks the sink to find the bad lines by splitting the batch (the server did not name them).
+    `line_numbers` holds the 1-based numbers of the refused lines in the request when the server names them
+    (InfluxDB 3: the lines themselves come back cut to 20 bytes, so the sink takes them from the batch),
+    `failed` the number of refused lines when only a count is known (InfluxDB 2 `dropped=N`), else every line
+    counts as refused. `isolate` asks the sink to find the bad lines by splitting the batch (the server did not
+    name them).
     """
 
-    def __init__(self, message: str, *, failed_lines: list[str] | None = None, failed: int | None = None,
+    def __init__(self, message: str, *, line_numbers: list[int] | None = None, failed: int | None = None,
                  isolate: bool = False):
         super().__init__(message)
-        self.failed_lines = failed_lines
+        self.line_numbers = line_numbers
         self.failed = failed
         self.isolate = isolate
 
@@ -273,7 +275,7 @@ class Sink:
             log.warning("%s: batch of %d rows too large (413); splitting it", self.name, batch.rows)
             return sum(self._send(half, policy) for half in whole.halves())
         except RefusedError as exc:
-            if exc.isolate and exc.failed_lines is None and batch.rows > 1:
+            if exc.isolate and exc.line_numbers is None and batch.rows > 1:
                 whole = Batch(batch.raw or gzip.decompress(batch.payload), batch.rows, batch.database,
                               batch.gzip_level)
                 log.warning("%s refused a batch of %d rows without naming the bad lines (%s); splitting it so the "
@@ -285,12 +287,13 @@ class Sink:
         return batch.rows
 
     def _refused(self, batch: Batch, exc: RefusedError) -> int:
-        if exc.failed_lines is not None:
-            failed = len(exc.failed_lines)
-            body = "".join(line + "\n" for line in exc.failed_lines).encode()
+        raw = batch.raw or gzip.decompress(batch.payload)
+        named = _numbered_lines(raw, exc.line_numbers) if exc.line_numbers is not None else None
+        if named is not None:
+            failed, body = len(named), b"".join(line + b"\n" for line in named)
         else:
             failed = batch.rows if exc.failed is None else min(exc.failed, batch.rows)
-            body = batch.raw or gzip.decompress(batch.payload)
+            body = raw
         log.error("%s refused %d of %d lines: %s", self.name, failed, batch.rows, exc)
         with self._lock:
             self.counters.refused += failed
@@ -300,3 +303,13 @@ class Sink:
         if saved is not None:
             log.error("%s: refused lines saved to %s", self.name, saved)
         return batch.rows - failed
+
+
+def _numbered_lines(raw: bytes, numbers: list[int]) -> list[bytes] | None:
+    """The lines of a request body by 1-based number, as InfluxDB 3 counts them (`lp.lines()` beside
+    `parse_lines`, influxdb3_write/src/write_buffer/validator.rs, v3.10.1); None when a number is not in the
+    body (then the whole batch is kept rather than a guess)."""
+    lines = raw.decode("utf-8", errors="surrogateescape").splitlines()
+    if not numbers or any(not 1 <= number <= len(lines) for number in numbers):
+        return None
+    return [lines[number - 1].encode("utf-8", errors="surrogateescape") for number in sorted(set(numbers))]

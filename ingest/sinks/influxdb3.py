@@ -21,7 +21,7 @@ from influxdb_client_3.write_client.client.write_api import WriteType
 
 from common.retry import RETRY_STATUSES, RetryableError, parse_retry_after
 from ingest.sinks import FatalSinkError
-from ingest.sinks.errors import network_error, status_error
+from ingest.sinks.errors import line_errors_message, network_error, status_error
 
 __all__ = ["InfluxDB3Transport", "single_unit", "with_port"]
 
@@ -69,9 +69,13 @@ class InfluxDB3Transport:
         try:
             self.client.write(record=payload, database=database, content_encoding="gzip")
         except InfluxDBPartialWriteError as exc:
-            failed = [item.original_line for item in exc.line_errors if item.original_line]
-            raise status_error("InfluxDB 3", _status(exc), exc.message, retry_after=None, fatal_hints=self._hints,
-                               failed_lines=failed if len(failed) == len(exc.line_errors) else None) from None
+            # Each error names its line by number; its original_line is cut to 20 bytes since 3.10
+            # (influxdb3_types/src/write.rs TRUNCATE_LIMIT): good for the log, never for the rejects file.
+            errors = [(item.line_number, item.error_message, item.original_line) for item in exc.line_errors]
+            numbers = [number for number, _, _ in errors]
+            raise status_error("InfluxDB 3", _status(exc), line_errors_message(exc.message, errors),
+                               retry_after=None, fatal_hints=self._hints,
+                               line_numbers=numbers if all(numbers) else None) from None
         except InfluxDBError as exc:
             raise status_error("InfluxDB 3", _status(exc), str(exc.message), retry_after=exc.retry_after,
                                fatal_hints=self._hints) from None

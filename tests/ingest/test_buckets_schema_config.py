@@ -115,6 +115,15 @@ def test_configuration_defaults_secret_files_and_all_problems_at_once(tmp_path):
         assert name in problems
 
 
+def test_a_batch_larger_than_influxdb3_accepts_in_one_request_is_refused_by_name():
+    base = {"INFLUXDB2_TOKEN": "t2", "INFLUXDB3_TOKEN": "t3"}
+    assert IngestConfig.from_env({**base, "INGEST_BATCH_BYTES": "10MiB"}).batch_bytes == 10 << 20
+    with pytest.raises(ConfigError) as raised:
+        IngestConfig.from_env({**base, "INGEST_BATCH_BYTES": "16MiB"})
+    assert any(problem.startswith("INGEST_BATCH_BYTES: 16MiB") and "10MiB" in problem
+               for problem in raised.value.problems)
+
+
 def test_sizes():
     assert parse_size("4MiB") == 4 << 20 and parse_size("512k") == 512_000 and parse_size("1GiB") == 1 << 30
     assert parse_size("100") == 100

@@ -195,6 +195,43 @@ def test_lines_the_database_refuses_are_kept_with_its_reason(fake_influx, tmp_pa
     assert all("field type conflict" in entry["reason"] for entry in log if entry["input"].startswith("influxdb2"))
 
 
+def _typed_integer(fake) -> None:
+    """Make `temperature` an integer column in InfluxDB 3, so the float readings of rows() conflict."""
+    fake.v3.engine.write("telemetry", f"sensors,device=d0 temperature=1i {T0 - 10**9}")
+
+
+def test_lines_influxdb3_refuses_are_kept_whole_though_its_answer_cuts_them_to_20_bytes(fake_influx, tmp_path):
+    fake, server = fake_influx
+    _typed_integer(fake)
+    refused = ENCODER.encode(rows(4)).to_bytes()
+    good = b"".join(f"other,device=x v={i}.5 {T0 + i}\n".encode() for i in range(2))
+    _, sink3 = sinks_for(fake, server, tmp_path)
+    sink3.deliver(Batch(good[: len(good) // 2] + refused + good[len(good) // 2:], 6, "telemetry"))
+    assert (sink3.counters.refused, sink3.counters.written) == (4, 2)
+    [entry] = [json.loads(line) for line in sink3.rejects.path.read_text().splitlines()]
+    assert gzip.decompress(Path(entry["record"]).read_bytes()) == refused  # whole lines, in order
+    assert entry["rows"] == 4 and "4 lines refused" in entry["reason"]
+    assert "invalid column type" in entry["reason"] or "expected" in entry["reason"]
+
+
+def test_a_wholly_refused_batch_is_summed_up_not_copied_into_the_log_and_the_rejects(fake_influx, tmp_path, caplog):
+    fake, server = fake_influx
+    _typed_integer(fake)
+    fake.v2.points["telemetry"] = []
+    body = b"".join(f"sensors,device=d{i % 3} temperature=x{i} {T0 + i}\n".encode() for i in range(200))
+    sink2, sink3 = sinks_for(fake, server, tmp_path)
+    with caplog.at_level("WARNING"):
+        sink3.deliver(Batch(ENCODER.encode(rows(2000)).to_bytes(), 2000, "telemetry"))
+        sink2.deliver(Batch(body, 200, "telemetry"))  # InfluxDB 2 names every bad line, each in full
+    assert sink3.counters.refused == 2000 and sink2.counters.refused == 200
+    log = [json.loads(line) for line in sink3.rejects.path.read_text().splitlines()]
+    [whole] = [entry for entry in log if entry["input"] == "influxdb3:telemetry"]
+    assert "2,000 lines refused" in whole["reason"] and "and 1,997 more" in whole["reason"]
+    assert max(len(entry["reason"]) for entry in log) < 1_500
+    assert max(len(record.getMessage()) for record in caplog.records) < 2_000
+    assert any("and 197 more" in record.getMessage() for record in caplog.records)
+
+
 def test_influxdb2_refusals_are_split_until_only_the_bad_lines_are_left(fake_influx, tmp_path):
     """A 400 from InfluxDB 2 (one line that does not parse) writes nothing of the request, and a 422 partial write
     names no line: the sink re-sends halves until every good line has landed and each bad one is kept alone."""
@@ -302,6 +339,15 @@ def test_a_fatal_answer_to_a_batch_in_flight_stops_the_run_and_every_batch_is_la
     spooled = [gzip.decompress(Spool.read(entry)[1]) for entry in sink.spool.entries]
     sent = [line for body in durable.bodies + spooled for line in body.splitlines()]
     assert sorted(sent) == sorted(ENCODER.encode(rows(writer.rows_handed)).to_bytes().splitlines())
+
+
+def test_a_fatal_answer_to_a_replayed_batch_keeps_the_new_batch_too(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.put(Batch(ENCODER.encode(rows(5)).to_bytes(), 5, "telemetry").payload, database="telemetry", rows=5)
+    sink = Sink(Durable(delay=0, fatal_at=1), spool, policy=RetryPolicy(attempts=1))  # the token was revoked
+    with pytest.raises(FatalSinkError, match="401"):
+        sink.deliver(Batch(ENCODER.encode(rows(3, start=5)).to_bytes(), 3, "telemetry"))
+    assert len(spool) == 2 and spool.rows == 8
 
 
 class Capture:

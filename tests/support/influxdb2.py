@@ -168,17 +168,21 @@ class InfluxDB2:
         scale = _PRECISION_NS.get(request.param("precision") or "ns")
         if scale is None:
             return error(400, "invalid", "invalid precision; valid precision units are ns, us, ms, and s")
-        points = []
+        points, failed = [], []
         for number, line in enumerate(request.text().split("\n"), start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
                 point = parse_line(line, number)
             except LineProtocolError as exc:
-                return error(400, "invalid", f"unable to parse '{line}': {exc.reason}")
+                # models/points.go ParsePointsWithPrecision: every bad line, each in full, joined by "\n".
+                failed.append(f"unable to parse '{line.strip()}': {exc.reason}")
+                continue
             if point.timestamp is not None:
                 point.timestamp *= scale
             points.append(point)
+        if failed:
+            return error(400, "invalid", "\n".join(failed))
         conflicts: list[str] = []
         with self.lock:
             for point in points:
