@@ -1,8 +1,9 @@
-"""`python -m ingest {birds,weather,sensors,run,export,buckets,replay,health,schema}`.
+"""`python -m ingest {birds,weather,sensors,run,export,buckets,replay,health,schema,migrate}`.
 
-Exit codes: 0 done; 2 bad configuration, arguments or input; 3 a database refused us (wrong token, unknown
-bucket, no permission) or the spool is full; 75 the data is safe in the spool but not yet in a database
-(it is replayed on the next run, by `python -m ingest replay`, or by the running service); 130 interrupted.
+Exit codes: 0 done; 1 `migrate` verified and found differences; 2 bad configuration, arguments or input (or
+what `migrate` cannot move as it is); 3 a database refused us (wrong token, unknown bucket, no permission) or
+the spool is full; 75 the data is safe in the spool but not yet in a database (it is replayed on the next run,
+by `python -m ingest replay`, or by the running service); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from common.logs import setup_logging
 __all__ = ["main"]
 
 log = logging.getLogger("ingest")
-EX_USAGE, EX_SINK, EX_SPOOLED, EX_INTERRUPTED = 2, 3, 75, 130
+EX_DIFFERENT, EX_USAGE, EX_SINK, EX_SPOOLED, EX_INTERRUPTED = 1, 2, 3, 75, 130
 
 
 class UsageError(Exception):
@@ -210,6 +211,66 @@ def cmd_schema(args: argparse.Namespace, run_id: str) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace, run_id: str) -> int:
+    from common.retry import RetryPolicy
+    from ingest.config import IngestConfig
+    from ingest.download import Http
+    from ingest.migrate import MigrateOptions, Migration, parse_time
+    from ingest.reader import parse_window
+    from ingest.sources.influxdb2 import InfluxDB2Source
+
+    try:
+        window = parse_window(args.window, "--window")
+        start = parse_time(args.start, "--start") if args.start else None
+        stop = parse_time(args.stop, "--stop") if args.stop else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if start is not None and stop is not None and stop <= start:
+        raise UsageError(f"--stop {args.stop} is not after --start {args.start}")
+    if args.verify_only and args.no_verify:
+        raise UsageError("--verify-only and --no-verify leave nothing to do")
+    config = IngestConfig.from_env(require=("influxdb2", "influxdb3"))
+    options = MigrateOptions(
+        bucket=args.bucket, database=args.database or args.bucket, start=start, stop=stop,
+        measurements=tuple(dict.fromkeys(args.measurement)), window=int(window.total_seconds()) * 10**9,
+        resume=args.resume, verify=not args.no_verify, verify_only=args.verify_only, sample=args.sample,
+        skip_fields=frozenset((measurement, name) for measurement, name in args.skip_field),
+        skip_measurements=frozenset(args.skip_measurement))
+    assert config.influxdb2 is not None
+    policy = RetryPolicy(attempts=config.retry_attempts, base=1.0, cap=20.0, max_wait=config.retry_max_wait)
+    # A window's query answers only once Flux has pivoted the window: allow it far longer than a write.
+    http = Http(timeout=max(config.http_timeout, 300.0), policy=policy)
+    source = InfluxDB2Source(config.influxdb2.url, config.influxdb2.token, config.influxdb2.org, args.bucket,
+                             http=http)
+    migration = Migration(config, options, source, run_id, bar=False if args.no_progress else None)
+    try:
+        plan = migration.plan()
+        if plan.problems:
+            for problem in plan.problems:
+                log.error("cannot move as it is: %s", problem)
+            log.error("migrate: nothing was moved; %d problem(s) above, each with what to do", len(plan.problems))
+            return EX_USAGE
+        windows = sum(len(item.windows(options.window, resume=options.resume)) for item in plan.measurements)
+        log.info("migrate %s -> InfluxDB 3 %s%s: %d measurements, %d windows of %s with data", options.bucket,
+                 options.database, " (new)" if plan.create_database else "", len(plan.measurements), windows,
+                 args.window)
+        pending = 0
+        if not options.verify_only:
+            pending = migration.move(plan).pending
+        verified = None
+        if options.verify or options.verify_only:
+            verified = migration.verify(plan, recount=not options.verify_only)
+            text = verified.text(options.bucket, options.database, str(config.state_dir / "rejects"))
+            (log.info if verified.ok else log.error)("%s", text)
+    finally:
+        migration.close()
+    if pending:
+        log.warning("%d rows wait in the spool under %s; they are sent by `python -m ingest replay` (then verify "
+                    "with --verify-only)", pending, config.state_dir / "spool")
+        return EX_SPOOLED
+    return 0 if verified is None or verified.ok else EX_DIFFERENT
+
+
 # ---- parser -----------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -276,6 +337,29 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("health", help="exit 0 when the run loop's heartbeat is fresh (container healthcheck)")
     health.add_argument("--max-age", type=float, default=300.0, help="seconds (default 300)")
     health.set_defaults(handler=cmd_health)
+    migrate = sub.add_parser("migrate", help="move a bucket from InfluxDB 2 to InfluxDB 3 (resumable, verified)",
+                             description="Move a bucket from InfluxDB 2 to an InfluxDB 3 database, a time window "
+                                         "at a time; stop and --resume it; the counts and a sample of points are "
+                                         "compared on both sides at the end (README, 'Move from InfluxDB 2 to 3').")
+    migrate.add_argument("--bucket", required=True, help="the InfluxDB 2 bucket (of INFLUXDB2_ORG)")
+    migrate.add_argument("--database", help="the InfluxDB 3 database (default: the bucket's name; created if missing)")
+    migrate.add_argument("--start", help="from this time, inclusive (2024-01-31, 2024-01-31T12:00:00Z or ns; "
+                                         "default: the oldest point)")
+    migrate.add_argument("--stop", help="up to this time, exclusive (default: after the newest point)")
+    migrate.add_argument("--measurement", nargs="+", action="extend", default=[], metavar="M",
+                         help="only these measurements (default: all)")
+    migrate.add_argument("--skip-measurement", action="append", default=[], metavar="M",
+                         help="leave this measurement out")
+    migrate.add_argument("--skip-field", nargs=2, action="append", default=[], metavar=("MEASUREMENT", "FIELD"),
+                         help="leave this field of a measurement out (a field that cannot move as it is)")
+    migrate.add_argument("--window", default="1d", help="time read and written at once (default 1d; smaller "
+                                                        "keeps memory lower for dense data)")
+    migrate.add_argument("--resume", action="store_true", help="continue after the last window that landed")
+    migrate.add_argument("--verify-only", action="store_true", help="compare both sides, move nothing")
+    migrate.add_argument("--no-verify", action="store_true", help="move, do not compare afterwards")
+    migrate.add_argument("--sample", type=int, default=1000, help="points compared value by value (default 1000)")
+    migrate.add_argument("--no-progress", action="store_true", help="no progress bar (log lines instead)")
+    migrate.set_defaults(handler=cmd_migrate)
     schema = sub.add_parser("schema", help="print the measurements, tags and fields as JSON")
     schema.set_defaults(handler=cmd_schema)
     return parser

@@ -8,7 +8,7 @@ variable; the defaults work out of the box against the stack's published ports.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -91,11 +91,13 @@ class IngestConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, need_influxdb2: bool = True,
-                 need_influxdb3: bool = True) -> IngestConfig:
-        """Read and check everything; `need_*` False skips a database's token (e.g. with --lp-out)."""
+                 need_influxdb3: bool = True, require: Collection[str] = ()) -> IngestConfig:
+        """Read and check everything; `need_*` False skips a database's token (e.g. with --lp-out); a database
+        in `require` ("influxdb2", "influxdb3") is used whatever INGEST_INFLUXDB2/3 say (`migrate` reads one and
+        writes the other)."""
         env = Env(environ)
-        use2 = env.bool("INGEST_INFLUXDB2", True) and need_influxdb2
-        use3 = env.bool("INGEST_INFLUXDB3", True) and need_influxdb3
+        use2 = "influxdb2" in require or (env.bool("INGEST_INFLUXDB2", True) and need_influxdb2)
+        use3 = "influxdb3" in require or (env.bool("INGEST_INFLUXDB3", True) and need_influxdb3)
         influxdb2 = influxdb3 = None
         url2 = env.url("INFLUXDB2_URL", "http://localhost:8086")
         org = env.str("INFLUXDB2_ORG", "stack")

@@ -83,6 +83,10 @@ class Http:
     def get(self, url: str, what: str, **kwargs: Any) -> requests.Response:
         return self._call("GET", url, what, **kwargs)
 
+    def request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        """Any request, retried like the others; an answer that is not retried is returned whatever its status."""
+        return self._call(method, url, what, **kwargs)
+
     def download(self, url: str, folder: Path, what: str, *, progress: Callable[[int], None] | None = None,
                  **kwargs: Any) -> Path:
         """Stream `url` into a new file in `folder` (written under a temporary name, then renamed)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from ingest.outputs import Outputs
 from ingest.progress import Progress
@@ -24,12 +25,17 @@ log = logging.getLogger("ingest.pipeline")
 
 def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: str | None = None,
          progress: Progress | None = None, record_metrics: bool = True, drain: bool = True,
-         skip_stored: bool = False) -> RunSummary:
+         skip_stored: bool = False, checkpoint: float = 10.0) -> RunSummary:
     """Send every chunk, then flush and replay the spools once more. On an error (a fatal database answer, a
     full spool, Ctrl-C) the rows already read are still handed to the sinks before the error propagates.
 
     `skip_stored` (file loads, replays, backfills): lines InfluxDB 3 already holds are not written to it again
-    (ingest/stored.py); the other sinks still get them."""
+    (ingest/stored.py); the other sinks still get them.
+
+    Chunks with a `landed` callback get it once their rows are written or spooled: every `checkpoint` seconds the
+    writers settle (wait for the requests in flight) and the callbacks of the chunks sent so far are called,
+    and the rest at the end; never after an error. Settling more often would wait out InfluxDB 3's write
+    acknowledgement (its next WAL flush, about a second) with nothing else in flight."""
     tracker = Tracker(source, outputs.sinks)
     writer = outputs.writer(database)
     assert writer is not None
@@ -38,6 +44,8 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
     rejects = RejectsFile(outputs.rejects_dir, source, outputs.run_id)
     read = 0
     writers = [w for w in (writer, others) if w is not None]
+    waiting: list[Callable[[], None]] = []
+    settled = time.monotonic()
     try:
         for chunk in chunks:
             read += chunk.rows_read
@@ -61,6 +69,14 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
                         others.write(known)
             if progress is not None:
                 progress.update(chunk.rows_read)
+            if chunk.landed is not None:
+                waiting.append(chunk.landed)
+            if waiting and time.monotonic() - settled >= checkpoint:
+                for each in writers:
+                    each.settle()
+                for landed in waiting:
+                    landed()
+                waiting, settled = [], time.monotonic()
     except BaseException:
         # Rows already read still go out (or into a spool) before the error stops the run.
         for each in writers:
@@ -70,6 +86,8 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
     else:
         for each in writers:
             each.close(drain=drain and each is writer)
+        for landed in waiting:
+            landed()
     finally:
         if stored is not None:
             stored.close()

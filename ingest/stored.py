@@ -49,53 +49,63 @@ class StoredRows:
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def _sql(self, query: str, fmt: str) -> requests.Response:
+    def sql(self, query: str, fmt: str) -> requests.Response:
+        """POST an SQL query; RuntimeError with the server's status and text when it fails."""
         response = self.session.post(f"{self.url}/api/v3/query_sql", timeout=self.timeout,
                                      json={"db": self.database, "q": query, "format": fmt})
         if not response.ok:
             raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
         return response
 
-    def _columns(self, measurement: str) -> set[str]:
+    def columns(self, measurement: str) -> dict[str, str]:
+        """The table's columns and their Arrow type names (information_schema reads no data); empty when there
+        is no such table."""
         literal = measurement.replace("'", "''")
-        rows = self._sql("SELECT column_name FROM information_schema.columns "
-                         f"WHERE table_name = '{literal}' AND table_schema = 'iox'", "json").json()
-        return {str(row["column_name"]) for row in rows}
+        rows = self.sql("SELECT column_name, data_type FROM information_schema.columns "
+                        f"WHERE table_name = '{literal}' AND table_schema = 'iox'", "json").json()
+        return {str(row["column_name"]): str(row["data_type"]) for row in rows}
+
+    def table(self, measurement: str, schema: pa.Schema, time: str, first: int, last: int) -> pa.Table | None:
+        """The stored rows with first <= time <= last in `schema`'s shape (its column order and types; tags come
+        back dictionary-encoded, time as a timestamp; a column the server does not have yet is all null); None
+        when there is no such table or no row."""
+        columns = self.columns(measurement)
+        if not columns:
+            return None
+        wanted = [name for name in schema.names if name in columns and name != time]
+        select = ", ".join(["time", *(_quote(name) for name in wanted)])
+        body = self.sql(f"SELECT {select} FROM {_quote(measurement)} "
+                        f"WHERE time >= {_literal(first)} AND time <= {_literal(last)}", "parquet").content
+        stored = pq.read_table(io.BytesIO(body)) if body else None
+        if stored is None or stored.num_rows == 0:
+            return None
+        arrays = []
+        for field in schema:
+            source = "time" if field.name == time else field.name
+            if source in stored.column_names:
+                column = stored.column(source)
+                if pa.types.is_dictionary(column.type):
+                    column = column.cast(column.type.value_type)
+                if field.name == time and pa.types.is_integer(field.type):
+                    column = column.cast(pa.timestamp("ns")).cast(pa.int64())
+                arrays.append(column.cast(field.type))
+            else:
+                arrays.append(pa.nulls(stored.num_rows, type=field.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
 
     def stored_lines(self, encoder: LineEncoder, table: pa.Table) -> pa.Array | None:
         """The line protocol of the stored rows in the chunk's time range, encoded as the chunk would be; None
         when nothing can be stored yet (no such table)."""
-        columns = self._columns(encoder.measurement)
-        if not columns:
-            return None
         times = table.column(encoder.time)
         if pa.types.is_timestamp(times.type):
             times = times.cast(pa.timestamp("ns")).cast(pa.int64())
         first, last = pc.min(times).as_py(), pc.max(times).as_py()
         if first is None:
             return None
-        wanted = [name for name in table.column_names if name in columns and name != encoder.time]
-        select = ", ".join(["time", *(_quote(name) for name in wanted)])
-        body = self._sql(f"SELECT {select} FROM {_quote(encoder.measurement)} "
-                         f"WHERE time >= {_literal(first)} AND time <= {_literal(last)}", "parquet").content
-        stored = pq.read_table(io.BytesIO(body)) if body else None
-        if stored is None or stored.num_rows == 0:
+        stored = self.table(encoder.measurement, table.schema, encoder.time, first, last)
+        if stored is None:
             return None
-        # The stored rows in the chunk's own shape: its column order and types (tags come back
-        # dictionary-encoded, time as a timestamp), a column the server does not have yet all null.
-        arrays = []
-        for field in table.schema:
-            source = "time" if field.name == encoder.time else field.name
-            if source in stored.column_names:
-                column = stored.column(source)
-                if pa.types.is_dictionary(column.type):
-                    column = column.cast(column.type.value_type)
-                if field.name == encoder.time and pa.types.is_integer(field.type):
-                    column = column.cast(pa.timestamp("ns")).cast(pa.int64())
-                arrays.append(column.cast(field.type))
-            else:
-                arrays.append(pa.nulls(stored.num_rows, type=field.type))
-        encoded = encoder.encode(pa.Table.from_arrays(arrays, schema=table.schema))
+        encoded = encoder.encode(stored)
         return pa.concat_arrays(encoded.chunks) if encoded.chunks else None
 
     def split(self, encoder: LineEncoder, table: pa.Table, encoded: Encoded) -> tuple[Encoded, Encoded]:

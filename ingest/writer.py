@@ -85,10 +85,9 @@ class Writer:
         if failure is not None:
             raise failure
 
-    def close(self, *, drain: bool = True) -> None:
-        """Send what is pending and wait for the batches in flight (a failure among them is raised); with
-        `drain`, replay every sink's spool once more, retrying fully (the end of a command). The `run` loop does
-        not: its replay job retries on a schedule, so a dead database does not stall every job."""
+    def settle(self) -> None:
+        """Send what is pending and wait for the batches in flight: afterwards every line handed to this writer
+        is written, refused or in a spool (a failure among them is raised)."""
         self.flush()
         failure: Exception | None = None
         for sink in self.sinks:
@@ -98,6 +97,11 @@ class Writer:
                 failure = failure or exc
         if failure is not None:
             raise failure
+
+    def close(self, *, drain: bool = True) -> None:
+        """Settle; with `drain`, replay every sink's spool once more, retrying fully (the end of a command). The
+        `run` loop does not: its replay job retries on a schedule, so a dead database does not stall every job."""
+        self.settle()
         if not drain:
             return
         for sink in self.sinks:

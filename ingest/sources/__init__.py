@@ -24,7 +24,8 @@ class Chunk:
 
     `rows_read` counts the input records the chunk stands for, the rejected ones included. `rejects` are rows
     already found bad while parsing (line, reason, record); `lines` and `record` map a row of `table` back to
-    its input line and raw record, for rows the encoder rejects.
+    its input line and raw record, for rows the encoder rejects. `landed` lets a source keep a cursor that
+    never runs ahead of what is safe (see `pipeline.load`'s `checkpoint`).
     """
 
     table: pa.Table
@@ -34,3 +35,4 @@ class Chunk:
     rejects: list[tuple[int | None, str, object]] = field(default_factory=list)
     lines: Callable[[np.ndarray], np.ndarray] | None = None
     record: Callable[[int], object] | None = None
+    landed: Callable[[], None] | None = None  # called once this chunk and every one before it are written or spooled
