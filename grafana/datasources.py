@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
 from ingest.schema import TELEMETRY
-from plugins.stacklib.tables import FORECAST_DATABASE
+from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE
 
-__all__ = ["ALL", "FLUX", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_LANGUAGE", "SQL_TELEMETRY", "Datasource"]
+__all__ = ["ALL", "FLUX", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_LANGUAGE", "SQL_MONITORING", "SQL_TELEMETRY",
+           "Datasource"]
 
 # jsonData.version of the provisioned datasource: the query language it speaks.
 SQL_LANGUAGE, FLUX_LANGUAGE = "SQL", "Flux"
@@ -38,7 +39,9 @@ class Datasource:
 SQL_TELEMETRY = Datasource("influxdb3-sql", SQL_LANGUAGE, TELEMETRY)
 # InfluxDB 3 Core over Flight SQL, database `forecast`: the tables the Processing Engine plugins write.
 SQL_FORECAST = Datasource("influxdb3-sql-forecast", SQL_LANGUAGE, FORECAST_DATABASE)
+# InfluxDB 3 Core over Flight SQL, database `monitoring`: the host metrics (community system_metrics plugin).
+SQL_MONITORING = Datasource("influxdb3-sql-monitoring", SQL_LANGUAGE, HOST_DATABASE)
 # InfluxDB 2 over Flux; buckets are named in each query.
 FLUX = Datasource("influxdb2-flux", FLUX_LANGUAGE)
 
-ALL = (SQL_TELEMETRY, SQL_FORECAST, FLUX)
+ALL = (SQL_TELEMETRY, SQL_FORECAST, SQL_MONITORING, FLUX)

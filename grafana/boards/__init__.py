@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from grafana.boards import birds, forecast, health, sensors, statistics, weather
+from grafana.boards import birds, forecast, health, host, sensors, statistics, weather
 
 __all__ = ["BOARDS"]
 
 # In the order the README lists them.
-BOARDS = (birds, weather, sensors, forecast, statistics, health)
+BOARDS = (birds, weather, sensors, forecast, statistics, health, host)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "ANALYTICS_FIELDS", "ANALYTICS_PREFIX", "ANALYTICS_TAGS", "ENDPOINTS", "EVALUATION", "FORECAST",
-    "FORECAST_DATABASE", "RUN_WINDOW_NS", "SERIES", "STATISTICS", "WHOLE_TABLE_BUCKET", "TableSpec",
-    "analytics_table",
+    "FORECAST_DATABASE", "HOST_DATABASE", "HOST_TABLES", "RUN_WINDOW_NS", "SERIES", "STATISTICS",
+    "WHOLE_TABLE_BUCKET", "TableSpec", "analytics_table", "host_table",
 ]
 
-FLOAT, INT = "float64", "int64"
+FLOAT, INT, UINT = "float64", "int64", "uint64"
 
 # The InfluxDB 3 database that holds every table the plugins write (letters, digits, hyphens).
 FORECAST_DATABASE = "forecast"
@@ -103,3 +103,61 @@ ENDPOINTS = {
     "example_http": "example-hello",
     "packages_check": "packages-check",
 }
+
+
+# ---- Host metrics: written by a community plugin, not ours --------------------------------------------------------
+# The system_metrics plugin of InfluxData's plugin repository (trigger `system-metrics`, plugin
+# gh:influxdata/system_metrics/system_metrics.py, fetched by the server from INFLUXDB3_PLUGIN_REPO, pinned to a
+# commit in docker-compose.yml). Names are those of its README ("Measurements and Fields") at that commit, types
+# those its code writes (`_float_fields` / `_uint_fields`; the same on a real InfluxDB 3 server). The tables are
+# provisioned up front, so the Host dashboard says "no data" rather than "table not found" when the plugin could
+# not be downloaded.
+HOST_DATABASE = "monitoring"
+_CPU_SHARES = tuple((name, FLOAT) for name in ("user", "system", "idle", "iowait", "nice", "irq", "softirq", "steal",
+                                               "guest", "guest_nice"))
+_FREQUENCY = tuple((name, FLOAT) for name in ("frequency_current", "frequency_min", "frequency_max"))
+HOST_TABLES = (
+    TableSpec("system_cpu", ("host", "cpu"),
+              (*_CPU_SHARES, *_FREQUENCY, ("ctx_switches", UINT), ("interrupts", UINT), ("soft_interrupts", UINT),
+               ("syscalls", UINT), ("load1", FLOAT), ("load5", FLOAT), ("load15", FLOAT)),
+              "Whole-machine CPU: state shares (%) since the previous run, load averages, counters; cpu=total."),
+    TableSpec("system_cpu_cores", ("host", "core"), (("usage", FLOAT), *_CPU_SHARES, *_FREQUENCY),
+              "Per core: busy share (%) and state shares since the previous run."),
+    TableSpec("system_memory", ("host",),
+              (*((name, UINT) for name in ("total", "available", "used", "free", "active", "inactive", "buffers",
+                                           "cached", "shared", "slab")), ("percent", FLOAT)),
+              "Memory in bytes; percent used."),
+    TableSpec("system_swap", ("host",),
+              (*((name, UINT) for name in ("total", "used", "free")), ("percent", FLOAT), ("sin", UINT),
+               ("sout", UINT)),
+              "Swap in bytes; percent used; bytes swapped in and out."),
+    TableSpec("system_memory_faults", ("host",),
+              tuple((name, UINT) for name in ("page_faults", "major_faults", "minor_faults", "rss", "vms", "dirty",
+                                               "uss", "pss")),
+              "Page faults and memory of the engine's own process."),
+    TableSpec("system_disk_usage", ("host", "device", "mountpoint", "fstype"),
+              (("total", UINT), ("used", UINT), ("free", UINT), ("percent", FLOAT)),
+              "Per mounted partition: bytes and percent used."),
+    TableSpec("system_disk_io", ("host", "device"),
+              tuple((name, UINT) for name in ("reads", "writes", "read_bytes", "write_bytes", "read_time",
+                                               "write_time", "busy_time", "read_merged_count", "write_merged_count")),
+              "Per device: cumulative I/O counters."),
+    TableSpec("system_disk_performance", ("host", "device"),
+              tuple((name, FLOAT) for name in ("read_bytes_per_sec", "write_bytes_per_sec", "read_iops",
+                                                "write_iops", "avg_read_latency_ms", "avg_write_latency_ms",
+                                                "util_percent")),
+              "Per device: I/O rates since the previous run."),
+    TableSpec("system_network", ("host", "interface"),
+              tuple((name, UINT) for name in ("bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "errin",
+                                               "errout", "dropin", "dropout")),
+              "Per interface: cumulative traffic and error counters."),
+)
+
+
+def host_table(name: str) -> TableSpec:
+    """A host-metrics table by name; KeyError names the known ones."""
+    for spec in HOST_TABLES:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"plugins/stacklib/tables.py: no host table {name!r} (tables: "
+                   f"{', '.join(spec.name for spec in HOST_TABLES)})")

@@ -41,11 +41,13 @@ def parse_duration_ns(text: str) -> int:
         if pos >= size:
             break
         start = pos
-        while pos < size and text[pos].isdigit():
+        # The number: digits, with whitespace anywhere among them skipped ("1 year" is 1 year, as the server's
+        # own parse_duration("1 year") in trigger.rs needs; humantime 2.x Parser::parse).
+        while pos < size and (text[pos].isdigit() or text[pos].isspace()):
             pos += 1
         if start == pos:
             raise DurationError(f"expected number at {start}")
-        number = int(text[start:pos])
+        number = int("".join(text[start:pos].split()))
         unit_start = pos
         while pos < size and text[pos].isalpha():
             pos += 1

@@ -19,12 +19,12 @@ import yaml
 
 from ingest.schema import BIRD_FIXES, SENSORS, TELEMETRY, WEATHER
 from ingest.sources.weather import OPEN_METEO_VARIABLES
-from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, SERIES
+from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, HOST_TABLES, SERIES, UINT
 from tests.engine import PLUGIN_DIR, LocalEngine
 
 __all__ = [
-    "StackData", "bird_fixes", "build", "movebank_csv", "open_meteo_hourly", "sensor_rows", "series_lines",
-    "weather_rows",
+    "StackData", "bird_fixes", "build", "host_lines", "movebank_csv", "open_meteo_hourly", "sensor_rows",
+    "series_lines", "weather_rows",
 ]
 
 HOUR = timedelta(hours=1)
@@ -143,6 +143,53 @@ def series_lines(now: datetime, rng: np.random.Generator, name: str) -> list[str
                                                                                                  strict=True)]
 
 
+# Tag values of the host-metrics series, as the system_metrics plugin writes them (per core, mount, device, NIC).
+HOST_SERIES = {"cpu": ["total"], "core": ["0", "1"], "device": ["sda", "sdb"], "mountpoint": ["/", "/var/lib"],
+               "fstype": ["ext4"], "interface": ["eth0", "lo"]}
+# Cumulative counters (the plugin writes psutil's running totals): they grow between samples, one resets once.
+COUNTERS = {"ctx_switches", "interrupts", "soft_interrupts", "syscalls", "sin", "sout", "page_faults",
+            "major_faults", "minor_faults", "reads", "writes", "read_bytes", "write_bytes", "read_time", "write_time",
+            "busy_time", "read_merged_count", "write_merged_count", "bytes_sent", "bytes_recv", "packets_sent",
+            "packets_recv", "errin", "errout", "dropin", "dropout"}
+
+
+def _host_series(tags: tuple[str, ...]) -> list[dict[str, str]]:
+    """The tag sets of one host table: every combination of its tags' values (each mount on one device)."""
+    combos: list[dict[str, str]] = [{}]
+    for tag in tags:
+        if tag == "host":
+            continue
+        combos = [{**combo, tag: value} for combo in combos for value in HOST_SERIES[tag]]
+    return [combo for combo in combos if HOST_SERIES["mountpoint"].index(combo.get("mountpoint", "/"))
+            == HOST_SERIES["device"].index(combo.get("device", "sda"))] if "mountpoint" in tags else combos
+
+
+def host_lines(now: datetime, rng: np.random.Generator, host: str = "stack") -> list[str]:
+    """Six hours of the system_metrics plugin's writes every 30 s: each table of HOST_TABLES with its tags and
+    typed fields (uint64 as `123u`, as the plugin's LineBuilder writes them), percentages in 0..100, cumulative
+    counters that grow and reset once half-way."""
+    stamps = pd.date_range(end=now - timedelta(seconds=30), periods=720, freq="30s").as_unit("ns").asi8
+    lines = []
+    for spec in HOST_TABLES:
+        for combo in _host_series(spec.tags):
+            tags = ",".join(f"{key}={value}" for key, value in {"host": host, **combo}.items())
+            columns = {}
+            for name, kind in spec.fields:
+                if kind != UINT:
+                    columns[name] = [repr(float(v)) for v in np.round(rng.uniform(0, 100, len(stamps)), 1)]
+                    continue
+                if name in COUNTERS:
+                    values = np.cumsum(rng.integers(0, 5_000, len(stamps)))
+                    values[len(values) // 2:] -= values[len(values) // 2]
+                else:
+                    values = rng.integers(1 << 30, 1 << 34, len(stamps))
+                columns[name] = [f"{int(v)}u" for v in values]
+            for index, stamp in enumerate(stamps):
+                fields = ",".join(f"{name}={values[index]}" for name, values in columns.items())
+                lines.append(f"{spec.name},{tags} {fields} {stamp}")
+    return lines
+
+
 def movebank_csv(frame: pd.DataFrame, path: Path) -> None:
     """The fixes as a Movebank website export (hyphenated headers, quoted strings, UTC without a zone)."""
     lat, lon = BIRD_FIXES.field_names[:2]
@@ -194,4 +241,6 @@ def build(now: datetime | None = None, seed: int = 11) -> StackData:
         engine.run_schedule(_plugin(forecast_trigger), FORECAST_DATABASE, call,
                             args=forecast_trigger.get("arguments"), trigger=forecast_trigger["name"]).raise_for_error()
     runs = [row["run"] for row in engine.query(FORECAST_DATABASE, f"SELECT run FROM {EVALUATION.name} ORDER BY time")]
+    engine.create_database(HOST_DATABASE)
+    engine.write(HOST_DATABASE, host_lines(moment, rng))
     return StackData(engine, moment, birds, weather, sensors, series, runs)

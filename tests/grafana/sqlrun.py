@@ -19,7 +19,16 @@ from datafusion import SessionConfig, SessionContext
 
 from backup import metrics as backup_metrics
 from ingest.schema import MEASUREMENTS, MONITORING, TELEMETRY
-from plugins.stacklib.tables import EVALUATION, FORECAST, FORECAST_DATABASE, SERIES, TableSpec, analytics_table
+from plugins.stacklib.tables import (
+    EVALUATION,
+    FORECAST,
+    FORECAST_DATABASE,
+    HOST_DATABASE,
+    HOST_TABLES,
+    SERIES,
+    TableSpec,
+    analytics_table,
+)
 from tests.engine import PLUGIN_DIR
 from tests.engine.store import Database
 
@@ -93,6 +102,8 @@ def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
     specs: list[TableSpec] = [SERIES, FORECAST, EVALUATION, *(analytics_table(name) for name in statistics_sources())]
     for spec in specs:
         tables[FORECAST_DATABASE][spec.name] = _schema(spec.tags, spec.field_types)
+    for spec in HOST_TABLES:  # the community system_metrics plugin's tables, as its README declares them
+        tables.setdefault(HOST_DATABASE, {})[spec.name] = _schema(spec.tags, spec.field_types)
     return tables
 
 

@@ -54,7 +54,7 @@ def test_uids_are_unique_stable_and_name_the_files():
     again = generate.generated()
     assert again == generate.generated(), "generating twice must give the same bytes"
     uids = [module.UID for module in BOARD_MODULES]
-    assert len(set(uids)) == len(uids) == 6
+    assert len(set(uids)) == len(uids) == 7
     assert sorted(BOARDS) == sorted(uids)
     for uid, board in BOARDS.items():
         assert board["uid"] == uid and re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", uid), uid

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from grafana.boards.weather import WIND_DIRECTION
 from grafana.datasources import SQL_LANGUAGE
 from ingest.schema import BIRD_FIXES, SENSORS
+from plugins.stacklib.tables import HOST_DATABASE
 from tests.grafana.dashboards import (
     Query,
     Variable,
@@ -169,3 +171,21 @@ def test_forecast_panel_shows_the_series_and_the_latest_runs_band(stack_data):
     assert (forecast["forecast"] <= forecast["upper"]).all()
     runs = result(stack_data, "forecast", "Latest runs").to_pandas()
     assert list(runs["run"]) == stack_data.runs[::-1]
+
+
+def test_network_traffic_is_the_rate_between_samples_without_the_step_of_a_counter_reset(stack_data):
+    table = result(stack_data, "host", "Network traffic").to_pandas()
+    raw = pd.DataFrame(stack_data.engine.query(HOST_DATABASE, "SELECT time, interface, bytes_recv FROM system_network "
+                                                              "ORDER BY interface, time"))
+    raw["time"] = pd.to_datetime(raw["time"])
+    grouped = raw.groupby("interface")
+    raw["rate"] = grouped["bytes_recv"].diff().astype(float) / grouped["time"].diff().dt.total_seconds()
+    assert (raw["rate"] < 0).sum() == 2, "the data must hold one counter reset per interface"
+    width = pd.Timedelta(np.diff(np.unique(table["time"])).min())
+    raw["bin"] = raw["time"].dt.floor(width)
+    expected = raw[raw["rate"] >= 0].groupby(["bin", "interface"])["rate"].mean()
+    got = table.set_index(["time", "interface"])["received"].dropna()
+    assert (got >= 0).all() and len(got) >= len(expected) - 2
+    common = got.index.intersection(expected.index)
+    assert len(common) >= len(expected) - 2
+    assert got[common].to_numpy() == pytest.approx(expected[common].to_numpy())

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.ingest.formats import movebank_csv, movebank_row
+from tests.integration.plugin_repo import PluginRepository
 from tests.integration.stacks import Stack, wait_for
 from tests.integration.stacks.docker import DockerStack, docker_problem
 from tests.integration.stacks.native import NativeStack, find_binaries, free_port
@@ -69,7 +70,19 @@ def write_env(folder: Path, overrides: dict[str, str]) -> tuple[Path, dict[str, 
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def plugin_repository() -> Iterator[PluginRepository | None]:
+    """The `gh:` plugin repository of a native stack (loopback: no GitHub here); None under Docker, whose
+    InfluxDB 3 downloads from the pinned community repository as a user's does."""
+    kind, _ = choose_provider()
+    if kind != "native":
+        yield None
+        return
+    with PluginRepository() as repository:
+        yield repository
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, plugin_repository: PluginRepository | None) -> Iterator[Stack]:
     """The whole stack, up and healthy, with provisioning finished."""
     kind, reason = choose_provider()
     if kind is None:
@@ -89,6 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         overrides.update({"INFLUXDB2_PORT": str(free_port()), "INFLUXDB3_PORT": str(free_port()),
                           "GRAFANA_PORT": str(free_port()), "MOVEBANK_SOURCES": str(birds),
                           "INGEST_RUN_JOBS": "birds,sensors"})
+        if plugin_repository is not None:
+            overrides["INFLUXDB3_PLUGIN_REPO"] = plugin_repository.url
         if binaries.grafana is None:
             overrides["BACKUP_STORES"] = "influxdb2,influxdb3"
         env_file, env = write_env(folder, overrides)

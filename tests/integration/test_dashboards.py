@@ -31,7 +31,7 @@ from grafana import datasources
 from grafana.boards import BOARDS as BOARD_MODULES
 from grafana.panels import FOLDER_TAG
 from ingest.schema import INGEST_RUNS, SENSORS
-from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, analytics_table
+from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, analytics_table, host_table
 from tests.grafana.chromium import Chromium
 from tests.grafana.dashboards import (
     Variable,
@@ -51,6 +51,7 @@ from tests.support.paths import REPO
 pytestmark = pytest.mark.integration
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
+NETWORK = host_table("system_network")
 SERIES = "dash-series"
 BOARDS = boards()
 
@@ -121,6 +122,9 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:
     statistics = analytics_table(SENSORS.name).name
     wait_for("sensor statistics", lambda: stack.sql(FORECAST_DATABASE,
                                               f"SELECT count(*) AS n FROM {statistics}")[0]["n"] > 0)
+    # The host metrics trigger runs every 30 s; rates need two samples.
+    wait_for("two host-metrics samples", lambda: stack.sql(
+        HOST_DATABASE, f"SELECT count(DISTINCT time) AS n FROM {NETWORK.name}")[0]["n"] >= 2, timeout=150)
     return datetime.now(UTC)
 
 

@@ -15,6 +15,7 @@ import pytest
 import requests
 import yaml
 
+from plugins.stacklib.tables import HOST_TABLES
 from tests.engine import PLUGIN_DIR
 from tests.integration.conftest import wait_for
 from tests.plugins.conftest import daily_series, series_csv
@@ -78,3 +79,21 @@ def test_load_forecast_and_chart_in_the_stack(stack, temporary_triggers, tmp_pat
     chart = stack.engine("peyton-chart", series=SERIES)
     assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("text/html")
     assert "plotly" in chart.text.lower() and "forecast run " in chart.text
+
+
+def test_the_host_metrics_plugin_is_downloaded_by_the_server_and_writes(stack, plugin_repository):
+    """The `gh:` trigger of plugins/provision.yaml: created by influxdb3-init, its plugin fetched by InfluxDB 3
+    itself from INFLUXDB3_PLUGIN_REPO (the test's loopback repository natively, the pinned community repository
+    under Docker), run every 30 s, its rows in the host tables."""
+    trigger = next(t for t in PROVISION["triggers"] if str(t["plugin"]).startswith("gh:"))
+    rows = {row["trigger_name"]: row for row in stack.sql(
+        trigger["database"], "SELECT trigger_name, plugin_filename, disabled FROM system.processing_engine_triggers")}
+    assert rows[trigger["name"]]["plugin_filename"] == trigger["plugin"]
+    assert not rows[trigger["name"]]["disabled"]
+    if plugin_repository is not None:
+        assert plugin_repository.downloads() >= 1
+    for table in HOST_TABLES:
+        found = wait_for(f"rows in {trigger['database']}.{table.name}", lambda table=table: stack.sql(
+            trigger["database"], f"SELECT count(*) AS n FROM {table.name} WHERE host = "
+                                 f"'{trigger['arguments']['hostname']}'")[0]["n"], timeout=120)
+        assert found > 0

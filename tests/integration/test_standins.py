@@ -22,7 +22,7 @@ from tests.integration.stacks import wait_for
 from tests.integration.stacks.native import Process, binary, free_port
 from tests.support.influxdb2 import InfluxDB2
 from tests.support.influxdb3 import InfluxDB3, serve
-from tests.support.recorder import RecordingServer
+from tests.support.recorder import Recorded, RecordingServer, Reply
 
 pytestmark = pytest.mark.integration
 
@@ -166,7 +166,19 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def influxdb3(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path) -> Iterator[str]:
+def plugin_repo() -> Iterator[str]:
+    """A `gh:` plugin repository on loopback (--plugin-repo): the echo plugin at conform/echo.py, else 404."""
+    def answer(request: Recorded) -> Reply:
+        if request.method == "GET" and request.path == "/conform/echo.py":
+            return Reply(200, PLUGIN.encode(), {"Content-Type": "text/plain; charset=utf-8"})
+        return Reply(404, b"404: Not Found", {"Content-Type": "text/plain; charset=utf-8"})
+
+    with RecordingServer(answer) as server:
+        yield server.url + "/"
+
+
+@pytest.fixture(scope="module")
+def influxdb3(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path, plugin_repo: str) -> Iterator[str]:
     """A fresh `influxdb3 serve` with an offline admin token, --disable-authz health,ping, the test's plugins."""
     binary3 = _binary("INFLUXDB3_BIN", "influxdb3")
     folder = tmp_path_factory.mktemp("influxdb3")
@@ -178,7 +190,7 @@ def influxdb3(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path) -> Ite
                                    f"--data-dir={folder / 'data'}", f"--plugin-dir={plugin_dir}",
                                    f"--virtual-env-location={folder / 'venv'}", f"--admin-token-file={token_file}",
                                    "--disable-authz=health,ping", "--disable-telemetry-upload",
-                                   f"--http-bind=127.0.0.1:{port}"],
+                                   f"--plugin-repo={plugin_repo}", f"--http-bind=127.0.0.1:{port}"],
                      {"PATH": os.environ.get("PATH", "")}, folder / "influxdb3.log")
     server.start()
     url = f"http://127.0.0.1:{port}"
@@ -190,8 +202,8 @@ def influxdb3(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path) -> Ite
 
 
 @pytest.fixture(scope="module")
-def influxdb3_standin(plugin_dir: Path) -> Iterator[str]:
-    core = InfluxDB3(LocalEngine(plugin_dir=plugin_dir), token=TOKEN3)
+def influxdb3_standin(plugin_dir: Path, plugin_repo: str) -> Iterator[str]:
+    core = InfluxDB3(LocalEngine(plugin_dir=plugin_dir), token=TOKEN3, plugin_repo=plugin_repo)
     with serve(core) as server:
         yield server.url
 
@@ -238,6 +250,12 @@ INFLUXDB3_EXCHANGES: list[tuple[str, Exchange]] = [
     ("a trigger on a missing plugin", lambda url: requests.post(
         f"{url}/api/v3/configure/processing_engine_trigger", headers=AUTH3, timeout=30,
         json=_trigger("lost", "missing.py", "request:lost"))),
+    ("a gh: plugin the repository does not have", lambda url: requests.post(
+        f"{url}/api/v3/configure/processing_engine_trigger", headers=AUTH3, timeout=30,
+        json=_trigger("gone", "gh:conform/gone.py", "every:1h"))),
+    ("a gh: plugin the repository has", lambda url: requests.post(
+        f"{url}/api/v3/configure/processing_engine_trigger", headers=AUTH3, timeout=30,
+        json=_trigger("fetched", "gh:conform/echo.py", "every:1h"))),
     ("a request trigger", lambda url: requests.post(
         f"{url}/api/v3/configure/processing_engine_trigger", headers=AUTH3, timeout=30,
         json=_trigger("echo", "echo.py", "request:echo"))),

@@ -29,7 +29,8 @@ def by_uid() -> dict[str, dict]:
 def test_influxdb_datasources_with_unique_pinned_uids():
     sources = datasources()
     uids = [s["uid"] for s in sources]
-    assert sorted(uids) == ["influxdb2-flux", "influxdb3-influxql", "influxdb3-sql", "influxdb3-sql-forecast"]
+    assert sorted(uids) == ["influxdb2-flux", "influxdb3-influxql", "influxdb3-sql", "influxdb3-sql-forecast",
+                            "influxdb3-sql-monitoring"]
     assert len({s["name"] for s in sources}) == len(sources)
     assert sum(1 for s in sources if s.get("isDefault")) == 1
     assert all(s["type"] == "influxdb" and s["access"] == "proxy" and s["editable"] is False for s in sources)
@@ -54,9 +55,10 @@ def test_query_languages_and_targets(env_file: Path):
     assert sources["influxdb3-sql"]["jsonData"]["insecureGrpc"] is True  # no TLS inside the stack network
     assert as_grafana_reads(sources["influxdb3-sql"]["url"], environment) == "http://influxdb3:8181"
     # The plugins' tables live in their own database, which SQL mode can only reach through its own datasource.
-    from plugins.stacklib.tables import FORECAST_DATABASE
+    from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE
 
     assert sources["influxdb3-sql-forecast"]["jsonData"]["dbName"] == FORECAST_DATABASE
+    assert sources["influxdb3-sql-monitoring"]["jsonData"]["dbName"] == HOST_DATABASE
     influxql = sources["influxdb3-influxql"]
     assert influxql["jsonData"]["version"] == "InfluxQL"
     assert as_grafana_reads(influxql["url"], environment) == "http://influxdb3:8181"

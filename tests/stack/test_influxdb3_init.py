@@ -530,3 +530,108 @@ def test_trigger_arguments_survive_as_strings(provision_file: Path):
     spec = load_provision(provision_file)
     body = spec.triggers[0].request_body()
     assert json.loads(json.dumps(body))["trigger_arguments"] == {"window": "1h", "enabled": "true", "limit": "10"}
+
+
+# ---- community plugins (gh:) ------------------------------------------------------------------------------------
+COMMUNITY = PROVISION + """  - name: host-metrics
+    database: telemetry
+    plugin: gh:influxdata/system_metrics/system_metrics.py
+    spec: "every:30s"
+    arguments: {hostname: stack}
+    packages: [psutil==7.2.2, influxdata-plugin-utils==0.3.1]
+"""
+COMMUNITY_CODE = "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    pass\n"
+
+
+class PluginRepo:
+    """A plugin repository over HTTP, as raw.githubusercontent.com serves one: the file, or 404."""
+
+    def __init__(self, files: dict[str, str]):
+        self.files = files
+
+    def __call__(self, request: Recorded) -> Reply:
+        path = request.path.removeprefix("/pinned/")
+        if request.method == "GET" and path in self.files:
+            return Reply(200, self.files[path].encode(), {"Content-Type": "text/plain; charset=utf-8"})
+        return Reply(404, b"404: Not Found")
+
+
+def community_core(folder: Path, repo_url: str) -> FakeCore:
+    core = FakeCore(folder, installable={"prophet": "1.5.0", "plotly": "7.1.0", "psutil": "7.2.2",
+                                         "influxdata-plugin-utils": "0.3.1"})
+    core.server.plugin_repo = repo_url
+    return core
+
+
+def test_a_community_plugin_is_created_from_the_plugin_repository_with_its_packages(tmp_path: Path, capsys):
+    path = write_plugins(tmp_path, COMMUNITY)
+    with RecordingServer(PluginRepo({"influxdata/system_metrics/system_metrics.py": COMMUNITY_CODE})) as repo:
+        pinned = f"{repo.url}/pinned/"
+        core = community_core(tmp_path, pinned)
+        with RecordingServer(core) as server:
+            assert run_init(server, path, INFLUXDB3_PLUGIN_REPO=pinned) == 0
+    assert core.triggers[("telemetry", "host-metrics")] is True
+    created = [r.json() for r in server.matching("POST", "/api/v3/configure/processing_engine_trigger")]
+    assert created[-1] == {
+        "db": "telemetry", "plugin_filename": "gh:influxdata/system_metrics/system_metrics.py",
+        "trigger_name": "host-metrics", "trigger_specification": "every:30s", "disabled": False,
+        "trigger_settings": {"run_async": False, "error_behavior": "log"}, "trigger_arguments": {"hostname": "stack"}}
+    # The server downloaded it (the URL joined as lib.rs joins it), and the plugin's packages were installed and
+    # checked with the others.
+    assert core.server.downloads == [f"{pinned}influxdata/system_metrics/system_metrics.py"]
+    assert core.packages == ["prophet==1.5.0", "plotly==7.1.0", "psutil==7.2.2", "influxdata-plugin-utils==0.3.1"]
+    assert f"from {pinned}influxdata/system_metrics/system_metrics.py" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["404", "no connection"])
+def test_a_community_plugin_the_server_cannot_download_is_one_warning_and_init_goes_on(tmp_path: Path, capsys,
+                                                                                        reachable: bool):
+    path = write_plugins(tmp_path, COMMUNITY)
+    with RecordingServer(PluginRepo({})) as repo:
+        url = repo.url if reachable else f"http://127.0.0.1:{_closed_port()}"
+        core = community_core(tmp_path, url)
+        with RecordingServer(core) as server:
+            assert run_init(server, path, INFLUXDB3_PLUGIN_REPO=url) == 0
+            assert run_init(server, path, INFLUXDB3_PLUGIN_REPO=url) == 0  # tried again on the next start
+    assert ("telemetry", "host-metrics") not in core.triggers
+    assert core.triggers[("telemetry", "sensors-statistics")] is True
+    tries = [r for r in server.matching("POST", "/api/v3/configure/processing_engine_trigger")
+             if r.json()["trigger_name"] == "host-metrics"]
+    assert len(tries) == 2  # one per run: a download failure is not retried with backoff
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "host-metrics not created" in line]
+    assert len(warnings) == 2
+    expected = "404 Not Found" if reachable else "error getting plugin from repository"
+    assert f"{url}/influxdata/system_metrics/system_metrics.py" in warnings[0] and expected in warnings[0]
+    assert "INFLUXDB3_PLUGIN_REPO" in warnings[0] and "provisioning finished" not in warnings[0]
+
+
+@pytest.mark.parametrize("plugin, problem", [
+    ("gh:influxdata/system_metrics/", "must be gh:<path to a .py file"),
+    ("gh:../system_metrics.py", "must be gh:<path to a .py file"),
+    ("gh:/etc/passwd.py", "must be gh:<path to a .py file"),
+])
+def test_a_community_plugin_reference_is_checked_for_form(tmp_path: Path, plugin: str, problem: str):
+    path = write_plugins(tmp_path, COMMUNITY.replace("gh:influxdata/system_metrics/system_metrics.py", plugin))
+    with pytest.raises(SpecError) as raised:
+        load_provision(path)
+    assert any(problem in p for p in raised.value.problems), raised.value.problems
+
+
+@pytest.mark.parametrize("packages, problem", [
+    ("[psutil>=7]", "'psutil>=7' are not pinned"),
+    ("[prophet==1.4.0]", "prophet is pinned twice: prophet==1.5.0 and prophet==1.4.0"),
+    ("psutil==7.2.2", "packages must be a list"),
+])
+def test_a_community_plugins_packages_are_pinned_once(tmp_path: Path, packages: str, problem: str):
+    path = write_plugins(tmp_path, COMMUNITY.replace("[psutil==7.2.2, influxdata-plugin-utils==0.3.1]", packages))
+    with pytest.raises(SpecError) as raised:
+        load_provision(path)
+    assert any(problem in p for p in raised.value.problems), raised.value.problems
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

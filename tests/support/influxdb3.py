@@ -35,6 +35,7 @@ import base64
 import binascii
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import re
@@ -42,12 +43,14 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from tests.engine import PLUGIN_DIR, LocalEngine, PackageEnvironment, PluginRun
 from tests.engine.humantime import DurationError, parse_duration_ns
@@ -332,7 +335,7 @@ class InfluxDB3:
     def __init__(self, engine: LocalEngine | None = None, *, token: str = DEFAULT_TOKEN,
                  plugin_dir: Path | None = None, disable_authz: tuple[str, ...] = ("health", "ping"),
                  without_auth: bool = False, installable: Mapping[str, Any] | None = None,
-                 max_request_bytes: int = MAX_REQUEST_BYTES, version: str = VERSION):
+                 max_request_bytes: int = MAX_REQUEST_BYTES, version: str = VERSION, plugin_repo: str | None = None):
         if engine is None:
             engine = LocalEngine(plugin_dir=plugin_dir or PLUGIN_DIR, packages=PackageEnvironment(installable))
         elif engine.packages is None:
@@ -343,6 +346,8 @@ class InfluxDB3:
         self.open_paths = {path for resource in disable_authz for path in _AUTHZ_PATHS[resource]}
         self.max_request_bytes = max_request_bytes
         self.version = version
+        self.plugin_repo = plugin_repo  # --plugin-repo
+        self.downloads: list[str] = []  # every URL a gh: plugin was fetched from
         self.process_id = str(uuid.uuid4())
         self.triggers: dict[tuple[str, str], Trigger] = {}
         self.request_paths: dict[str, tuple[str, str]] = {}  # lib.rs PluginChannels.request_paths
@@ -722,6 +727,18 @@ class InfluxDB3:
             "argument_value": pa.array([row[2] for row in arguments], pa.utf8()),
         }))
         self.engine.refresh_parquet_files_table(db)
+        if database == INTERNAL_DATABASE:
+            # tokens.rs, in `_internal` only: the admin token from --admin-token-file (named _admin by
+            # influxdb3-prepare); `hash` is the first 9 hex digits of the SHA-512 the catalog keeps (seen the same
+            # on a real v3.6.0), permissions always "*:*:*" in Core.
+            db.set_system_table("tokens", pa.table({
+                "token_id": pa.array([0], pa.uint64()), "name": pa.array(["_admin"], pa.utf8()),
+                "hash": pa.array([hashlib.sha512(self.token.encode()).hexdigest()[:9]], pa.utf8()),
+                "created_at": pa.array([0], pa.timestamp("ms")), "description": pa.array([None], pa.utf8()),
+                "created_by_token_id": pa.array([None], pa.uint64()),
+                "updated_at": pa.array([None], pa.timestamp("ms")),
+                "updated_by_token_id": pa.array([None], pa.uint64()), "expiry": pa.array([None], pa.timestamp("ms")),
+                "permissions": pa.array(["*:*:*"], pa.utf8())}))
 
     def _check_system_panics(self, db: Any, sql: str) -> None:
         """parquet_files.rs: with `table_name = '<name>'` pushed down, the scan looks the table up with
@@ -756,13 +773,36 @@ class InfluxDB3:
         """lib.rs `read_plugin_code` (via `validate_plugin_filename`): PluginError::ReadPluginError or PathTraversal,
         answered as `Plugin error: ...` with a 500."""
         if name.startswith("gh:"):
-            return _Http(501, "gh: plugins: not modelled by the stand-in")
+            return self._download_plugin(name)
         try:
             resolve_plugin(self.engine.plugin_dir, name)
         except PluginLoadError as exc:
             text = str(exc)
             prefix = "" if text.startswith("Path traversal") else "reading plugin file: "
             return _text(500, f"Plugin error: {prefix}{text}")
+        return None
+
+    def _download_plugin(self, name: str) -> _Http | None:
+        """lib.rs `read_plugin_code` for `gh:<path>`: GET <--plugin-repo or the community repository's main
+        branch> + path (a "/" between unless the repository ends with one), once per call, no retry; a failed
+        connection is `.context("error getting plugin from repository")` (anyhow: only that text shows), a non-2xx
+        answer PluginError::FetchingFromRepository "error fetching plugin from repository: {status} {url}" with
+        reqwest's StatusCode display ("404 Not Found"); both reach the client as http.rs `Plugin error: ...`, 500."""
+        repo = self.plugin_repo or "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"
+        path = name.removeprefix("gh:")
+        url = f"{repo}{path}" if repo.endswith("/") else f"{repo}/{path}"
+        self.downloads.append(url)
+        try:
+            answer = requests.get(url, timeout=10)
+        except requests.RequestException:
+            return _text(500, "Plugin error: error getting plugin from repository")
+        if not 200 <= answer.status_code < 300:
+            try:
+                reason = HTTPStatus(answer.status_code).phrase
+            except ValueError:
+                reason = "<unknown status code>"
+            return _text(500, f"Plugin error: error fetching plugin from repository: {answer.status_code} {reason} "
+                              f"{url}")
         return None
 
     def _create_trigger(self, request: Recorded) -> tuple[int, Any, dict[str, str], bool]:

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     CREATED = "created"
     EXISTS = "exists"
     DONE = "done"
+    SKIPPED = "skipped"
 
 
 _AUTH_HINT = ("InfluxDB 3 rejected the admin token (HTTP {status}). The server keeps the token it was first "
@@ -112,9 +113,10 @@ class InfluxDB3Admin:
                              "install plugin packages", json_body={"packages": packages},
                              timeout=self.install_timeout)[0]
 
-    def create_trigger(self, body: dict[str, Any]) -> Outcome:
+    def create_trigger(self, body: dict[str, Any], *, retry: bool = True) -> Outcome:
         return self._request("POST", "/api/v3/configure/processing_engine_trigger",
-                             f"create trigger {body['trigger_name']}", json_body=body, exists=(409,))[0]
+                             f"create trigger {body['trigger_name']}", json_body=body, exists=(409,),
+                             retry=retry)[0]
 
     def enable_trigger(self, db: str, name: str) -> Outcome:
         return self._request("POST", "/api/v3/configure/processing_engine_trigger/enable", f"enable trigger {name}",

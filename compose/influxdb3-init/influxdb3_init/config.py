@@ -20,6 +20,7 @@ class InitConfig:
     retry_attempts: int
     bootstrap_timeout: float
     recreate_triggers: bool
+    plugin_repo: str | None = None
 
     @classmethod
     def from_env(cls, env: Env, *, need_token: bool = True) -> InitConfig:
@@ -35,6 +36,8 @@ class InitConfig:
             bootstrap_timeout=(env.duration("BOOTSTRAP_TIMEOUT", "10m") or timedelta(minutes=10)).total_seconds(),
             retry_attempts=env.int("INFLUXDB3_RETRY_ATTEMPTS", 6, min=1, max=100) or 6,
             recreate_triggers=bool(env.bool("PROVISION_RECREATE_TRIGGERS", False)),
+            # The server's own --plugin-repo variable: init only names the URL a gh: plugin is fetched from.
+            plugin_repo=env.str("INFLUXDB3_PLUGIN_REPO", None) or None,
         )
         env.finish()
         return config

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from influxdb3_init.client import InfluxDB3Admin, Outcome, ProvisionError
-from influxdb3_init.spec import CORE_DATABASE_LIMIT, Provision, Trigger
+from influxdb3_init.spec import CORE_DATABASE_LIMIT, Provision, Trigger, plugin_url
 
 __all__ = ["Summary", "provision"]
 
@@ -84,7 +84,7 @@ def _bootstrap(spec: Provision, admin: InfluxDB3Admin, timeout: float, summary: 
 
 
 def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool = False,
-              bootstrap_timeout: float = 600.0) -> Summary:
+              bootstrap_timeout: float = 600.0, plugin_repo: str | None = None) -> Summary:
     summary = Summary()
     admin.wait_healthy()
     existing = admin.list_databases()
@@ -120,19 +120,46 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
     for trigger in spec.triggers:
         if trigger is checked:
             continue
-        _create_trigger(admin, trigger, recreate_triggers, summary, present[trigger.database])
+        _create_trigger(admin, trigger, recreate_triggers, summary, present[trigger.database], plugin_repo)
     _bootstrap(spec, admin, bootstrap_timeout, summary)
     return summary
 
 
+def _create_community(admin: InfluxDB3Admin, trigger: Trigger, repo: str | None) -> Outcome:
+    """Create a `gh:` trigger; SKIPPED when the server could not download its plugin. The server fetches it once,
+    answering 500 "Plugin error: error getting plugin from repository" (no connection) or "... error fetching
+    plugin from repository: <status> <url>" (lib.rs `read_plugin_code`, http.rs, v3.10.1): the stack works
+    without it, so that is one warning, not a failed start."""
+    url = plugin_url(trigger.plugin, repo)
+    try:
+        outcome = admin.create_trigger(trigger.request_body(), retry=False)
+    except ProvisionError as exc:
+        if "from repository" not in str(exc):
+            raise
+        log.warning("trigger %s not created: InfluxDB 3 could not download %s from %s (%s). The stack runs without "
+                    "it. Give the influxdb3 container access to that address, or set INFLUXDB3_PLUGIN_REPO to a "
+                    "mirror that serves the file, then run `docker compose up influxdb3-init`",
+                    trigger.name, trigger.plugin, url, exc)
+        return Outcome.SKIPPED
+    log.info("trigger %s: plugin downloaded by the server from %s", trigger.name, url)
+    return outcome
+
+
 def _create_trigger(admin: InfluxDB3Admin, trigger: Trigger, recreate: bool, summary: Summary,
-                    present: dict[str, dict[str, Any]]) -> None:
+                    present: dict[str, dict[str, Any]], repo: str | None = None) -> None:
     row = present.get(trigger.name)
     if recreate and row is not None:
         admin.delete_trigger(trigger.database, trigger.name)
         row = None
-    outcome = admin.create_trigger(trigger.request_body()) if row is None else Outcome.EXISTS
+    if row is not None:
+        outcome = Outcome.EXISTS
+    elif trigger.community:
+        outcome = _create_community(admin, trigger, repo)
+    else:
+        outcome = admin.create_trigger(trigger.request_body())
     summary.add("trigger", outcome)
+    if outcome is Outcome.SKIPPED:
+        return
     log.info("trigger %s (%s on %s): %s", trigger.name, trigger.spec, trigger.database, outcome.value)
     if row is not None:
         differences = _drift(row, trigger)

@@ -14,8 +14,8 @@ import yaml
 
 from common.names import database_name_problem
 
-__all__ = ["CORE_DATABASE_LIMIT", "Bootstrap", "Database", "Provision", "SpecError", "Table", "Trigger",
-           "load_provision"]
+__all__ = ["COMMUNITY_PREFIX", "CORE_DATABASE_LIMIT", "DEFAULT_PLUGIN_REPO", "Bootstrap", "Database", "Provision",
+           "SpecError", "Table", "Trigger", "load_provision", "plugin_url"]
 
 # InfluxDB 3 Core refuses a sixth database (HTTP 422).
 CORE_DATABASE_LIMIT = 5
@@ -27,6 +27,12 @@ _DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w))+$")
 _PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+$")
 FIELD_TYPES = ("utf8", "int64", "uint64", "float64", "bool")
 ERROR_BEHAVIORS = ("log", "retry", "disable")
+# `plugin: gh:<path>`: a plugin the server itself downloads when the trigger is created (and at every start) from
+# --plugin-repo, by default InfluxData's community repository (influxdb3_processing_engine/src/lib.rs
+# `read_plugin_code`, v3.10.1): the URL is the repository, a "/" unless it ends with one, and the path.
+COMMUNITY_PREFIX = "gh:"
+DEFAULT_PLUGIN_REPO = "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"
+_COMMUNITY_PATH = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\.py$")
 
 
 class SpecError(ValueError):
@@ -59,6 +65,12 @@ class Trigger:
     run_async: bool = False
     error_behavior: str = "log"
     disabled: bool = False
+    packages: tuple[str, ...] = ()
+
+    @property
+    def community(self) -> bool:
+        """A `gh:` plugin, fetched by the server from the plugin repository rather than read from plugins/."""
+        return self.plugin.startswith(COMMUNITY_PREFIX)
 
     def request_body(self) -> dict:
         """The body of POST /api/v3/configure/processing_engine_trigger for this trigger."""
@@ -221,13 +233,19 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
         if database not in known_dbs:
             problems.append(f"{where}: database {database!r} is not listed under databases")
         plugin_path = plugin_dir / plugin
-        if not plugin or plugin.startswith("/") or ".." in Path(plugin).parts:
+        if plugin.startswith(COMMUNITY_PREFIX):
+            # Checked for form only: the server downloads it (a single .py file: the code runs as one module).
+            if not _COMMUNITY_PATH.match(plugin.removeprefix(COMMUNITY_PREFIX)) or ".." in plugin[3:].split("/"):
+                problems.append(f"{where}: plugin {plugin!r} must be gh:<path to a .py file in the plugin "
+                                "repository>, e.g. gh:influxdata/system_metrics/system_metrics.py")
+        elif not plugin or plugin.startswith("/") or ".." in Path(plugin).parts:
             problems.append(f"{where}: plugin must be a path relative to the plugin directory")
         elif not ((plugin_path.is_file() and plugin_path.suffix == ".py")
                   or (plugin_path / "__init__.py").is_file()):
             # The engine runs a single .py file, or a multi-file plugin: a directory with __init__.py.
             problems.append(f"{where}: plugin {plugin!r} is neither a .py file nor a directory with __init__.py "
                             f"in {plugin_dir}")
+        needs = _trigger_packages(entry.get("packages"), where, problems)
         spec_problem = _spec_problem(spec)
         if spec_problem:
             problems.append(f"{where}: {spec_problem}")
@@ -246,12 +264,38 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             name=name, database=database, plugin=plugin, spec=spec,
             arguments={str(k): _argument_text(v) for k, v in arguments.items()},
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
-            disabled=bool(entry.get("disabled", False))))
+            disabled=bool(entry.get("disabled", False)), packages=needs))
+    packages = _merge_packages(packages, triggers, problems)
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
     check = _packages_check(raw, triggers, packages, problems)
     if problems:
         raise SpecError(path, problems)
     return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap, check)
+
+
+def _trigger_packages(raw: object, where: str, problems: list[str]) -> tuple[str, ...]:
+    """A trigger's own `packages:` (what a community plugin imports), pinned like packages_file."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        problems.append(f"{where}: packages must be a list of name==version pins")
+        return ()
+    bad = [item for item in raw if not _PINNED.match(item.strip())]
+    if bad:
+        problems.append(f"{where}: packages {', '.join(map(repr, bad))} are not pinned as name==version")
+    return tuple(item.strip() for item in raw if item not in bad)
+
+
+def _merge_packages(packages: tuple[str, ...], triggers: list[Trigger], problems: list[str]) -> tuple[str, ...]:
+    """packages_file and every trigger's packages, each once; two pins of one package are a problem."""
+    merged: dict[str, str] = {}
+    for pin in [*packages, *(pin for trigger in triggers for pin in trigger.packages)]:
+        name = re.split(r"[\[=]", pin, maxsplit=1)[0].lower().replace("_", "-")
+        if name in merged and merged[name] != pin:
+            problems.append(f"package {name} is pinned twice: {merged[name]} and {pin}")
+            continue
+        merged.setdefault(name, pin)
+    return tuple(merged.values())
 
 
 def _packages_check(raw: dict, triggers: list[Trigger], packages: tuple[str, ...],
@@ -291,3 +335,10 @@ def _argument_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def plugin_url(plugin: str, repo: str | None) -> str:
+    """The URL the server fetches a `gh:` plugin from, joined as lib.rs `read_plugin_code` joins it."""
+    base = repo or DEFAULT_PLUGIN_REPO
+    path = plugin.removeprefix(COMMUNITY_PREFIX)
+    return f"{base}{path}" if base.endswith("/") else f"{base}/{path}"

@@ -244,6 +244,7 @@ class NativeStack(Stack):
                 arg = f"--http-bind=127.0.0.1:{service.published(8181)}"
             args.append(arg)
         env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
+        env.update(service.host_env())  # the compose file's environment (INFLUXDB3_PLUGIN_REPO)
         self._start("influxdb3", [str(self.binaries.influxdb3), *args, *self.influxdb3_extra], env)
         url = self.influxdb3_url
         # --disable-authz=health,ping (from the compose file): /health answers without the token.
