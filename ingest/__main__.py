@@ -212,6 +212,7 @@ def cmd_schema(args: argparse.Namespace, run_id: str) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, run_id: str) -> int:
+    from common.config import parse_duration
     from common.retry import RetryPolicy
     from ingest.config import IngestConfig
     from ingest.download import Http
@@ -221,6 +222,7 @@ def cmd_migrate(args: argparse.Namespace, run_id: str) -> int:
 
     try:
         window = parse_window(args.window, "--window")
+        checkpoint = parse_duration(args.checkpoint).total_seconds()
         start = parse_time(args.start, "--start") if args.start else None
         stop = parse_time(args.stop, "--stop") if args.stop else None
     except ValueError as exc:
@@ -235,7 +237,7 @@ def cmd_migrate(args: argparse.Namespace, run_id: str) -> int:
         measurements=tuple(dict.fromkeys(args.measurement)), window=int(window.total_seconds()) * 10**9,
         resume=args.resume, verify=not args.no_verify, verify_only=args.verify_only, sample=args.sample,
         skip_fields=frozenset((measurement, name) for measurement, name in args.skip_field),
-        skip_measurements=frozenset(args.skip_measurement))
+        skip_measurements=frozenset(args.skip_measurement), checkpoint=checkpoint)
     assert config.influxdb2 is not None
     policy = RetryPolicy(attempts=config.retry_attempts, base=1.0, cap=20.0, max_wait=config.retry_max_wait)
     # A window's query answers only once Flux has pivoted the window: allow it far longer than a write.
@@ -355,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--window", default="1d", help="time read and written at once (default 1d; smaller "
                                                         "keeps memory lower for dense data)")
     migrate.add_argument("--resume", action="store_true", help="continue after the last window that landed")
+    migrate.add_argument("--checkpoint", default="10s", help="how often the cursor follows what landed (default "
+                                                             "10s; each save waits for the writes in flight)")
     migrate.add_argument("--verify-only", action="store_true", help="compare both sides, move nothing")
     migrate.add_argument("--no-verify", action="store_true", help="move, do not compare afterwards")
     migrate.add_argument("--sample", type=int, default=1000, help="points compared value by value (default 1000)")

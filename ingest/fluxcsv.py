@@ -215,12 +215,13 @@ class _Buffer:
         bytes, always whole rows; consumed."""
         while True:
             end = self._block_end()
-            if end is not None:
+            if end is not None and end - self.pos <= budget:
                 piece = bytes(self.data[self.pos:end])
                 self.pos = end
                 return piece
             if len(self.data) - self.pos >= budget:
-                cut = self._row_end_before(self.pos + budget)
+                # a row longer than the budget goes alone
+                cut = self._row_end_before(self.pos + budget) or self._row_end_after(self.pos + budget)
                 if cut is not None:
                     piece = bytes(self.data[self.pos:cut])
                     self.pos = cut
@@ -244,6 +245,18 @@ class _Buffer:
             if self.data.count(b'"', self.pos, end) % 2 == 0:
                 return end
             search = found + 1
+
+    def _row_end_after(self, limit: int) -> int | None:
+        """The first row boundary after `limit`, if it is buffered."""
+        at = limit
+        while True:
+            found = self.data.find(_CRLF, at)
+            if found < 0:
+                return None
+            end = found + 2
+            if self.data.count(b'"', self.pos, end) % 2 == 0:
+                return end
+            at = found + 1
 
     def _row_end_before(self, limit: int) -> int | None:
         """The last row boundary (after a CRLF outside quotes) at or before `limit`."""

@@ -105,6 +105,7 @@ class MigrateOptions:
     sample: int = 1000
     skip_fields: frozenset[tuple[str, str]] = frozenset()
     skip_measurements: frozenset[str] = frozenset()
+    checkpoint: float = 10.0  # seconds between cursor saves (each waits for the writes in flight)
 
 
 @dataclass
@@ -346,7 +347,8 @@ class Migration:
         windows = sum(len(item.windows(self.options.window, resume=self.options.resume)) for item in plan.measurements)
         progress = Progress(f"migrate {self.options.bucket}", total=windows, steps="windows", bar=self.bar)
         return load(f"migrate {self.options.bucket}", self._chunks(plan, progress), self.outputs,
-                    database=self.options.database, progress=progress, record_metrics=False, skip_stored=True)
+                    database=self.options.database, progress=progress, record_metrics=False, skip_stored=True,
+                    checkpoint=self.options.checkpoint)
 
     def _chunks(self, plan: Plan, progress: Progress) -> Iterator[Chunk]:
         options = self.options

@@ -6,16 +6,30 @@ behaviour names the file it mirrors. Errors are `{"code": ..., "message": ...}` 
 422, not found → 404, unauthorized → 401, forbidden → 403).
 
 Use an `InfluxDB2` as a RecordingServer responder. Tests script outages with `fail_next` and read what was
-written from `points`. Backup and restore endpoints are added by tests/backup/influxdb2_api.py.
+written from `points`. Backup and restore endpoints are added by tests/backup/influxdb2_api.py. What was written
+can be read back with the Flux and InfluxQL queries `python -m ingest migrate` sends (tests/support/
+influxdb2_query.py), from a store that keeps field types per shard group as the server does.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
+from tests.support.influxdb2_query import (
+    FluxError,
+    NotModelled,
+    Storage,
+    encode_csv,
+    influxql_json,
+    run_flux,
+    run_influxql,
+    shard_duration,
+)
 from tests.support.lineprotocol import LineProtocolError, ParsedPoint, parse_line
 from tests.support.recorder import Recorded, Reply
 
@@ -53,7 +67,9 @@ class InfluxDB2:
     points: dict[str, list[ParsedPoint]] = field(default_factory=dict)  # bucket -> points, in write order
     log: list[tuple[str, ParsedPoint]] = field(default_factory=list)  # (bucket, point) across buckets, in order
     written: list[tuple[str, str]] = field(default_factory=list)  # (bucket, body) of each write that landed
-    field_kinds: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (bucket, measurement, field)
+    # (bucket, measurement, field) -> a type the field has in every shard (a test's "it already exists as int")
+    field_kinds: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    storage: dict[str, Storage] = field(default_factory=dict)  # bucket -> what a query reads
     fail_next: dict[str, int] = field(default_factory=dict)  # path prefix -> number of 503s to answer first
     extra_tokens: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -64,7 +80,14 @@ class InfluxDB2:
         self._next_id += 1
         rules = [{"type": "expire", "everySeconds": retention_seconds}] if retention_seconds else []
         self.buckets[name] = {"id": bucket_id, "orgID": self.org_id, "name": name, "retentionRules": rules}
+        self.storage[name] = Storage(shard_duration(retention_seconds))
         return self.buckets[name]
+
+    def store(self, bucket: str) -> Storage:
+        """The bucket's store, with the test's preset field types."""
+        storage = self.storage[bucket]
+        storage.preset = {(m, key): kind for (name, m, key), kind in self.field_kinds.items() if name == bucket}
+        return storage
 
     def authorized(self, request: Recorded) -> bool:
         return request.header("authorization") in {f"Token {self.token}", *(f"Token {t}" for t in self.extra_tokens)}
@@ -85,6 +108,8 @@ class InfluxDB2:
         if request.path == "/api/v2/setup" and request.method == "GET":  # tenant/http_server_onboarding.go
             return Reply(200, {"allowed": False})
         if not self.authorized(request):  # authorizer/... : unknown token
+            if request.path == "/query":  # the v1 query handler's own words (seen from a real v2.9.1)
+                return error(401, "unauthorized", "Unauthorized")
             return error(401, "unauthorized", "unauthorized access")
         handler = self.route(request)
         if handler is None:
@@ -98,6 +123,9 @@ class InfluxDB2:
             ("GET", "/api/v2/buckets"): self._get_buckets,
             ("POST", "/api/v2/buckets"): self._post_bucket,
             ("POST", "/api/v2/write"): self._write,
+            ("POST", "/api/v2/query"): self._flux,
+            ("GET", "/query"): self._influxql,
+            ("POST", "/query"): self._influxql,
         }.get((request.method, request.path))
 
     # ---- tenant ----------------------------------------------------------------------------------------
@@ -178,20 +206,20 @@ class InfluxDB2:
                 # models/points.go ParsePointsWithPrecision: every bad line, each in full, joined by "\n".
                 failed.append(f"unable to parse '{line.strip()}': {exc.reason}")
                 continue
-            if point.timestamp is not None:
-                point.timestamp *= scale
+            point.timestamp = point.timestamp * scale if point.timestamp is not None else time.time_ns()
             points.append(point)
         if failed:
             return error(400, "invalid", "\n".join(failed))
         conflicts: list[str] = []
         with self.lock:
+            storage = self.store(bucket)
             for point in points:
                 conflict = self._conflict(bucket, point)
                 if conflict:
                     conflicts.append(conflict)
                     continue
                 for key, kind in point.field_types.items():
-                    self.field_kinds.setdefault((bucket, point.measurement, key), kind)
+                    storage.store(point.measurement, point.tags, key, point.timestamp, kind, point.fields[key])
                 self.points.setdefault(bucket, []).append(point)
                 self.log.append((bucket, point))
         if len(conflicts) < len(points):
@@ -202,12 +230,61 @@ class InfluxDB2:
         return Reply(204)
 
     def _conflict(self, bucket: str, point: ParsedPoint) -> str | None:
+        """tsdb/field_validator.go against the point's shard (field types are kept per shard group: another type
+        in another shard group is accepted, as a real server does)."""
+        storage = self.store(bucket)
         for key, kind in point.field_types.items():
-            known = self.field_kinds.get((bucket, point.measurement, key))
+            known = storage.kind(point.timestamp or 0, point.measurement, key)
             if known is not None and known != kind:
                 return (f'field type conflict: input field "{key}" on measurement "{point.measurement}" is type '
                         f"{_KIND_NAMES[kind]}, already exists as type {_KIND_NAMES[known]}")
         return None
+
+    # ---- queries ---------------------------------------------------------------------------------------
+    def _flux(self, request: Recorded) -> Reply:
+        """http/query_handler.go handleQuery + http/query.go: a JSON QueryRequest (or a raw application/vnd.flux
+        body), its dialect's annotations (none unless asked for) and header; the answer is text/csv with
+        flux csv/result.go's encoding. An error before any output is JSON with the error's status."""
+        org = request.param("org")
+        if org and org != self.org:
+            return error(404, "not found", f'organization name "{org}" not found')
+        if (request.header("content-type") or "").startswith("application/vnd.flux"):
+            query, dialect = request.text(), {}
+        else:
+            body = request.json()
+            query, dialect = body.get("query") or "", body.get("dialect") or {}
+        annotations = dialect.get("annotations") or []
+        unknown = [item for item in annotations if item not in ("group", "datatype", "default")]
+        if unknown:
+            return error(400, "invalid", "failed to decode request body: unknown dialect annotation type: "
+                                         f"{unknown[0]}")
+        try:
+            with self.lock:
+                tables = run_flux(query, {name: self.store(name) for name in self.storage})
+        except NotModelled as exc:
+            return Reply(501, f"not modelled by the stand-in: {exc}")
+        except FluxError as exc:
+            return error(exc.status, exc.code, str(exc))
+        return Reply(200, encode_csv(tables, annotations, header=dialect.get("header", True) is not False),
+                     {"Content-Type": "text/csv; charset=utf-8"})
+
+    def _influxql(self, request: Recorded) -> Reply:
+        """The v1 `/query` endpoint: `db` (and `rp`) name a bucket through its virtual DBRP mapping
+        (dbrp/service.go bucketToMapping: database = the name before '/', retention policy after it or
+        "autogen"); `q` from the query string or a form body; times as ns with epoch=ns."""
+        params = {key: values[0] for key, values in request.query.items()}
+        if "form" in (request.header("content-type") or ""):
+            params.update({key: values[0] for key, values in parse_qs(request.text()).items()})
+        if params.get("epoch") != "ns":
+            return Reply(501, "not modelled by the stand-in: InfluxQL without epoch=ns")
+        database, policy = params.get("db", ""), params.get("rp", "")
+        bucket = database if policy in ("", "autogen") else f"{database}/{policy}"
+        try:
+            with self.lock:
+                body = run_influxql(params.get("q", ""), self.store(bucket) if bucket in self.storage else None)
+        except NotModelled as exc:
+            return Reply(501, f"not modelled by the stand-in: {exc}")
+        return Reply(200, influxql_json(body), {"Content-Type": "application/json"})
 
     # ---- for assertions --------------------------------------------------------------------------------
     def keys(self, bucket: str, measurement: str | None = None) -> list[tuple]:
