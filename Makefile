@@ -55,20 +55,16 @@ test-integration: ## Run only the whole-stack tests: Docker, or native servers (
 backup: ## Take a backup set now (in the running backup container); prints the set name
 	$(COMPOSE) exec backup backup now
 
-# Servers that must be stopped for a restore: ingest always (nothing writes meanwhile); InfluxDB 3 and Grafana
-# when their files are replaced. InfluxDB 2 is restored over its HTTP API, so it stays up.
-RESTORE_STOP = ingest $(if $(ONLY),$(filter influxdb3 grafana,$(ONLY)),influxdb3 grafana)
-
+# compose/stack.py restore: pauses the scheduled backups and ingest, resolves SET once and checks .env's credentials
+# against it and takes a pre-restore set (servers still running), stops what is replaced, restores, starts again.
 restore: ## Restore a set: make restore SET=<name|latest> [ONLY=influxdb2|influxdb3|grafana] [BUCKET=b NEW_BUCKET=n]
 	@[ -n "$(SET)" ] || { echo "[stack] usage: make restore SET=<set name|latest> [ONLY=influxdb2|influxdb3|grafana]" \
-		"[BUCKET=<bucket> NEW_BUCKET=<name>]"; $(COMPOSE) run --rm --no-deps backup list; exit 1; }
-	$(COMPOSE) run --rm --no-deps backup verify "$(SET)"
-	$(COMPOSE) stop $(RESTORE_STOP)
-	$(COMPOSE) up --detach --wait influxdb2
-	$(COMPOSE) run --rm --no-deps backup restore "$(SET)" --skip-verify $(if $(ONLY),--only $(ONLY)) \
-		$(if $(BUCKET),--bucket "$(BUCKET)") $(if $(NEW_BUCKET),--new-bucket "$(NEW_BUCKET)")
-	$(COMPOSE) up --detach
-	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
+		"[BUCKET=<bucket> NEW_BUCKET=<name>] [ACCEPT_CREDENTIAL_MISMATCH=yes] [PRE_RESTORE_BACKUP=no]"; \
+		$(COMPOSE) run --rm --no-deps backup list; exit 1; }
+	@$(STACK) restore --set "$(SET)" --timeout $(WAIT_TIMEOUT) $(if $(ONLY),--only $(ONLY)) \
+		$(if $(BUCKET),--bucket "$(BUCKET)") $(if $(NEW_BUCKET),--new-bucket "$(NEW_BUCKET)") \
+		$(if $(filter yes,$(ACCEPT_CREDENTIAL_MISMATCH)),--accept-credential-mismatch) \
+		$(if $(filter no,$(PRE_RESTORE_BACKUP)),--no-pre-restore-backup)
 
 bench: ## Run the benchmarks in benchmarks/ (figures and ratio on each one's last line)
 	@set -e; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PYTHON) "$$bench"; done

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from backup.config import STORES, BackupConfig, load_config
 from backup.health import assess, update_state
-from backup.job import apply_retention, run_backup
+from backup.job import PRE_RESTORE, apply_retention, run_backup
 from backup.manifest import iso, utc_now
 from backup.privileges import drop_privileges
-from backup.restore import RestoreRequest, restore_set
+from backup.restore import RestoreFailed, RestoreRefused, RestoreRequest, prepare_restore, restore_set
 from backup.setfiles import StoreReader
 from backup.sets import BackupSet, LockTimeout, SetStore
 from backup.verify import verify_directory
@@ -40,15 +40,22 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list backup sets (and interrupted runs)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     verify = sub.add_parser("verify", help="check a set's checksums and dry-run its restore")
-    verify.add_argument("set", help="set name, or 'latest'")
+    verify.add_argument("set", help="set name, or 'latest' (the newest complete, verified set)")
     restore = sub.add_parser("restore", help="restore a set (stop influxdb3 and grafana first; influxdb2 running)")
-    restore.add_argument("set", help="set name, or 'latest'")
+    restore.add_argument("set", help="set name, or 'latest' (the newest complete, verified set)")
     restore.add_argument("--only", choices=STORES, help="restore just one store")
     restore.add_argument("--bucket", help="InfluxDB 2: restore only this bucket, as a new bucket")
     restore.add_argument("--new-bucket", help="InfluxDB 2: name for the restored bucket (default: its own)")
     restore.add_argument("--skip-verify", action="store_true", help="do not verify the set first")
+    restore.add_argument("--prepare", action="store_true",
+                         help="servers still running: resolve and verify the set, check .env's credentials against "
+                              "it, take the pre-restore set; print the set's name (make restore's first step)")
+    restore.add_argument("--accept-credential-mismatch", action="store_true",
+                         help="restore InfluxDB 3 / Grafana although .env's credentials will not open them")
+    restore.add_argument("--no-pre-restore-backup", action="store_true",
+                         help="restore without a pre-restore set (a restore that stops half-way cannot be undone)")
     extract = sub.add_parser("extract", help="write a set's files decrypted, in the stores' own layout")
-    extract.add_argument("set", help="set name, or 'latest'")
+    extract.add_argument("set", help="set name, or 'latest' (the newest complete, verified set)")
     extract.add_argument("destination", type=Path, help="an empty or new directory")
     extract.add_argument("--only", choices=STORES)
     prune = sub.add_parser("prune", help="apply the retention policy now")
@@ -58,11 +65,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve(sets: SetStore, name: str) -> BackupSet:
+    """A set by name; `latest` is the newest complete set whose last verification passed (a partial or broken
+    set is never what a user means by it)."""
     if name == "latest":
         found = sets.sets()
         if not found:
             raise LookupError(f"there are no backup sets in {sets.root}")
-        return found[-1]
+        good = [item for item in found if item.complete and item.verified]
+        if not good:
+            raise LookupError(f"no set in {sets.root} is complete and verified; name one (backup list)")
+        return good[-1]
     return sets.get(name)
 
 
@@ -81,7 +93,7 @@ def cmd_list(config: BackupConfig, as_json: bool) -> int:
     if as_json:
         print(json.dumps({
             "sets": [{"name": item.name, "finished_at": item.manifest.finished_at, "status": item.manifest.status,
-                      "verified": item.verified, "bytes": item.manifest.bytes,
+                      "trigger": item.manifest.trigger, "verified": item.verified, "bytes": item.manifest.bytes,
                       "stores": {store: result.status for store, result in item.manifest.stores.items()}}
                      for item in found],
             "incomplete": [partial.name for partial in partials]}, indent=2))
@@ -96,6 +108,8 @@ def cmd_list(config: BackupConfig, as_json: bool) -> int:
         verified = "yes" if item.verified else ("FAILED" if item.verification else "no")
         stores = " ".join(f"{store}{'' if result.ok else '(failed)'}" for store, result in
                           item.manifest.stores.items())
+        if item.manifest.trigger == PRE_RESTORE:
+            stores += "  (taken before a restore)"
         print(f"{item.name:<20} {finished:<27} {item.manifest.status:<9} {verified:<9} "
               f"{_size(item.manifest.bytes):>10}  {stores}")
     for partial in partials:
@@ -125,19 +139,31 @@ def cmd_restore(config: BackupConfig, args: argparse.Namespace) -> int:
     if args.new_bucket and not args.bucket:
         raise ValueError("--new-bucket needs --bucket (the bucket of the set to restore)")
     request = RestoreRequest(only="influxdb2" if args.bucket else args.only, bucket=args.bucket,
-                             new_bucket=args.new_bucket)
+                             new_bucket=args.new_bucket, accept_credential_mismatch=args.accept_credential_mismatch,
+                             pre_restore_backup=not args.no_pre_restore_backup)
     sets = SetStore(config.backup_dir)
-    with sets.lock(on_wait=lambda: log.info("a backup is running; waiting for it to finish")):
-        backup_set = _resolve(sets, args.set)
-        if not args.skip_verify:
-            problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
-            sets.record_verification(backup_set, not problems, problems)
-            if problems:
-                for problem in problems:
-                    log.error("verify %s: %s", backup_set.name, problem)
-                log.error("refusing to restore %s: it failed verification", backup_set.name)
-                return 1
-        results = restore_set(config, backup_set, request)
+    try:
+        with sets.lock(on_wait=lambda: log.info("a backup is running; waiting for it to finish")):
+            backup_set = _resolve(sets, args.set)
+            if not args.skip_verify:
+                problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
+                sets.record_verification(backup_set, not problems, problems)
+                if problems:
+                    for problem in problems:
+                        log.error("verify %s: %s", backup_set.name, problem)
+                    log.error("refusing to restore %s: it failed verification", backup_set.name)
+                    return 1
+            if args.prepare:
+                undo = prepare_restore(config, sets, backup_set, request)
+                log.info("ready to restore %s%s", backup_set.name,
+                         f"; the pre-restore set {undo.name} undoes it" if undo else "")
+                print(backup_set.name)
+                return 0
+            results = restore_set(config, sets, backup_set, request)
+    except (RestoreRefused, RestoreFailed) as exc:
+        for line in str(exc).splitlines():
+            log.error("%s", line)
+        return 1
     log.info("restore of %s finished: %s", backup_set.name, ", ".join(results))
     return 0
 

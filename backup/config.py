@@ -22,11 +22,13 @@ MIN_KEY_LENGTH = 16
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """How many sets to keep per calendar day, ISO week and month (newest in each), like borg/restic."""
+    """How many sets to keep per calendar day, ISO week and month (newest in each), like borg/restic, and how
+    many partial or failed-verification sets newer than every good one."""
 
     daily: int = 7
     weekly: int = 4
     monthly: int = 6
+    keep_partial: int = 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class BackupConfig:
     influxdb2_token: str | None
     influxdb3_url: str
     influxdb3_token: str | None
+    influxdb3_token_name: str
     influxdb3_data_dir: Path
     influxdb3_node_id: str
     grafana_url: str
@@ -128,7 +131,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
     retention = RetentionPolicy(
         daily=env.int("BACKUP_KEEP_DAILY", 7, min=0) or 0,
         weekly=env.int("BACKUP_KEEP_WEEKLY", 4, min=0) or 0,
-        monthly=env.int("BACKUP_KEEP_MONTHLY", 6, min=0) or 0)
+        monthly=env.int("BACKUP_KEEP_MONTHLY", 6, min=0) or 0,
+        keep_partial=env.int("BACKUP_KEEP_PARTIAL", 2, min=0) or 0)
     compression = env.choice("BACKUP_COMPRESSION", COMPRESSIONS, "zstd") or "zstd"
     level_default = 3 if compression == "zstd" else 6
     level = env.int("BACKUP_COMPRESSION_LEVEL", level_default, min=1, max=19 if compression == "zstd" else 9)
@@ -148,6 +152,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
         influxdb2_token=env.secret("INFLUXDB2_TOKEN", None),
         influxdb3_url=env.url("INFLUXDB3_URL", "http://influxdb3:8181"),  # type: ignore[arg-type]
         influxdb3_token=env.secret("INFLUXDB3_TOKEN", None),
+        # The name influxdb3-prepare gives .env's token in the server's token file (INFLUXDB3_ADMIN_TOKEN_NAME).
+        influxdb3_token_name=env.str("INFLUXDB3_TOKEN_NAME", "_admin"),  # type: ignore[arg-type]
         influxdb3_data_dir=env.path("INFLUXDB3_DATA_DIR", "/var/lib/influxdb3/data"),  # type: ignore[arg-type]
         influxdb3_node_id=node_id,  # type: ignore[arg-type]
         grafana_url=env.url("GRAFANA_URL", "http://grafana:3000"),  # type: ignore[arg-type]

@@ -5,6 +5,13 @@ The files and their manifest are exactly those `influx backup --compression gzip
 unencrypted set's `influxdb2/` folder as it is (`backup extract` first for an encrypted one). Every request
 goes through influxdb-client's generated `BackupService` / `RestoreService`; bodies stream from and to disk
 (`StreamingApiClient` lets the generated client send an open file instead of bytes held in memory).
+
+Every request has a connect timeout and a read timeout (the longest silence allowed), never a total one: a shard
+of many GiB streams for as long as it needs. A full restore is not atomic on the server's side: its KV restore
+deletes every shard before the first is uploaded (storage/engine.go RestoreKVStore, v2.7.12 and v2.9.1). So what
+follows it is retried (each upload is idempotent: a shard restore rewrites the same TSM file names), shards of
+shard groups marked deleted are neither backed up nor uploaded (the server creates no shard for them and answers
+500 to an upload), and a restore that stops anyway says how far it got (`RestoreStopped`).
 """
 
 from __future__ import annotations
@@ -33,17 +40,26 @@ from backup.archive import COPY_BUFFER, Codec
 from backup.setfiles import StoreReader, StoreWriter
 from common.retry import RetryableError, RetryPolicy, call_with_retry
 
-__all__ = ["INFLUX_MANIFEST_VERSION", "InfluxDB2", "InfluxDB2Error", "StreamingApiClient"]
+__all__ = ["INFLUX_MANIFEST_VERSION", "InfluxDB2", "InfluxDB2Error", "RestoreStopped", "StreamingApiClient"]
 
 log = logging.getLogger("backup.influxdb2")
 
 INFLUX_MANIFEST_VERSION = 2
 GZIP = 1  # influx-cli's FileCompression: 0 none, 1 gzip (encoded as a JSON number)
 SQLITE_MAGIC = b"SQLite format 3\x00"
+CONNECT_TIMEOUT = 10.0
 
 
 class InfluxDB2Error(RuntimeError):
     """A backup or restore step failed; the message names the step and the server's answer."""
+
+
+class RestoreStopped(InfluxDB2Error):
+    """A full restore failed after its KV restore: the server's data is gone and only part of the set is back."""
+
+    def __init__(self, message: str, *, restored: int, total: int):
+        super().__init__(message)
+        self.restored, self.total = restored, total
 
 
 def describe(exc: BaseException) -> str:
@@ -70,8 +86,8 @@ class _StreamingREST(RESTClientObject):
         headers["Content-Length"] = str(os.fstat(body.fileno()).st_size - body.tell())
         if query_params:
             url += "?" + urlencode(query_params)
-        configured = _request_timeout or self.configuration.timeout
-        timeout = urllib3.Timeout(total=configured / 1_000) if configured else None
+        connect, read = _request_timeout or self.configuration.timeout
+        timeout = urllib3.Timeout(connect=connect / 1_000, read=read / 1_000)
         raw = self.pool_manager.request(method, url, body=body, headers=headers, preload_content=True,
                                         timeout=timeout, **urlopen_kw)
         response = RESTResponse(raw)
@@ -156,6 +172,7 @@ class BackupReport:
     buckets: list[str] = field(default_factory=list)
     shards: int = 0
     shards_removed: list[int] = field(default_factory=list)
+    shards_of_deleted_groups: list[int] = field(default_factory=list)
 
 
 class InfluxDB2:
@@ -164,7 +181,9 @@ class InfluxDB2:
     def __init__(self, url: str, token: str, org: str, *, timeout: float = 600.0,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] | None = None):
         self.url, self.org = url, org
-        self.client = InfluxDBClient(url=url, token=token, org=org, timeout=int(timeout * 1000))
+        # (connect, read) in ms: influxdb-client turns a single number into a TOTAL timeout per request.
+        self.client = InfluxDBClient(url=url, token=token, org=org,
+                                     timeout=(int(CONNECT_TIMEOUT * 1000), int(timeout * 1000)))
         self.api = StreamingApiClient(self.client.conf, "Authorization", f"Token {token}")
         self.backup_service = BackupService(self.api)
         self.restore_service = RestoreService(self.api)
@@ -258,6 +277,10 @@ class InfluxDB2:
             for group in policy.get("shardGroups") or []:
                 shards = []
                 for shard in group.get("shards") or []:
+                    if group.get("deletedAt") is not None:
+                        # Deleted by retention: its shards go next, and a restore could not bring them back.
+                        report.shards_of_deleted_groups.append(int(shard["id"]))
+                        continue
                     stored = self._backup_shard(writer, codec, base_name, int(shard["id"]), report)
                     if stored is None:
                         continue
@@ -367,9 +390,10 @@ class InfluxDB2:
     def restore_full(self, reader: StoreReader, scratch: Path) -> dict[str, Any]:
         """Replace ALL metadata and data on the server with the set's (what `influx restore --full` does)."""
         _, manifest = self.read_manifest(reader)
+        shards = [shard for bucket in manifest["buckets"] for shard in _restorable_shards(bucket)]
         with reader.as_local_file(self._relative(manifest["kv"]), scratch, decompress=False) as kv_path, \
                 open(kv_path, "rb") as body:
-            log.info("restoring the KV store (users, tokens, orgs, buckets)")
+            log.info("restoring the KV store (users, tokens, orgs, buckets); the server deletes every shard now")
             answer = self._call("restore KV snapshot", lambda: self.restore_service.post_restore_kv(
                 body, content_encoding="gzip"))
         token = getattr(answer, "token", None)
@@ -385,34 +409,28 @@ class InfluxDB2:
                         "from another install (or the token was rotated since). Every service's InfluxDB 2 token "
                         "in .env (INFLUXDB2_ADMIN_TOKEN) must be set to the restored one before the stack can "
                         "reach InfluxDB 2 again; see README, 'Back up and restore'")
+        restored = 0
         try:
-            self._restore_rest(reader, scratch, manifest)
+            if manifest.get("sql"):
+                with reader.as_local_file(self._relative(manifest["sql"]), scratch, decompress=False) as sql_path:
+                    log.info("restoring the SQL store (notebooks, annotations)")
+                    self._upload("restore SQL snapshot", sql_path, lambda body: self.restore_service.post_restore_sql(
+                        body, content_encoding="gzip"))
+            for shard in shards:
+                self._restore_shard(reader, scratch, shard, int(shard["id"]))
+                restored += 1
         except InfluxDB2Error as exc:
-            if "401" not in str(exc):
-                raise
-            raise InfluxDB2Error(
-                f"{exc}. The KV store of the set is restored (its users and tokens replaced the server's) but it "
-                "does not accept INFLUXDB2_TOKEN: the set comes from another install, and InfluxDB 2.9 hashes "
-                "tokens, so the restore cannot learn the set's operator token. Set INFLUXDB2_ADMIN_TOKEN in .env "
-                "to that install's operator token (kept with its .env) and run the restore again") from exc
-        shards = sum(len(group["shards"]) for bucket in manifest["buckets"]
-                     for policy in bucket["retentionPolicies"] for group in policy["shardGroups"])
+            reason = str(exc)
+            if "401" in reason:
+                reason += (". The set's KV store does not accept INFLUXDB2_TOKEN: the set comes from another "
+                           "install, and InfluxDB 2.9 hashes tokens, so the restore cannot learn the set's operator "
+                           "token. Set INFLUXDB2_ADMIN_TOKEN in .env to that install's operator token (kept with "
+                           "its .env) and run the restore again")
+            raise RestoreStopped(f"{reason} (the KV store is the set's; {restored} of {len(shards)} shards are "
+                                 "restored, the server's own shards are deleted)", restored=restored,
+                                 total=len(shards)) from exc
         return {"mode": "full", "buckets": [bucket["bucketName"] for bucket in manifest["buckets"]],
-                "shards": shards, "operator_token_changed": changed}
-
-    def _restore_rest(self, reader: StoreReader, scratch: Path, manifest: dict[str, Any]) -> None:
-        """After the KV store: the SQL store, then every shard."""
-        if manifest.get("sql"):
-            with reader.as_local_file(self._relative(manifest["sql"]), scratch, decompress=False) as sql_path, \
-                    open(sql_path, "rb") as body:
-                log.info("restoring the SQL store (notebooks, annotations)")
-                self._call("restore SQL snapshot", lambda: self.restore_service.post_restore_sql(
-                    body, content_encoding="gzip"))
-        for bucket in manifest["buckets"]:
-            for policy in bucket["retentionPolicies"]:
-                for group in policy["shardGroups"]:
-                    for shard in group["shards"]:
-                        self._restore_shard(reader, scratch, shard, int(shard["id"]))
+                "shards": restored, "operator_token_changed": changed}
 
     def restore_bucket(self, reader: StoreReader, scratch: Path, bucket_name: str,
                        new_name: str | None = None, org: str | None = None) -> dict[str, Any]:
@@ -434,23 +452,33 @@ class InfluxDB2:
                              lambda: self.restore_service.post_restore_bucket_metadata(request))
         new_ids = {int(item.old_id): int(item.new_id) for item in (mapping.shard_mappings or [])}
         restored = 0
-        for policy in bucket["retentionPolicies"]:
-            for group in policy["shardGroups"]:
-                for shard in group["shards"]:
-                    if int(shard["id"]) not in new_ids:
-                        log.warning("server did not map shard %s of %s; skipped", shard["id"], bucket_name)
-                        continue
-                    self._restore_shard(reader, scratch, shard, new_ids[int(shard["id"])])
-                    restored += 1
+        for shard in _restorable_shards(bucket):
+            if int(shard["id"]) not in new_ids:
+                log.warning("server did not map shard %s of %s; skipped", shard["id"], bucket_name)
+                continue
+            self._restore_shard(reader, scratch, shard, new_ids[int(shard["id"])])
+            restored += 1
         return {"mode": "bucket", "bucket": bucket_name, "restored_as": target, "bucket_id": mapping.id,
                 "shards": restored}
 
     def _restore_shard(self, reader: StoreReader, scratch: Path, shard: dict[str, Any], target_id: int) -> None:
-        with reader.as_local_file(self._relative(shard), scratch, decompress=False) as path, \
-                open(path, "rb") as body:
+        with reader.as_local_file(self._relative(shard), scratch, decompress=False) as path:
             log.info("restoring TSM snapshot of shard %s into shard %d", shard["id"], target_id)
-            self._call(f"restore shard {target_id}", lambda: self.restore_service.post_restore_shard_id(
+            self._upload(f"restore shard {target_id}", path, lambda body: self.restore_service.post_restore_shard_id(
                 str(target_id), body, content_encoding="gzip"))
+
+    def _upload(self, what: str, path: Path, send: Callable[[BinaryIO], Any]) -> Any:
+        """Send a file as a request body, from its first byte on every attempt; retried like downloads."""
+        def attempt() -> Any:
+            with open(path, "rb") as body:
+                return send(body)
+
+        try:
+            return self._with_retry(what, attempt)
+        except RetryableError as exc:
+            raise InfluxDB2Error(f"{exc} (gave up after {self.retry.attempts} attempts)") from exc
+        except ApiException as exc:
+            raise InfluxDB2Error(f"{what} failed: {describe(exc)}") from exc
 
     def _org_id(self, name: str) -> str:
         organizations = OrganizationsApi(self.client)
@@ -469,8 +497,25 @@ class InfluxDB2:
     def _call(what: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except ApiException as exc:
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
             raise InfluxDB2Error(f"{what} failed: {describe(exc)}") from exc
+
+
+def _restorable_shards(bucket: dict[str, Any]) -> list[dict[str, Any]]:
+    """A bucket entry's shards a restore can upload: none of a shard group marked deleted, for which the server
+    creates no shard (storage/engine.go RestoreKVStore and RestoreBucket skip `sgi.Deleted()`, v2.7.12 and
+    v2.9.1), so an upload would fail with 500 ("shard N doesn't exist on this server", tsdb/store.go)."""
+    shards = []
+    for policy in bucket["retentionPolicies"]:
+        for group in policy["shardGroups"]:
+            if group.get("deletedAt") is not None:
+                if group["shards"]:
+                    log.info("bucket %s: shard group %s was deleted (at %s); its shard(s) %s are not restored",
+                             bucket["bucketName"], group["id"], group["deletedAt"],
+                             ", ".join(str(shard["id"]) for shard in group["shards"]))
+                continue
+            shards += group["shards"]
+    return shards
 
 
 def _bucket_request(bucket: dict[str, Any], org_id: str, org_name: str, new_name: str) -> dict[str, Any]:

@@ -2,14 +2,18 @@
 
 A failure of one store is logged with its reason and recorded; the other stores still run. The set is kept
 (as "partial") when at least one store succeeded, and only after it verified; otherwise nothing is kept.
+Each store's result also records what a restore needs to compare .env with the set's credentials (hashes only,
+see backup/credentials.py). `take_pre_restore_set` is the same run, taken by a restore just before it replaces
+anything, so a restore that stops half-way can be undone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +23,7 @@ import requests
 from backup import grafana, influxdb3
 from backup.archive import Codec
 from backup.config import BackupConfig
+from backup.credentials import fingerprint
 from backup.health import update_state
 from backup.influxdb2 import InfluxDB2, describe
 from backup.manifest import SetManifest, StoreResult, iso, utc_now
@@ -28,11 +33,12 @@ from backup.setfiles import StoreWriter
 from backup.sets import BackupSet, SetStore
 from backup.verify import verify_directory
 
-__all__ = ["RunOutcome", "apply_retention", "run_backup"]
+__all__ = ["PRE_RESTORE", "RunOutcome", "apply_retention", "run_backup", "take_pre_restore_set"]
 
 log = logging.getLogger("backup.job")
 
 StoreFn = Callable[[BackupConfig, StoreWriter, str, Path], tuple[str | None, dict]]
+PRE_RESTORE = "pre-restore"  # the trigger of a set a restore takes of what it is about to replace
 
 
 @dataclass
@@ -55,7 +61,10 @@ def backup_influxdb2(config: BackupConfig, writer: StoreWriter, base_name: str, 
         report = client.backup(writer, base_name)
     finally:
         client.close()
-    return version, {"buckets": report.buckets, "shards": report.shards, "shards_removed": report.shards_removed}
+    # The server accepted this token for the whole backup, so it is one of the tokens in the KV snapshot.
+    return version, {"buckets": report.buckets, "shards": report.shards, "shards_removed": report.shards_removed,
+                     "shards_of_deleted_groups": report.shards_of_deleted_groups,
+                     "credential": fingerprint(config.influxdb2_token or "")}
 
 
 def backup_influxdb3(config: BackupConfig, writer: StoreWriter, base_name: str, scratch: Path):
@@ -67,7 +76,28 @@ def backup_influxdb3(config: BackupConfig, writer: StoreWriter, base_name: str, 
     except (requests.RequestException, ValueError) as exc:
         log.warning("InfluxDB 3 did not tell its version (%s); copying its files anyway", exc)
     details = influxdb3.backup_node(config.influxdb3_data_dir, config.influxdb3_node_id, writer)
+    details["admin_tokens"], details["admin_tokens_error"] = _influxdb3_admin_tokens(config)
     return version, details
+
+
+def _influxdb3_admin_tokens(config: BackupConfig) -> tuple[list[dict] | None, str | None]:
+    """The catalog's tokens as the server lists them (influxdb3_system_tables/src/tokens.rs: every Core token is
+    an admin token, "*:*:*"; `hash` is the first 9 hex digits of the SHA-512 the catalog stores), or why not."""
+    try:
+        answer = requests.post(f"{config.influxdb3_url}/api/v3/query_sql", timeout=30,
+                               headers={"Authorization": f"Bearer {config.influxdb3_token or ''}"},
+                               json={"db": "_internal", "q": "SELECT name, hash FROM system.tokens", "format": "json"})
+    except requests.RequestException as exc:
+        return None, f"InfluxDB 3 did not answer: {exc}"
+    if answer.status_code == 401:
+        log.warning("InfluxDB 3 refuses INFLUXDB3_TOKEN: .env's INFLUXDB3_ADMIN_TOKEN is not an admin token of "
+                    "this server (changing it after the first start does nothing; README, 'Rotating credentials')")
+    if answer.status_code != 200:
+        return None, f"listing the admin tokens answered HTTP {answer.status_code}: {answer.text[:200]}"
+    try:
+        return [{"name": str(row["name"]), "hash": str(row["hash"])} for row in answer.json()], None
+    except (ValueError, KeyError, TypeError) as exc:
+        return None, f"the admin token list is not the JSON rows expected: {exc}"
 
 
 def backup_grafana(config: BackupConfig, writer: StoreWriter, base_name: str, scratch: Path):
@@ -79,6 +109,8 @@ def backup_grafana(config: BackupConfig, writer: StoreWriter, base_name: str, sc
     writer.add_file(grafana.DB_NAME, copy)
     copy.unlink()
     details |= grafana.export_api(api, writer)
+    # A restore checks GRAFANA_PASSWORD against this user's hash in the set's own grafana.db.
+    details["admin_login"] = config.grafana_user
     return version, details
 
 
@@ -189,3 +221,19 @@ def apply_retention(config: BackupConfig, sets: SetStore, *, dry_run: bool = Fal
                  "would prune" if dry_run else "pruned", decision.backup_set.name)
         pruned.append(decision.backup_set.name)
     return pruned
+
+
+def take_pre_restore_set(config: BackupConfig, sets: SetStore, stores: Sequence[str], *,
+                         store_functions: dict[str, StoreFn] | None = None,
+                         clock: Callable[[], datetime] = utc_now) -> BackupSet:
+    """A set of `stores` as they are now, taken by a restore (the lock held) before it replaces them: the way
+    back when the restore stops half-way. No retention runs (it could prune the set being restored) and no
+    metrics are written (the servers are about to change under them)."""
+    scoped = dataclasses.replace(config, stores=tuple(stores))
+    outcome = _run_locked(scoped, sets, PRE_RESTORE, store_functions or STORE_FUNCTIONS, clock)
+    if not outcome.success or outcome.backup_set is None:
+        raise RuntimeError(f"the pre-restore backup of {', '.join(stores)} failed ({outcome.error}): nothing was "
+                           "restored. Fix the cause, or restore without a way back (PRE_RESTORE_BACKUP=no)")
+    log.info("pre-restore set %s holds %s as they were before the restore", outcome.backup_set.name,
+             ", ".join(stores))
+    return outcome.backup_set

@@ -1,8 +1,10 @@
 """Which backup sets to keep: the newest set of each of the last N days, ISO weeks and months.
 
-The same rule as `borg prune` / `restic forget --keep-daily/--keep-weekly/--keep-monthly`, with two
-guarantees on top: the newest verified complete set is never pruned, and sets that did not back up every store
-("partial") never fill a keep slot; a partial set is kept only while it is newer than every complete one.
+The same rule as `borg prune` / `restic forget --keep-daily/--keep-weekly/--keep-monthly`, with guarantees on
+top: the newest verified complete set is never pruned, and only good sets (complete, and not failed by their last
+verification) fill a keep slot. The others (partial, or failed verification) are kept only while newer than every
+good set, and at most `keep_partial` of them: a store that stays down for weeks, or a key that no longer decrypts,
+must not fill the disk until every backup fails.
 Only sets this service made are ever candidates (`SetStore.sets()` returns nothing else).
 """
 
@@ -38,11 +40,11 @@ def plan_retention(sets: Sequence[BackupSet], policy: RetentionPolicy, tz: ZoneI
     """A keep/prune decision with reasons for every set, newest first."""
     newest_first = sorted(sets, key=lambda item: (item.finished, item.name), reverse=True)
     reasons: dict[str, list[str]] = {item.name: [] for item in newest_first}
-    complete = [item for item in newest_first if item.complete]
+    good = [item for item in newest_first if item.complete and not item.failed_verification]
     for label, period_of in _periods(tz):
         limit = getattr(policy, label)
         seen: list[tuple] = []
-        for item in complete:
+        for item in good:
             if len(seen) >= limit:
                 break
             period = period_of(item.finished)
@@ -50,11 +52,18 @@ def plan_retention(sets: Sequence[BackupSet], policy: RetentionPolicy, tz: ZoneI
                 continue
             seen.append(period)
             reasons[item.name].append(f"{label} #{len(seen)}")
-    verified = [item for item in complete if item.verified]
+    verified = [item for item in good if item.verified]
     if verified:
         reasons[verified[0].name].append("newest verified set")
-    newest_complete = complete[0].finished if complete else None
+    newest_good = good[0].finished if good else None
+    good_names = {item.name for item in good}
+    kept_others = 0
     for item in newest_first:
-        if not item.complete and (newest_complete is None or item.finished > newest_complete):
-            reasons[item.name].append("partial, but newer than every complete set")
+        if item.name in good_names or (newest_good is not None and item.finished <= newest_good):
+            continue
+        if kept_others >= policy.keep_partial:
+            break
+        kept_others += 1
+        what = "partial" if not item.complete else "failed verification"
+        reasons[item.name].append(f"{what}, but newer than every good set (#{kept_others} of {policy.keep_partial})")
     return [Decision(item, bool(reasons[item.name]), tuple(reasons[item.name])) for item in newest_first]

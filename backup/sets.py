@@ -70,6 +70,11 @@ class BackupSet:
         return bool(self.verification and self.verification.get("ok"))
 
     @property
+    def failed_verification(self) -> bool:
+        """Its last verification found problems (a set never verified is not failed)."""
+        return bool(self.verification) and not self.verification.get("ok")
+
+    @property
     def verified_at(self) -> datetime | None:
         if self.verification and self.verification.get("verified_at"):
             return parse_iso(self.verification["verified_at"])

@@ -27,6 +27,10 @@ case "$rest" in
   *[!A-Za-z0-9_-]*) fail "INFLUXDB3_ADMIN_TOKEN may contain only A-Z a-z 0-9 _ - after apiv3_" ;;
 esac
 [ "${#rest}" -ge 22 ] || fail "INFLUXDB3_ADMIN_TOKEN is too short (at least 16 random bytes, base64url)"
+# The name goes into the JSON too; the server adds the token only under a name its catalog does not have yet.
+case "$TOKEN_NAME" in
+  ""|*[!A-Za-z0-9_.-]*) fail "INFLUXDB3_ADMIN_TOKEN_NAME may contain only A-Z a-z 0-9 _ . - (and not be empty)" ;;
+esac
 
 mkdir -p "$SECRETS_DIR" "$DATA_DIR" "$VENV_DIR"
 umask 077

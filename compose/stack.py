@@ -9,6 +9,7 @@ but Docker with Compose v2 to bring the stack up.
     python3 compose/stack.py wait     wait until every long-running service is healthy and every one-shot succeeded
     python3 compose/stack.py info     print the URLs and where the credentials are (never the secrets themselves)
     python3 compose/stack.py chart    save the forecast chart page (it needs the InfluxDB 3 token) to open locally
+    python3 compose/stack.py restore --set NAME|latest [...]   what `make restore` runs (see `restore` below)
 """
 
 from __future__ import annotations
@@ -276,6 +277,67 @@ def wait(compose: Sequence[str], timeout: float, interval: float = 3.0,
         sleep(interval)
 
 
+# ------------------------------------------------------------------------------------------------ restore
+def _call(cmd: Sequence[str]) -> int:
+    """Run a Compose command with the terminal attached (the user sees its progress and its errors)."""
+    return subprocess.run(list(cmd)).returncode
+
+
+def _capture(cmd: Sequence[str]) -> subprocess.CompletedProcess:
+    """Run a Compose command, keeping its stdout (its logs still go to the terminal on stderr)."""
+    return subprocess.run(list(cmd), stdout=subprocess.PIPE, text=True)
+
+
+def restore(compose: Sequence[str], set_name: str, *, only: str | None = None, bucket: str | None = None,
+            new_bucket: str | None = None, accept_credential_mismatch: bool = False,
+            pre_restore_backup: bool = True, timeout: float = 900.0,
+            call: Callable[[Sequence[str]], int] = _call,
+            capture: Callable[[Sequence[str]], subprocess.CompletedProcess] = _capture,
+            wait_for: Callable[[Sequence[str], float], None] = wait) -> str:
+    """`make restore`: the scheduled backups and ingest stop for the whole restore (a backup must not copy a
+    half-restored store, and nothing may write into one). Then, in the one-off `restore` service (the only one with
+    the data volumes writable): `backup restore SET --prepare` while the servers run, which resolves SET once
+    (`latest` could otherwise mean another set by the next step), checks .env's credentials against the set and
+    takes the pre-restore set; InfluxDB 3 and Grafana stop; `backup restore NAME` with that name. The stack starts
+    again only when the restore succeeded. Returns the name of the set restored."""
+    args: list[str] = []
+    if only:
+        args += ["--only", only]
+    if bucket:
+        args += ["--bucket", bucket]
+    if new_bucket:
+        args += ["--new-bucket", new_bucket]
+    if accept_credential_mismatch:
+        args.append("--accept-credential-mismatch")
+    if not pre_restore_backup:
+        args.append("--no-pre-restore-backup")
+    run = [*compose, "run", "--rm", "--no-deps"]
+
+    def must(cmd: list[str]) -> None:
+        if call(cmd) != 0:
+            raise StackError(f"`{' '.join(cmd)}` failed (see above)")
+
+    print(f"{PREFIX} pausing the scheduled backups and ingest for the restore", flush=True)
+    must([*compose, "stop", "backup", "ingest"])
+    prepared = capture([*run, "-T", "restore", "restore", set_name, "--prepare", *args])
+    names = (prepared.stdout or "").split()
+    if prepared.returncode != 0 or not names:
+        call([*compose, "up", "--detach", "backup", "ingest"])
+        raise StackError("nothing was restored (the reason is above); the scheduled backups and ingest run again")
+    name = names[-1]
+    stopped = [] if bucket else [store for store in ("influxdb3", "grafana") if only in (None, store)]
+    if stopped:
+        must([*compose, "stop", *stopped])
+    must([*compose, "up", "--detach", "--wait", "influxdb2"])
+    if call([*run, "restore", "restore", name, "--skip-verify", *args]) != 0:
+        raise StackError(f"the restore of {name} stopped (the reason is above). ingest, backup"
+                         f"{''.join(', ' + store for store in stopped)} stay stopped, so nothing writes into a store "
+                         "that is only partly restored: see README, 'When a restore stops half-way'")
+    must([*compose, "up", "--detach"])
+    wait_for(compose, timeout)
+    return name
+
+
 # --------------------------------------------------------------------------------------------------- info
 def info_text(env: dict[str, str], env_path: Path) -> str:
     bind = env.get("BIND_ADDRESS") or "127.0.0.1"
@@ -333,7 +395,7 @@ def save_chart(env: dict[str, str], target: Path, path: str = "peyton-chart", se
 # ---------------------------------------------------------------------------------------------------- cli
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["env", "doctor", "wait", "info", "chart"])
+    parser.add_argument("command", choices=["env", "doctor", "wait", "info", "chart", "restore"])
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
     parser.add_argument("--example", type=Path, default=REPO / ".env.example")
     parser.add_argument("--compose", default=os.environ.get("COMPOSE", "docker compose"),
@@ -341,6 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds `wait` allows (default 900)")
     parser.add_argument("--out", type=Path, default=REPO / "peyton-chart.html", help="where `chart` saves the page")
     parser.add_argument("--series", help="the series `chart` draws (default: the trigger's)")
+    parser.add_argument("--set", help="`restore`: the set's name, or latest")
+    parser.add_argument("--only", choices=["influxdb2", "influxdb3", "grafana"], help="`restore`: one store")
+    parser.add_argument("--bucket", help="`restore`: one InfluxDB 2 bucket, as a new bucket")
+    parser.add_argument("--new-bucket", help="`restore`: the restored bucket's name")
+    parser.add_argument("--accept-credential-mismatch", action="store_true",
+                        help="`restore`: InfluxDB 3 / Grafana even if .env's credentials will not open them")
+    parser.add_argument("--no-pre-restore-backup", action="store_true",
+                        help="`restore`: without a pre-restore set (a restore that stops half-way cannot be undone)")
     args = parser.parse_args(argv)
     compose = shlex.split(args.compose)
     try:
@@ -357,6 +427,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "wait":
             wait(compose, args.timeout)
             print(f"{PREFIX} every service is healthy and provisioning finished")
+        elif args.command == "restore":
+            if not args.set:
+                raise StackError("restore needs --set <set name|latest>")
+            name = restore(compose, args.set, only=args.only, bucket=args.bucket, new_bucket=args.new_bucket,
+                           accept_credential_mismatch=args.accept_credential_mismatch,
+                           pre_restore_backup=not args.no_pre_restore_backup, timeout=args.timeout)
+            print(f"{PREFIX} restored {name}; every service is healthy again")
         elif args.command == "chart":
             saved = save_chart(read_env(args.env_file), args.out, series=args.series)
             print(f"{PREFIX} forecast chart saved: open {saved.resolve().as_uri()} in a browser")

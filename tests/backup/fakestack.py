@@ -22,8 +22,8 @@ class FakeInfluxDB3:
     """InfluxDB 3 Core's HTTP API (tests/support/influxdb3.py, as v3.10.1's source answers) with `monitoring` and
     `telemetry`, plus what the tests script: `accept_writes = False` answers writes 503 (a server in trouble)."""
 
-    def __init__(self) -> None:
-        self.core = InfluxDB3(LocalEngine(), token=INFLUXDB3_TOKEN, version="3.10.5")
+    def __init__(self, token: str = INFLUXDB3_TOKEN) -> None:
+        self.core = InfluxDB3(LocalEngine(), token=token, version="3.10.5")
         for name in ("telemetry", "monitoring"):
             self.core.engine.create_database(name)
         self.accept_writes = True
@@ -49,16 +49,21 @@ class FakeInfluxDB3:
 
 
 class FakeStack:
-    def __init__(self, root: Path):
+    """Set up with the credentials an .env gives (`make up` generates new ones on every new host)."""
+
+    def __init__(self, root: Path, *, influxdb2_token: str = "operator-token",
+                 influxdb3_token: str = INFLUXDB3_TOKEN, grafana_password: str = "pw"):
         self.root = root
         self.influxdb2 = FakeInfluxDB2.with_data()
-        self.influxdb3 = FakeInfluxDB3()
-        self.grafana = FakeGrafana(dashboards=3)
+        self.influxdb2.token = influxdb2_token
+        self.influxdb3 = FakeInfluxDB3(influxdb3_token)
+        self.grafana = FakeGrafana(dashboards=3, password=grafana_password)
+        self.grafana_password = grafana_password
         self.data_dir = root / "influxdb3-data"
         self.influxdb3_files = server_tree(self.data_dir)
         self.grafana_db = root / "grafana" / "grafana.db"
         self.grafana_db.parent.mkdir(parents=True)
-        grafana_db(self.grafana_db, dashboards=5)
+        grafana_db(self.grafana_db, dashboards=5, admin_password=grafana_password)
         self.backup_dir = root / "backups"
         self._stack = ExitStack()
 
@@ -75,9 +80,10 @@ class FakeStack:
             "BACKUP_DIR": str(self.backup_dir), "TZ": "Europe/Berlin", "BACKUP_SCHEDULE": "59 23 * * *",
             "INFLUXDB2_URL": self.servers["influxdb2"].url, "INFLUXDB2_ORG": "stack",
             "INFLUXDB2_TOKEN": self.influxdb2.token,
-            "INFLUXDB3_URL": self.servers["influxdb3"].url, "INFLUXDB3_TOKEN": INFLUXDB3_TOKEN,
+            "INFLUXDB3_URL": self.servers["influxdb3"].url, "INFLUXDB3_TOKEN": self.influxdb3.core.token,
             "INFLUXDB3_DATA_DIR": str(self.data_dir), "INFLUXDB3_NODE_ID": NODE,
-            "GRAFANA_URL": self.servers["grafana"].url, "GRAFANA_USER": "admin", "GRAFANA_PASSWORD": "pw",
+            "GRAFANA_URL": self.servers["grafana"].url, "GRAFANA_USER": "admin",
+            "GRAFANA_PASSWORD": self.grafana_password,
             "GRAFANA_DB": str(self.grafana_db), "BACKUP_HTTP_TIMEOUT": "10",
         }
         values.update(overrides)

@@ -92,6 +92,8 @@ class FakeInfluxDB2(InfluxDB2):
     `manifests` are the bucket manifests `/api/v2/backup/metadata` lists; `shards` the TSM tar of each shard.
     `kv_operator_token` is the operator token inside the KV snapshot a restore uploads (the same install's by
     default); `hashed_tokens` is InfluxDB 2.9's default (--use-hashed-tokens): the restore answers no token.
+    `existing_shards` are the shards the storage engine has (None: every shard of `shards`); a KV restore
+    replaces them with the restored metadata's (`manifests`, whose KV the set holds).
     """
 
     kv: bytes = field(default_factory=lambda: b"bolt\x00" + bytes(range(256)) * 64)
@@ -102,6 +104,8 @@ class FakeInfluxDB2(InfluxDB2):
     restored_token: str | None = None
     kv_operator_token: str | None = None
     hashed_tokens: bool = True
+    existing_shards: set[int] | None = None
+    shard_pace: float = 0.0  # seconds between 64 KiB pieces of a shard download (a big shard on a slow disk)
 
     @classmethod
     def with_data(cls) -> FakeInfluxDB2:
@@ -140,9 +144,20 @@ class FakeInfluxDB2(InfluxDB2):
         if request.method == "POST" and request.path == "/api/v2/restore/bucketMetadata":
             return self._restore_bucket_metadata
         if request.method == "POST" and re.fullmatch(r"/api/v2/restore/shards/\d+", request.path):
-            # http/restore_service.go handleRestoreShard: nothing written on success, so 200 with an empty body.
-            return lambda _: Reply(200)
+            return self._restore_shard
         return None
+
+    def _live_shards(self) -> set[int]:
+        return set(self.shards) - self.removed_shards if self.existing_shards is None else self.existing_shards
+
+    def _restore_shard(self, request: Recorded) -> Reply:
+        """http/restore_service.go handleRestoreShard: nothing written on success, so 200 with an empty body. A
+        shard the engine does not have is tsdb/store.go RestoreShard's plain `fmt.Errorf("shard %d doesn't exist
+        on this server")`, which kit/transport/http/error_handler.go answers as a 500 internal error without its
+        text (v2.7.12, v2.9.1)."""
+        if int(request.path.rsplit("/", 1)[1]) not in self._live_shards():
+            return error(500, "internal error", "An internal error has occurred - check server logs")
+        return Reply(200)
 
     def _metadata(self, request: Recorded) -> Reply:
         body, boundary = multipart_mixed([
@@ -157,13 +172,18 @@ class FakeInfluxDB2(InfluxDB2):
         if shard_id in self.removed_shards or shard_id not in self.shards:
             return error(404, "not found", f"shard {shard_id} not found")
         body, headers = self._maybe_gzip(request, self.shards[shard_id], {"Content-Type": "application/octet-stream"})
-        return Reply(200, body, headers)
+        return Reply(200, body, headers, pace=self.shard_pace)
 
     def _restore_kv(self, request: Recorded) -> Reply:
         """http/restore_service.go handleRestoreKVStore: the KV store is replaced, so from now on only its tokens
         work; 200 {"token": <its operator token>} — "" when tokens are hashed (v2.9.1, the default: only the
         hash is stored; seen from a real 2.9.1 server)."""
         self.restored_token = self.kv_operator_token or self.token
+        # storage/engine.go RestoreKVStore: every shard is deleted, then the restored metadata's shards are created
+        # empty, except those of shard groups marked deleted (`sgi.Deleted()`).
+        self.existing_shards = {shard["id"] for bucket in self.manifests for policy in bucket["retentionPolicies"]
+                                for group in policy["shardGroups"] if not group.get("deletedAt")
+                                for shard in group["shards"]}
         return Reply(200, {"token": "" if self.hashed_tokens else self.restored_token})
 
     def _restore_bucket_metadata(self, request: Recorded) -> Reply:
@@ -177,4 +197,8 @@ class FakeInfluxDB2(InfluxDB2):
         mappings = [{"oldId": shard["id"], "newId": shard["id"] + 100}
                     for policy in manifest["retentionPolicies"] for group in policy["shardGroups"]
                     for shard in group["shards"]]
+        # storage/engine.go RestoreBucket maps every shard but creates only those of groups not marked deleted.
+        created = {shard["id"] + 100 for policy in manifest["retentionPolicies"] for group in policy["shardGroups"]
+                   if not group.get("deletedAt") for shard in group["shards"]}
+        self.existing_shards = self._live_shards() | created
         return Reply(201, {"id": bucket["id"], "name": name, "shardMappings": mappings})

@@ -18,20 +18,24 @@ import pytest
 
 from backup import grafana
 from backup.archive import Codec
+from backup.credentials import grafana_encode_password
 from backup.setfiles import StoreReader, StoreWriter
 from tests.support.recorder import Recorded, RecordingServer, Reply
 
+ADMIN_SALT = "F3FAxVm33R"  # pkg/services/user/userimpl: util.GetRandomString(10)
 
-def grafana_db(path: Path, dashboards: int = 50) -> None:
-    """A database with Grafana's own table shapes (dashboard, data_source, user), sizeable enough that the
-    online backup takes several steps."""
+
+def grafana_db(path: Path, dashboards: int = 50, *, admin: str = "admin", admin_password: str = "pw") -> None:
+    """A database with Grafana's own table shapes (dashboard, data_source, user with Grafana's password hash and
+    salt), sizeable enough that the online backup takes several steps."""
     connection = sqlite3.connect(path)
     connection.executescript("""
         CREATE TABLE dashboard (id INTEGER PRIMARY KEY AUTOINCREMENT, version INTEGER NOT NULL, slug TEXT,
             title TEXT NOT NULL, data TEXT NOT NULL, org_id INTEGER NOT NULL, uid TEXT, folder_uid TEXT);
         CREATE TABLE data_source (id INTEGER PRIMARY KEY AUTOINCREMENT, org_id INTEGER, name TEXT, type TEXT,
             url TEXT, uid TEXT, secure_json_data TEXT);
-        CREATE TABLE user (id INTEGER PRIMARY KEY AUTOINCREMENT, login TEXT, email TEXT, password TEXT);
+        CREATE TABLE user (id INTEGER PRIMARY KEY AUTOINCREMENT, login TEXT, email TEXT, password TEXT, salt TEXT,
+            is_admin INTEGER);
     """)
     for index in range(dashboards):
         panels = json.dumps({"title": f"d{index}", "panels": [{"id": p, "type": "timeseries"} for p in range(40)]})
@@ -39,7 +43,8 @@ def grafana_db(path: Path, dashboards: int = 50) -> None:
                            (f"d{index}", f"Dashboard {index}", panels, f"uid{index:03d}"))
     connection.execute("INSERT INTO data_source (org_id, name, type, url, uid) VALUES "
                        "(1, 'InfluxDB 3 SQL', 'influxdb', 'http://influxdb3:8181', 'influxdb3-sql')")
-    connection.execute("INSERT INTO user (login, email, password) VALUES ('admin', 'admin@localhost', 'hash')")
+    connection.execute("INSERT INTO user (login, email, password, salt, is_admin) VALUES (?, ?, ?, ?, 1)",
+                       (admin, f"{admin}@localhost", grafana_encode_password(admin_password, ADMIN_SALT), ADMIN_SALT))
     connection.commit()
     connection.close()
 

@@ -7,13 +7,15 @@ import gzip
 import io
 import json
 import logging
+import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from backup.archive import Codec
-from backup.influxdb2 import InfluxDB2, InfluxDB2Error
+from backup.influxdb2 import InfluxDB2, InfluxDB2Error, RestoreStopped
 from backup.setfiles import StoreReader, StoreWriter
 from common.retry import RetryPolicy
 from tests.backup.influxdb2_api import FakeInfluxDB2
@@ -164,6 +166,96 @@ def test_a_set_from_another_install_stops_with_what_to_do_on_influxdb_2_9(tmp_pa
     with pytest.raises(InfluxDB2Error, match=r"401.*another install.*INFLUXDB2_ADMIN_TOKEN"):
         client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
     client.close()
+
+
+def _delete_group_of_shard(manifests: list[dict], shard_id: int) -> None:
+    """What retention enforcement does first (v1/services/meta/data.go DeleteShardGroup): the group gets its
+    deletedAt and keeps listing its shards, whose files are removed a moment later."""
+    for bucket in manifests:
+        for group in bucket["retentionPolicies"][0]["shardGroups"]:
+            if any(shard["id"] == shard_id for shard in group["shards"]):
+                group["deletedAt"] = "2025-01-20T00:00:00Z"
+
+
+def test_shards_of_deleted_shard_groups_are_not_backed_up_and_the_restore_completes(tmp_path, server, fake):
+    """A shard group retention just deleted still lists its shard, and the shard's files may still be there. A
+    restore could never bring it back: the server creates no shard for a deleted group and answers 500 to the
+    upload, AFTER its KV restore deleted every shard. So it is left out of the set, as a removed shard is."""
+    _delete_group_of_shard(fake.manifests, 2)
+    writer, report = _backup(tmp_path, server, fake)
+    assert not server.matching("GET", "/api/v2/backup/shards/2"), "a shard of a deleted group is not downloaded"
+    assert report.shards == 3 and report.shards_of_deleted_groups == [2]
+    client = _client(server, fake)
+    result = client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
+    assert sorted(r.path for r in server.matching("POST") if "/restore/shards/" in r.path) == [
+        "/api/v2/restore/shards/1", "/api/v2/restore/shards/3", "/api/v2/restore/shards/4"]
+    assert result["shards"] == 3
+
+
+def test_an_older_set_holding_a_shard_of_a_deleted_group_restores_without_it(tmp_path, server, fake):
+    """A set written before the group was deleted in its own metadata (or by an older version of this service)
+    names the shard; the restore skips it instead of failing half-way with the server's 500."""
+    writer, _ = _backup(tmp_path, server, fake)
+    _delete_group_of_shard(fake.manifests, 2)  # the set's KV snapshot: the group was being deleted
+    (name, manifest) = InfluxDB2.read_manifest(_reader(tmp_path, writer))
+    _delete_group_of_shard(manifest["buckets"], 2)
+    (tmp_path / "influxdb2" / name).write_text(json.dumps(manifest))
+    client = _client(server, fake)
+    result = client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
+    assert not server.matching("POST", "/api/v2/restore/shards/2") and result["shards"] == 3
+
+
+def test_uploads_after_the_kv_restore_are_retried(tmp_path, server, fake):
+    """After the KV restore the server holds no data at all: a shard upload that meets a passing 503 is sent
+    again, whole, instead of leaving the server empty."""
+    writer, _ = _backup(tmp_path, server, fake)
+    fake.fail_next = {"/api/v2/restore/shards/3": 2, "/api/v2/restore/sql": 1}
+    client = _client(server, fake)
+    result = client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
+    attempts = server.matching("POST", "/api/v2/restore/shards/3")
+    assert len(attempts) == 3 and attempts[-1].body == fake.shards[3]
+    assert len(server.matching("POST", "/api/v2/restore/sql")) == 2
+    assert result["shards"] == 4
+
+
+def test_a_restore_that_stops_after_the_kv_restore_says_how_far_it_got(tmp_path, server, fake):
+    writer, _ = _backup(tmp_path, server, fake)
+    fake.fail_next = {"/api/v2/restore/shards/3": 10}
+    client = _client(server, fake)
+    with pytest.raises(RestoreStopped, match=r"restore shard 3.*503.*2 of 4 shards are restored") as stopped:
+        client.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")
+    client.close()
+    assert (stopped.value.restored, stopped.value.total) == (2, 4)
+
+
+def test_transfers_longer_than_the_timeout_complete_while_bytes_keep_moving(tmp_path, fake):
+    """BACKUP_HTTP_TIMEOUT is the longest silence allowed, not a limit on a whole transfer: a shard of many GiB
+    streams (down, then up) for as long as it takes while its bytes keep moving."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        data = os.urandom(8 << 20)  # does not compress: more than the sockets buffer on the way up
+        info = tarfile.TarInfo("aaaaaaaaaaaaaaa1/autogen/1/000000001-000000001.tsm")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    fake.shards[1], fake.shard_pace = buffer.getvalue(), 0.01  # ~1.3 s to download
+
+    def client(url: str) -> InfluxDB2:
+        return InfluxDB2(url, fake.token, fake.org, timeout=1.0, retry=RetryPolicy(attempts=1))
+
+    writer = StoreWriter(tmp_path, "influxdb2", Codec("zstd", 3, None))
+    with RecordingServer(fake.respond) as server:
+        started = time.monotonic()
+        downloader = client(server.url)
+        assert downloader.backup(writer, BASE).shards == 4 and time.monotonic() - started > 1.0
+        downloader.close()
+    with RecordingServer(fake.respond, slow_body_seconds=1.5) as busy:  # the upload takes 1.5 s and more
+        uploader = client(busy.url)
+        assert uploader.restore_full(_reader(tmp_path, writer), tmp_path / "scratch")["shards"] == 4
+        uploader.close()
+        assert busy.matching("POST", "/api/v2/restore/shards/1")[0].body == fake.shards[1]
 
 
 def test_one_bucket_is_restored_into_a_new_bucket_with_the_servers_shard_ids(tmp_path, server, fake):

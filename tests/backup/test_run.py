@@ -14,7 +14,7 @@ from backup import metrics
 from backup.config import load_config
 from backup.job import run_backup
 from backup.manifest import MANIFEST_NAME, SetManifest
-from backup.restore import RestoreRequest, restore_set
+from backup.restore import RestoreRequest, prepare_restore, restore_set
 from backup.sets import SetStore
 from backup.verify import verify_directory
 from tests.backup.fakestack import FakeStack, key_text
@@ -128,7 +128,10 @@ def test_encrypted_zstd_set_round_trips_through_restore_of_every_store(stack: Fa
     connection.execute("DELETE FROM dashboard")
     connection.commit()
     connection.close()
-    results = restore_set(config, backup_set, RestoreRequest(), influxdb3_running=lambda: False,
+    sets = SetStore(stack.backup_dir)
+    undo = prepare_restore(config, sets, backup_set, RestoreRequest())
+    assert sorted(undo.manifest.stores) == ["grafana", "influxdb2"], "the wiped InfluxDB 3 had nothing to keep"
+    results = restore_set(config, sets, backup_set, RestoreRequest(), influxdb3_running=lambda: False,
                           grafana_running=lambda: False)
     assert list(results) == ["influxdb3", "grafana", "influxdb2"]
     restored = {p.relative_to(stack.data_dir / "stack-node0").as_posix(): p.read_bytes()

@@ -140,15 +140,16 @@ def test_verify_catches_a_bit_flip_that_keeps_the_checksum_story_consistent(stac
 
 
 # ------------------------------------------------------------------------------------------- retention
-def _past_set(store: SetStore, finished: datetime, *, complete: bool = True, verified: bool = True) -> str:
-    """A set as this service writes it, finished at a time in the past."""
+def _past_set(store: SetStore, finished: datetime, *, complete: bool = True, verified: bool | None = True) -> str:
+    """A set as this service writes it, finished at a time in the past (`verified` None: never verified)."""
     partial = store.begin(finished)
     stores = {"influxdb2": StoreResult("ok"), "grafana": StoreResult("ok" if complete else "failed", error="x")}
     manifest = SetManifest(name=partial.name, started_at=iso(finished - timedelta(minutes=5)),
                            finished_at=iso(finished), duration_seconds=300.0, trigger="schedule", timezone="UTC",
                            compression="zstd", encrypted=False, stores=stores, files=[])
     backup_set = store.finalize(partial, manifest)
-    store.record_verification(backup_set, verified, [] if verified else ["broken"])
+    if verified is not None:
+        store.record_verification(backup_set, verified, [] if verified else ["broken"])
     stamp = finished.timestamp()
     os.utime(backup_set.path, (stamp, stamp))
     return backup_set.name
@@ -180,8 +181,8 @@ def test_the_newest_verified_set_survives_even_when_no_rule_keeps_it(tmp_path: P
     store = SetStore(tmp_path)
     now = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
     oldest_verified = _past_set(store, now - timedelta(days=40))
-    _past_set(store, now - timedelta(days=2), verified=False)
-    newest = _past_set(store, now - timedelta(hours=1), verified=False)
+    _past_set(store, now - timedelta(days=2), verified=None)
+    newest = _past_set(store, now - timedelta(hours=1), verified=None)
     decisions = {d.backup_set.name: d for d in plan_retention(store.sets(), RetentionPolicy(1, 0, 0), ZoneInfo("UTC"))}
     assert decisions[newest].keep and decisions[newest].reasons == ("daily #1",)
     assert decisions[oldest_verified].keep and decisions[oldest_verified].reasons == ("newest verified set",)
@@ -196,8 +197,38 @@ def test_partial_sets_never_take_a_keep_slot(tmp_path: Path):
     partial_new = _past_set(store, now - timedelta(hours=1), complete=False)
     decisions = {d.backup_set.name: d for d in plan_retention(store.sets(), RetentionPolicy(7, 0, 0), ZoneInfo("UTC"))}
     assert decisions[complete_old].reasons[0] == "daily #1"
-    assert decisions[partial_new].keep and "newer than every complete set" in decisions[partial_new].reasons[0]
+    assert decisions[partial_new].keep and "newer than every good set" in decisions[partial_new].reasons[0]
     assert not decisions[partial_old].keep
+
+
+def test_partial_sets_newer_than_the_last_complete_one_do_not_fill_the_disk(tmp_path: Path):
+    """InfluxDB 2 down for three weeks: every nightly run is partial and newer than the last complete set. Only
+    the newest BACKUP_KEEP_PARTIAL of them stay, so the disk does not fill until every backup fails."""
+    store = SetStore(tmp_path)
+    now = datetime(2025, 6, 30, 23, 59, tzinfo=UTC)
+    complete = _past_set(store, now - timedelta(days=22))
+    partials = [_past_set(store, now - timedelta(days=days), complete=False) for days in range(21)]
+    config = load_config({"BACKUP_DIR": str(tmp_path), "TZ": "UTC", "INFLUXDB2_TOKEN": "t",
+                          "BACKUP_STORES": "influxdb2", "BACKUP_KEEP_PARTIAL": "2"})
+    with store.lock():
+        pruned = apply_retention(config, store)
+    assert [item.name for item in store.sets()] == [complete, partials[1], partials[0]]
+    assert len(pruned) == 19
+
+
+def test_a_set_that_failed_verification_takes_no_keep_slot(tmp_path: Path):
+    """A set whose verification failed cannot be restored: it must not push a good set out of its slot."""
+    store = SetStore(tmp_path)
+    now = datetime(2025, 6, 30, 23, 59, tzinfo=UTC)
+    older = _past_set(store, now - timedelta(days=2))
+    newer = _past_set(store, now - timedelta(days=1))
+    failed = _past_set(store, now, verified=False)
+    decisions = {d.backup_set.name: d for d in plan_retention(store.sets(), RetentionPolicy(2, 0, 0, keep_partial=1),
+                                                              ZoneInfo("UTC"))}
+    assert decisions[older].reasons == ("daily #2",) and decisions[newer].reasons[0] == "daily #1"
+    assert decisions[failed].reasons == ("failed verification, but newer than every good set (#1 of 1)",)
+    bounded = plan_retention(store.sets(), RetentionPolicy(2, 0, 0, keep_partial=0), ZoneInfo("UTC"))
+    assert [d.backup_set.name for d in bounded if not d.keep] == [failed]
 
 
 def test_days_are_counted_in_the_configured_time_zone(tmp_path: Path):

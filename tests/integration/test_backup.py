@@ -152,3 +152,93 @@ def test_backup_wipe_restore_finds_the_same_data(stack, backed_up):
         assert _grafana_dashboard(stack, dashboard_uid) == 200
     health = stack.backup("health")
     assert health.returncode == 0, health.stdout + health.stderr
+
+
+def test_a_set_restored_onto_a_new_influxdb3_with_another_token_is_refused_then_guided(tmp_path: Path):
+    """The fresh-host case on a real `influxdb3 serve`: the set comes from a server set up with one admin token, the
+    new server with another (its own `make up`). `backup restore --prepare` refuses and says why; the restored
+    catalog then really keeps the set's token and ignores the token file ("Admin token '_admin' already exists,
+    skipping initialization"); with a new INFLUXDB3_ADMIN_TOKEN_NAME the check passes and the server accepts the
+    new host's token as well. Needs only INFLUXDB3_BIN (or `influxdb3` on PATH)."""
+    import json
+    import sys
+
+    from tests.integration.stacks import run, wait_for
+    from tests.integration.stacks.native import Process, binary, free_port
+    from tests.support.paths import REPO
+
+    server_binary = binary("INFLUXDB3_BIN", "influxdb3")
+    if server_binary is None:
+        pytest.skip("needs an InfluxDB 3 Core binary (INFLUXDB3_BIN or `influxdb3` on PATH)")
+    node = "stack-node0"
+    old_token, new_token = "apiv3_" + "o" * 43, "apiv3_" + "n" * 43
+    ports = {"old": free_port(), "new": free_port()}
+
+    def serve(host: str, token: str, name: str = "_admin") -> Process:
+        secrets = tmp_path / host / "secrets"
+        secrets.mkdir(parents=True, exist_ok=True)
+        token_file = secrets / "admin-token.json"
+        token_file.write_text(json.dumps({"token": token, "name": name}))  # what influxdb3-prepare writes
+        token_file.chmod(0o600)
+        process = Process(f"influxdb3-{host}", [
+            str(server_binary), "serve", "--node-id", node, "--object-store", "file",
+            "--data-dir", str(tmp_path / host / "data"), "--admin-token-file", str(token_file),
+            "--disable-authz", "health,ping", "--disable-telemetry-upload",
+            "--http-bind", f"127.0.0.1:{ports[host]}"], {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
+            tmp_path / f"{host}.log")
+        process.start()
+        wait_for(f"influxdb3 ({host} host)",
+                 lambda: requests.get(f"http://127.0.0.1:{ports[host]}/health", timeout=5).ok, timeout=60)
+        return process
+
+    def rows(host: str, token: str) -> int | list:
+        answer = requests.post(f"http://127.0.0.1:{ports[host]}/api/v3/query_sql", timeout=30,
+                               headers={"Authorization": f"Bearer {token}"},
+                               json={"db": "restoreit", "q": "SELECT value FROM m ORDER BY value", "format": "json"})
+        return [row["value"] for row in answer.json()] if answer.status_code == 200 else answer.status_code
+
+    def backup(host: str, token: str, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "TZ": "UTC", "BACKUP_METRICS": "false",
+               "BACKUP_DIR": str(tmp_path / "backups"), "BACKUP_STORES": "influxdb3",
+               "INFLUXDB3_URL": f"http://127.0.0.1:{ports[host]}", "INFLUXDB3_TOKEN": token,
+               "INFLUXDB3_DATA_DIR": str(tmp_path / host / "data"), "INFLUXDB3_NODE_ID": node, **extra}
+        return run([sys.executable, "-m", "backup", *args], timeout=300, env=env, cwd=REPO)
+
+    old = serve("old", old_token)
+    try:
+        written = requests.post(f"http://127.0.0.1:{ports['old']}/api/v3/write_lp", timeout=30,
+                                params={"db": "restoreit"}, headers={"Authorization": f"Bearer {old_token}"},
+                                data="\n".join(f"m value={value}i {1_700_000_000 + value}000000000"
+                                               for value in range(5)))
+        assert written.status_code == 204, written.text
+        taken = backup("old", old_token, "now")
+        assert taken.returncode == 0, taken.stderr
+    finally:
+        old.stop()
+    set_name = taken.stdout.split()[-1]
+    new = serve("new", new_token)  # the new host's first start: its own catalog, its own token
+    new.stop()
+
+    refused = backup("new", new_token, "restore", "latest", "--prepare")
+    assert refused.returncode == 1
+    assert "INFLUXDB3_ADMIN_TOKEN is none of the admin tokens in this set's catalog (_admin)" in refused.stderr
+    assert "INFLUXDB3_ADMIN_TOKEN_NAME=_admin-2" in refused.stderr and new_token not in refused.stderr
+
+    prepared = backup("new", new_token, "restore", "latest", "--prepare", INFLUXDB3_TOKEN_NAME="_admin-2")
+    assert prepared.returncode == 0, prepared.stderr
+    assert prepared.stdout.split()[-1] == set_name, "latest is the set taken, not the pre-restore set"
+    restored = backup("new", new_token, "restore", set_name, "--skip-verify", INFLUXDB3_TOKEN_NAME="_admin-2")
+    assert restored.returncode == 0, restored.stderr
+
+    new = serve("new", new_token)  # the token file as before: name _admin, which the restored catalog has
+    try:
+        assert rows("new", new_token) == 401
+        assert rows("new", old_token) == [0, 1, 2, 3, 4]
+    finally:
+        new.stop()
+    assert "Admin token '_admin' already exists, skipping initialization" in (tmp_path / "new.log").read_text()
+    new = serve("new", new_token, name="_admin-2")  # INFLUXDB3_ADMIN_TOKEN_NAME=_admin-2, as the check told
+    try:
+        assert rows("new", new_token) == [0, 1, 2, 3, 4]
+    finally:
+        new.stop()

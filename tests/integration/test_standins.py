@@ -150,6 +150,72 @@ def test_influxdb2_writes_refuse_as_influxd(influxd, influxd_standin, influxd_fa
     assert kept == {("typed", "a", 1), ("typed", "a", 2)}
 
 
+MIGRATE_T0 = 1_700_006_400 * 10**9  # 2023-11-15T00:00:00Z
+MIGRATE_WEEK = 7 * 86_400 * 10**9
+MIGRATE_DATA = [
+    "\n".join([
+        f'm,host=a,region=eu\\ west f=1.5,i=3i,u=7u,s="he said \\"hi\\", ok",b=true {MIGRATE_T0 + 1}',
+        f"m,host=a,region=eu\\ west f=2,i=-4i {MIGRATE_T0 + 123_456_789}",
+        f'm,host=b f=1e20,s=" lead",b=false {MIGRATE_T0}',
+        f'm,host=b f=0.0000001,u=18446744073709551615u,s="a\\\\b" {MIGRATE_T0 + 60 * 10**9}',
+        f'm,host=b,Zone=x f=-0.5,s="" {MIGRATE_T0 + 61 * 10**9}',
+        f'm,host=b,Zone=x s="x",d=5e-324 {MIGRATE_T0 + 60 * 10**9}',
+        f"m,host=c f=3 {MIGRATE_T0 + 90 * 10**9}",
+        f"m,host=c i=3i {MIGRATE_T0 + 80 * 10**9}",  # the later field's earlier time: rows in order of appearance
+        f"o,k=v\\,w a=1,z=-0 {MIGRATE_T0 + 2}",
+        f"o,k=\\ space,q=ü c=\"\\\\.\",d=1e-300 {MIGRATE_T0}",
+        f"pre1970,k=a v=1 {-86_400 * 10**9 - 5}",
+        f"clash,x=1 y=3 {MIGRATE_T0}",
+        f"clash x=2 {MIGRATE_T0}",
+        f"shards,t=x v=1.5 {MIGRATE_T0}",
+        f"shards,t=x,f=2 v=2.5 {MIGRATE_T0 + 10**9}",
+    ]),
+    f"shards,t=x v=7i {MIGRATE_T0 + 2 * MIGRATE_WEEK}",  # another type in another shard group: accepted
+]
+
+
+def test_influxdb2_answers_migrate_queries_as_influxd(influxd, influxd_standin, influxd_fake):
+    """The Flux and InfluxQL `python -m ingest migrate` sends, over the same points: identical status and bytes
+    (annotated CSV: blocks, quoting, number and time spelling, pivot's columns, rows and table order; a window
+    over two shard groups of different field types keeping only the first; InfluxQL's JSON)."""
+    from ingest.sources.influxdb2 import empty_strings_flux, influxql_ident, pivot_flux
+
+    bucket = "moving"
+    for url in (influxd, influxd_standin):
+        created = requests.post(f"{url}/api/v2/buckets", json={"orgID": influxd_fake.org_id, "name": bucket},
+                                headers=AUTH2, timeout=10)
+        assert created.status_code == 201, created.text
+        for body in MIGRATE_DATA:
+            written = requests.post(f"{url}/api/v2/write", params={"org": ORG, "bucket": bucket}, data=body.encode(),
+                                    headers=AUTH2, timeout=10)
+            assert written.status_code == 204, (url, written.text)
+    day = 86_400 * 10**9
+    flux = [pivot_flux(bucket, name, MIGRATE_T0 - day, MIGRATE_T0 + day) for name in ("m", "o", "clash", "none")]
+    flux += [pivot_flux(bucket, "m", MIGRATE_T0, MIGRATE_T0 + 60 * 10**9, ["s"]),
+             pivot_flux(bucket, "pre1970", -2 * day, -day),
+             pivot_flux(bucket, "shards", MIGRATE_T0 - day, MIGRATE_T0 + 3 * MIGRATE_WEEK),
+             empty_strings_flux(bucket, "m", MIGRATE_T0 - day, MIGRATE_T0 + day, ["s"])]
+    influxql = ["SHOW MEASUREMENTS", 'SHOW TAG KEYS FROM "m"; SHOW FIELD KEYS FROM "m"; SHOW FIELD KEYS FROM "shards"',
+                'SHOW TAG KEYS FROM "clash"; SHOW FIELD KEYS FROM "clash"; SHOW TAG KEYS FROM "none"',
+                f'SELECT count("f"::field) AS "f", count("s"::field) AS {influxql_ident("s")} FROM "m" WHERE time >= '
+                f"{-(2**63) + 2} AND time < {2**63 - 1} GROUP BY time(3600000000000ns) fill(none)",
+                f'SELECT count("v"::field) AS "v" FROM "shards" WHERE time >= {MIGRATE_T0 + 1} AND time < '
+                f"{MIGRATE_T0 + 4 * MIGRATE_WEEK} GROUP BY time(86400000000000ns) fill(none)"]
+    dialect = {"annotations": ["datatype", "group", "default"], "header": True}
+    for query in flux:
+        answers = [requests.post(f"{url}/api/v2/query", params={"org": ORG}, headers=AUTH2, timeout=30,
+                                 json={"query": query, "type": "flux", "dialect": dialect})
+                   for url in (influxd, influxd_standin)]
+        assert (answers[0].status_code, answers[0].text) == (answers[1].status_code, answers[1].text), query
+    for statement in influxql:
+        answers = [requests.post(f"{url}/query", data={"db": bucket, "q": statement, "epoch": "ns"}, headers=AUTH2,
+                                 timeout=30) for url in (influxd, influxd_standin)]
+        assert (answers[0].status_code, answers[0].text) == (answers[1].status_code, answers[1].text), statement
+    unknown = [requests.post(f"{url}/query", data={"db": bucket, "q": "SHOW MEASUREMENTS", "epoch": "ns"},
+                             headers={"Authorization": "Token nope"}, timeout=10) for url in (influxd, influxd_standin)]
+    assert _answer(unknown[0]) == _answer(unknown[1])
+
+
 # ---- InfluxDB 3 Core ------------------------------------------------------------------------------------------
 TOKEN3 = "apiv3_" + "C" * 43
 PLUGIN = ('def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n'

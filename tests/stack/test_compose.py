@@ -169,7 +169,7 @@ def test_no_secret_is_written_in_the_compose_file():
     sensitive = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$")
     for name, service in raw["services"].items():
         for key, value in (service.get("environment") or {}).items():
-            if sensitive.search(key) and not key.endswith(("_FILE", "_USER")):
+            if sensitive.search(key) and not key.endswith(("_FILE", "_USER", "_NAME")):
                 assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*)?\}", str(value)), (
                     f"{name}.{key} must come from .env as ${{VAR:?...}}, not {value!r}")
 

@@ -16,11 +16,11 @@ from tests.support.stackcli import stack_module
 SCRIPT = REPO / "compose" / "influxdb3-prepare.sh"
 
 
-def run_prepare(tmp_path: Path, token: str, uid: int | None = None) -> subprocess.CompletedProcess:
+def run_prepare(tmp_path: Path, token: str, uid: int | None = None, **extra: str) -> subprocess.CompletedProcess:
     owner = os.getuid() if uid is None else uid
     env = {"PATH": os.environ["PATH"], "INFLUXDB3_ADMIN_TOKEN": token,
            "SECRETS_DIR": str(tmp_path / "secrets"), "DATA_DIR": str(tmp_path / "data"),
-           "VENV_DIR": str(tmp_path / "venv"), "SERVER_UID": str(owner), "SERVER_GID": str(owner)}
+           "VENV_DIR": str(tmp_path / "venv"), "SERVER_UID": str(owner), "SERVER_GID": str(owner), **extra}
     return subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -38,6 +38,15 @@ def test_writes_the_documented_offline_token_file(tmp_path: Path, token: str):
     assert stat.S_IMODE((tmp_path / "secrets").stat().st_mode) == 0o700
     assert token not in result.stdout + result.stderr
     assert result.stdout.startswith("[influxdb3-prepare] ")
+
+
+def test_a_new_token_name_is_written_and_a_name_that_breaks_the_json_is_refused(tmp_path: Path, token: str):
+    """INFLUXDB3_ADMIN_TOKEN_NAME reaches the file as TOKEN_NAME (docker-compose.yml): the server adds a token only
+    under a name its catalog lacks, so a new name is how a new token reaches an existing catalog."""
+    assert run_prepare(tmp_path, token, TOKEN_NAME="_admin-2").returncode == 0
+    assert json.loads((tmp_path / "secrets" / "admin-token.json").read_text()) == {"token": token, "name": "_admin-2"}
+    refused = run_prepare(tmp_path, token, TOKEN_NAME='x", "expiry_millis": 1')
+    assert refused.returncode != 0 and "INFLUXDB3_ADMIN_TOKEN_NAME may contain only" in refused.stderr
 
 
 def test_is_idempotent(tmp_path: Path, token: str):

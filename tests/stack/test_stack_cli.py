@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.compose import compose_binary, run_compose
 from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
@@ -167,3 +169,91 @@ def test_chart_saves_the_page_with_the_token_because_a_browser_gets_a_bare_401(t
         else:
             raise AssertionError("a refused token must stop with the server's answer")
     assert not (tmp_path / "other.html").exists()
+
+
+class ComposeLog:
+    """Compose as `make restore` calls it: every command in order; `backup restore --prepare` prints the set it
+    resolved, the restore itself exits with `restore_code`."""
+
+    def __init__(self, resolved: str = "20250107T225900Z", prepare_code: int = 0, restore_code: int = 0):
+        self.calls: list[list[str]] = []
+        self.resolved, self.prepare_code, self.restore_code = resolved, prepare_code, restore_code
+        self.waited = False
+
+    def call(self, cmd) -> int:
+        self.calls.append(list(cmd))
+        return self.restore_code if "restore" in cmd[4:6] else 0
+
+    def capture(self, cmd) -> subprocess.CompletedProcess:
+        self.calls.append(list(cmd))
+        return subprocess.CompletedProcess(cmd, self.prepare_code, stdout=self.resolved + "\n" if not
+                                           self.prepare_code else "")
+
+    def wait(self, compose, timeout) -> None:
+        self.waited = True
+
+    def restore(self, set_name: str = "latest", **options) -> str:
+        return stack_module().restore(["docker", "compose"], set_name, call=self.call, capture=self.capture,
+                                      wait_for=self.wait, **options)
+
+    def commands(self) -> list[str]:
+        return [" ".join(cmd[2:]) for cmd in self.calls]
+
+
+def test_make_restore_pauses_the_scheduled_backups_and_resolves_the_set_once():
+    """`latest` is resolved by the first step alone, while the scheduled backups cannot add a newer set, and the
+    name it printed is what the restore restores; the stack starts again only after it."""
+    compose = ComposeLog()
+    assert compose.restore("latest") == "20250107T225900Z"
+    assert compose.commands() == [
+        "stop backup ingest",
+        "run --rm --no-deps -T restore restore latest --prepare",
+        "stop influxdb3 grafana",
+        "up --detach --wait influxdb2",
+        "run --rm --no-deps restore restore 20250107T225900Z --skip-verify",
+        "up --detach"]
+    assert compose.waited
+
+
+def test_make_restore_stops_only_what_it_replaces_and_passes_the_choices_on():
+    compose = ComposeLog()
+    compose.restore("20250101T000000Z", only="grafana", accept_credential_mismatch=True, pre_restore_backup=False)
+    assert "stop grafana" in compose.commands() and "stop influxdb3 grafana" not in compose.commands()
+    assert compose.commands()[-2] == ("run --rm --no-deps restore restore 20250107T225900Z --skip-verify --only "
+                                      "grafana --accept-credential-mismatch --no-pre-restore-backup")
+    bucket = ComposeLog()
+    bucket.restore("latest", bucket="telemetry", new_bucket="telemetry-old")
+    assert not [command for command in bucket.commands() if command.startswith("stop influxdb3")]
+    assert bucket.commands()[1].endswith("--prepare --bucket telemetry --new-bucket telemetry-old")
+
+
+def test_a_refused_restore_changes_nothing_and_resumes_the_backups():
+    compose = ComposeLog(prepare_code=1)
+    with pytest.raises(stack_module().StackError, match="nothing was restored"):
+        compose.restore("latest")
+    assert compose.commands() == ["stop backup ingest", "run --rm --no-deps -T restore restore latest --prepare",
+                                  "up --detach backup ingest"]
+
+
+def test_a_restore_that_stops_half_way_leaves_the_writers_stopped_and_points_at_the_readme():
+    compose = ComposeLog(restore_code=1)
+    with pytest.raises(stack_module().StackError, match="When a restore stops half-way"):
+        compose.restore("latest")
+    assert compose.commands()[-1].startswith("run --rm --no-deps restore restore") and not compose.waited
+
+
+def test_only_the_restore_service_may_write_the_data_volumes(env_file: Path):
+    """The always-running backup service reads the stores; the one-off `restore` service, which `up` never starts,
+    is the one that writes them."""
+    plain = json.loads(run_compose(env_file, "config", "--format", "json").stdout)["services"]
+    assert "restore" not in plain
+    resolved = run_compose(env_file, "--profile", "restore", "config", "--format", "json")
+    services = json.loads(resolved.stdout)["services"]
+    for name, writable in (("backup", False), ("restore", True)):
+        mounts = {volume["target"]: volume for volume in services[name]["volumes"]}
+        for target in ("/var/lib/influxdb3/data", "/var/lib/grafana"):
+            assert bool(mounts[target].get("read_only")) is not writable, (name, target)
+        assert mounts["/backups"].get("read_only") is None
+    assert services["restore"]["environment"] == services["backup"]["environment"]
+    assert services["restore"]["cap_add"] == services["backup"]["cap_add"]
+    assert services["restore"]["image"] == services["backup"]["image"]

@@ -728,9 +728,9 @@ class InfluxDB3:
         }))
         self.engine.refresh_parquet_files_table(db)
         if database == INTERNAL_DATABASE:
-            # tokens.rs, in `_internal` only: the admin token from --admin-token-file (named _admin by
-            # influxdb3-prepare); `hash` is the first 9 hex digits of the SHA-512 the catalog keeps (seen the same
-            # on a real v3.6.0), permissions always "*:*:*" in Core.
+            # influxdb3_system_tables/src/tokens.rs (v3.10.1, the same in v3.6.0), in `_internal` only: the admin
+            # token from --admin-token-file (named _admin by influxdb3-prepare); `hash` is the first 9 hex digits of
+            # the SHA-512 the catalog keeps (seen the same on a real v3.6.0), permissions always "*:*:*" in Core.
             db.set_system_table("tokens", pa.table({
                 "token_id": pa.array([0], pa.uint64()), "name": pa.array(["_admin"], pa.utf8()),
                 "hash": pa.array([hashlib.sha512(self.token.encode()).hexdigest()[:9]], pa.utf8()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,7 @@ class Reply:
     body: bytes | str | dict | list | None = None
     headers: dict[str, str] = field(default_factory=dict)
     close_connection: bool = False  # drop the socket without answering (a server vanishing mid-request)
+    pace: float = 0.0  # seconds between 64 KiB pieces of the body (a slow link, or a server still reading disk)
 
     def encoded(self) -> tuple[bytes, dict[str, str]]:
         headers = dict(self.headers)
@@ -68,8 +70,11 @@ Responder = Callable[[Recorded], Reply]
 class RecordingServer:
     """Use as a context manager: `with RecordingServer(responder) as server: ... server.url`."""
 
-    def __init__(self, responder: Responder | None = None):
+    def __init__(self, responder: Responder | None = None, *, slow_body_seconds: float = 0.0):
+        """`slow_body_seconds`: for that long, each request body is read 64 KiB at a time with a pause between
+        pieces, then at full speed (a server whose disk is busy when an upload starts)."""
         self.responder: Responder = responder or (lambda request: Reply())
+        self.slow_body_seconds = slow_body_seconds
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -101,7 +106,7 @@ class RecordingServer:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
+                raw = outer._read_body(self.rfile, length)
                 body = raw
                 if (self.headers.get("Content-Encoding") or "").lower() == "gzip" and raw:
                     body = gzip.decompress(raw)
@@ -123,8 +128,12 @@ class RecordingServer:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                if payload:
-                    self.wfile.write(payload)
+                step = 65536 if reply.pace else max(len(payload), 1)
+                for start in range(0, len(payload), step):
+                    if start:
+                        self.wfile.flush()
+                        time.sleep(reply.pace)
+                    self.wfile.write(payload[start:start + step])
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
@@ -134,6 +143,17 @@ class RecordingServer:
                                         daemon=True)
         self._thread.start()
         return self
+
+    def _read_body(self, stream, length: int) -> bytes:
+        pieces, remaining = [], length
+        slow_until = time.monotonic() + self.slow_body_seconds
+        while remaining and time.monotonic() < slow_until:
+            pieces.append(stream.read(min(remaining, 65536)))
+            remaining -= len(pieces[-1])
+            time.sleep(0.05)
+        if remaining:
+            pieces.append(stream.read(remaining))
+        return b"".join(pieces)
 
     def stop(self) -> None:
         if self._server is not None:

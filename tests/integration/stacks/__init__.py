@@ -115,8 +115,9 @@ class Stack(ABC):
         """`backup <args>` in the running backup service (its settings, its sets)."""
 
     @abstractmethod
-    def restore(self, set_name: str) -> None:
-        """What `make restore SET=<name>` does: verify, stop what must stop, restore, start everything."""
+    def restore(self, set_name: str, *args: str) -> str:
+        """What `make restore SET=<name>` does (compose/stack.py restore), with `backup restore`'s extra flags;
+        returns the name of the set restored."""
 
     @abstractmethod
     def wipe(self) -> None:

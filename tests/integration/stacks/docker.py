@@ -95,13 +95,12 @@ class DockerStack(Stack):
     def backup(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
         return self.compose("exec", "-T", "backup", "backup", *args, timeout=timeout, check=False)
 
-    def restore(self, set_name: str) -> None:
-        self.compose("run", "--rm", "--no-deps", "backup", "verify", set_name)
-        self.compose("stop", "ingest", "influxdb3", "grafana")
-        self.compose("up", "--detach", "--wait", "influxdb2")
-        self.compose("run", "--rm", "--no-deps", "backup", "restore", set_name, "--skip-verify")
-        self.compose("up", "--detach")
-        self.wait_healthy()
+    def restore(self, set_name: str, *args: str) -> str:
+        """`make restore` itself (compose/stack.py restore) on this Compose project."""
+        options = {"--accept-credential-mismatch": {"accept_credential_mismatch": True},
+                   "--no-pre-restore-backup": {"pre_restore_backup": False}}
+        chosen = {key: value for arg in args for key, value in options[arg].items()}
+        return stack_module().restore(self.compose_cmd, set_name, timeout=900, **chosen)
 
     def wipe(self) -> None:
         self.compose("down", "--volumes")

@@ -310,16 +310,22 @@ class NativeStack(Stack):
     def backup(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
         return run([sys.executable, "-m", "backup", *args], timeout=timeout, env=self.python_env("backup"), cwd=REPO)
 
-    def restore(self, set_name: str) -> None:
-        """The steps of `make restore`: verify; stop ingest, InfluxDB 3 and Grafana; restore; start them."""
-        checked = self.backup("verify", set_name)
-        if checked.returncode != 0:
-            raise RuntimeError(f"backup verify failed:\n{checked.stdout}\n{checked.stderr}")
-        self.stop("ingest", "influxdb3", "grafana")
-        restored = self.backup("restore", set_name, "--skip-verify")
+    def restore(self, set_name: str, *args: str) -> str:
+        """The steps of `make restore` (compose/stack.py restore): stop the scheduled backups and ingest; prepare
+        (resolve the set once, check .env's credentials, take the pre-restore set) while the servers run; stop
+        InfluxDB 3 and Grafana; restore the resolved set; start everything. Returns the set restored."""
+        self.stop("backup", "ingest")
+        prepared = self.backup("restore", set_name, "--prepare", *args)
+        if prepared.returncode != 0:
+            self.start("ingest", "backup")
+            raise RuntimeError(f"backup restore --prepare failed:\n{prepared.stdout}\n{prepared.stderr}")
+        name = prepared.stdout.split()[-1]
+        self.stop("influxdb3", "grafana")
+        restored = self.backup("restore", name, "--skip-verify", *args)
         if restored.returncode != 0:
             raise RuntimeError(f"backup restore failed:\n{restored.stdout}\n{restored.stderr}")
-        self.start("influxdb3", "grafana", "ingest")
+        self.start("influxdb3", "grafana", "ingest", "backup")
+        return name
 
     def wipe(self) -> None:
         for process in reversed(list(self.processes.values())):
