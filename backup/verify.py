@@ -2,8 +2,10 @@
 
 The dry run decodes every file completely (so a wrong key, a flipped bit in an encrypted or compressed
 file, or a truncated file is caught) and runs each store's own checks: the InfluxDB 2 manifest's files and
-sizes, readable shard tar streams, a SQLite SQL snapshot; an InfluxDB 3 node with its catalog; a Grafana
-database that passes `PRAGMA integrity_check` and JSON exports that parse.
+sizes, readable shard tar streams, a SQLite SQL snapshot; an InfluxDB 3 node with its catalog, read as the
+server reads it on start (WAL files contiguous after the newest snapshot's and reaching the newest one when the
+backup began, every Parquet file the snapshots name present); a Grafana database that passes
+`PRAGMA integrity_check` and JSON exports that parse.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _dry_run(path: Path, manifest: SetManifest, key: bytes | None, scratch: Path
             if store == "influxdb2":
                 problems += InfluxDB2.check(reader)
             elif store == "influxdb3":
-                problems += influxdb3.check(reader)
+                problems += influxdb3.check(reader, result.details)
             elif store == "grafana":
                 problems += grafana.check(reader, scratch)
         except (InfluxDB2Error, ArchiveError, OSError, ValueError, KeyError) as exc:
