@@ -72,5 +72,5 @@ bench: ## Run the benchmarks in benchmarks/ (figures and ratio on each one's las
 chart: ## Save the forecast chart (it needs the InfluxDB 3 token) as peyton-chart.html to open in a browser
 	@$(STACK) chart
 
-dashboards: ## Regenerate grafana/dashboards/*.json from the Python sources
-	$(PYTHON) -m grafana.generate
+dashboards: ## Regenerate the dashboards and alert rules (grafana/) from the Python and .env's ALERT_* settings
+	$(PYTHON) -m grafana.generate $(if $(wildcard .env),--env-file .env)

@@ -1,4 +1,5 @@
-"""One module per dashboard; each has `UID` and `build() -> Dashboard`. Add a module here to add a dashboard."""
+"""One module per dashboard; each has `UID` and `build(settings) -> Dashboard` (settings: the ALERT_* thresholds its
+colours share with the alert rules, grafana/alerting/settings.py). Add a module here to add a dashboard."""
 
 from __future__ import annotations
 

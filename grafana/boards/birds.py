@@ -8,6 +8,7 @@ from grafana_foundation_sdk.builders import geomap
 from grafana_foundation_sdk.models import common, dashboard, units
 from grafana_foundation_sdk.models import geomap as geomap_models
 
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_TELEMETRY
 from grafana.names import field, tag
 from grafana.panels import (
@@ -107,7 +108,7 @@ def track_map() -> geomap.Panel:
             .tooltip(geomap.TooltipOptions().mode(geomap_models.TooltipMode.DETAILS)))
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     degrees = grafana_unit(LAT.unit)
     built = (board(UID, "Bird movements",
                    "Movebank tracking data in InfluxDB 3 (bird_fixes): tracks, daily distance and speed, fixes "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import common, dashboard, units
 
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_FORECAST
 from grafana.names import column
 from grafana.panels import TIME_FILTER, board, finish, override, stat_panel, table_panel, time_series, variable
@@ -36,12 +37,13 @@ RUN_ROWS = (f"{THIS_SERIES} AND {RUN} = ${{run:sqlstring}} AND time >= {RUN_STAR
 ACCURACY_RANGE = "90d"
 
 
-def accuracy_stat(name: str, title: str, description: str, unit: str):
+def accuracy_stat(name: str, title: str, description: str, unit: str, steps: tuple = ((None, "green"),)):
     return stat_panel(title, description, unit, DS, [
-        SqlQuery(DS, f"SELECT time, {name} FROM {EVALUATION.name} WHERE {THIS_RUN}")], field=name, width=6)
+        SqlQuery(DS, f"SELECT time, {name} FROM {EVALUATION.name} WHERE {THIS_RUN}")], field=name, width=6,
+        steps=steps)
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     band = "Interval of the forecast (Prophet's interval_width, 80 % by default)."
     built = (board(UID, "Forecast",
                    "The daily series (peyton_views) against Prophet's forecast of the selected run, with its "
@@ -84,8 +86,9 @@ def build() -> dashboard.Dashboard:
              .with_row(dashboard_builders.Row("Accuracy"))
              .with_panel(accuracy_stat(MAE, "MAE", "Mean absolute error on the held-out days of the selected run "
                                        "(in the series' unit).", units.Short))
-             .with_panel(accuracy_stat(MAPE, "MAPE", "Mean absolute percentage error on the held-out days.",
-                                       units.Percent))
+             .with_panel(accuracy_stat(MAPE, "MAPE", "Mean absolute percentage error on the held-out days (red "
+                                       "where the forecast alert fires).", units.Percent,
+                                       ((None, "green"), (settings.forecast_mape_max, "red"))))
              .with_panel(accuracy_stat(COVERAGE, "Interval coverage", "Share of held-out days inside the band: "
                                        "close to the interval width when the band is honest.", units.PercentUnit))
              .with_panel(stat_panel("Runs", "Forecast runs of this series in the last 90 days.", units.Short, DS, [

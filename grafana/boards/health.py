@@ -13,6 +13,7 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import common, dashboard, units
 
 from backup import metrics as backup_metrics
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import FLUX, SQL_TELEMETRY
 from grafana.names import backup_field, backup_tag, field, tag
 from grafana.panels import TIME_FILTER, bar_gauge, board, finish, override, stat_panel, table_panel, time_series
@@ -74,12 +75,14 @@ def rows_in_influxdb3() -> str:
         f"WHERE {TIME_FILTER}" for item in MEASUREMENTS if item.database == TELEMETRY) + "\nORDER BY measurement"
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     spooled = ((None, "green"), (1, "orange"), (100 * MEBIBYTE, "red"))
     ok_failed = [dashboard.ValueMap(options={
         "true": dashboard.ValueMappingResult(text="OK", color="green", index=0),
         "false": dashboard.ValueMappingResult(text="FAILED", color="red", index=1)})]
     bytes_unit, seconds = grafana_unit(backup_metrics.FIELDS["bytes"][1]), grafana_unit("s")
+    # Red where the alert rules fire (ALERT_INGEST_SILENT_AFTER, ALERT_BACKUP_MAX_AGE).
+    silent, backup_limit = int(settings.ingest_silent_after), int(settings.backup_max_age)
     built = (board(UID, "Stack health",
                    "What the ingest and backup services report about themselves (InfluxDB 2, bucket monitoring, "
                    "Flux), and the telemetry each database holds. Metrics are written once a minute by ingest "
@@ -93,7 +96,8 @@ def build() -> dashboard.Dashboard:
              .with_panel(stat_panel("Last ingest report", "Seconds since the ingest service last wrote its metrics "
                                     "(once a minute while it runs).", seconds, FLUX,
                                     [flux(ingest("rows_written") + "\n" + age_seconds())],
-                                    steps=((None, "green"), (180, "orange"), (600, "red")), width=4))
+                                    steps=((None, "green"), (min(180, silent - 1), "orange"), (silent, "red")),
+                                    width=4))
              .with_panel(stat_panel("Rows rejected", "Input rows quarantined to the rejects file (bad input) in "
                                     "the range.", units.Short, FLUX,
                                     [flux(per_source_once("rows_rejected") + "\n  |> group()\n  |> sum()")],
@@ -136,10 +140,12 @@ def build() -> dashboard.Dashboard:
                                                  "createEmpty: false)")], steps=spooled))
              .with_row(dashboard_builders.Row("Backups"))
              .with_panel(stat_panel("Last successful backup", "Time since the newest run in which every store was "
-                                    "backed up and the set verified. The schedule is daily by default.", seconds,
+                                    "backed up and the set verified. The schedule is daily by default; red "
+                                    "where the backup alert fires.", seconds,
                                     FLUX, [flux(backups("success", backup_metrics.STORE_ALL)
                                                 + "\n  |> filter(fn: (r) => r._value == true)\n" + age_seconds())],
-                                    steps=((None, "green"), (26 * 3600, "orange"), (2 * DAY, "red")), width=6))
+                                    steps=((None, "green"), (min(DAY, backup_limit - 1), "orange"),
+                                           (backup_limit, "red")), width=6))
              .with_panel(stat_panel("Last backup", "Outcome of the newest backup run.", units.Bool, FLUX,
                                     [flux(backups("success", backup_metrics.STORE_ALL)
                                           + "\n  |> group()\n  |> last()")],

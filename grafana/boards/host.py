@@ -12,6 +12,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard, units
 
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_MONITORING
 from grafana.names import column
 from grafana.panels import DATE_BIN, TIME_FILTER, bar_gauge, board, finish, sql_in, stat_panel, time_series, variable
@@ -60,7 +61,7 @@ def latest(table: str, expression: str, name: str, partition: str = HOST) -> str
             f"ORDER BY time DESC) AS rn FROM {table} WHERE {selected()}) AS ranked WHERE rn = 1 ORDER BY {partition}")
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     idle, iowait = column(CPU, "idle"), column(CPU, "iowait")
     core, usage = column(CORES, "core"), column(CORES, "usage")
     mountpoint, used_percent = column(DISK_USAGE, "mountpoint"), column(DISK_USAGE, "percent")

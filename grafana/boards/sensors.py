@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard, units
 
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_TELEMETRY
 from grafana.names import field, tag, title
 from grafana.panels import (
@@ -29,18 +30,28 @@ DS = SQL_TELEMETRY
 TABLE_NAME = SENSORS.name
 DEVICE, LOCATION = tag(SENSORS, "device"), tag(SENSORS, "location")
 SELECTED = f"{TIME_FILTER} AND {sql_in(LOCATION, 'location')} AND {sql_in(DEVICE, 'device')}"
-LOW_BATTERY = 20.0  # %: below this a device needs a charge (the battery thresholds turn red here)
-STALE_AFTER, DEAD_AFTER = 300, 900  # s without a reading: data freshness turns orange, then red
+STALE_AFTER = 300  # s without a reading: data freshness turns orange (red: ALERT_DEVICE_SILENT_AFTER)
 
-# Thresholds per field, drawn on its series: comfort and safety limits for rooms.
-THRESHOLDS: dict[str, tuple[Step, ...]] = {
-    field(SENSORS, "temperature").name: ((None, "blue"), (18, "green"), (26, "orange"), (30, "red")),
-    field(SENSORS, "humidity").name: ((None, "orange"), (30, "green"), (60, "orange"), (70, "red")),
-    field(SENSORS, "co2").name: ((None, "green"), (1000, "orange"), (1500, "red")),  # ventilate / poor air
-    field(SENSORS, "co").name: ((None, "green"), (9, "orange"), (35, "red")),  # US EPA 8 h / 1 h limits
-    field(SENSORS, "smoke").name: ((None, "green"), (1, "red")),
-    field(SENSORS, "battery").name: ((None, "red"), (LOW_BATTERY, "orange"), (40, "green")),
-}
+
+def _up_to(red: float, *steps: Step) -> tuple[Step, ...]:
+    """Comfort steps below an alert limit, then the limit in red (a lower limit drops the steps above it)."""
+    return (*(step for step in steps if step[0] is None or step[0] < red), (red, "red"))
+
+
+def thresholds_for(settings: Settings) -> dict[str, tuple[Step, ...]]:
+    """Thresholds per field, drawn on its series: comfort limits, and red where the alert rules fire (ALERT_*)."""
+    battery = settings.battery_min
+    return {
+        field(SENSORS, "temperature").name: _up_to(settings.temperature_max, (None, "blue"), (18, "green"),
+                                                   (26, "orange")),
+        field(SENSORS, "humidity").name: _up_to(settings.humidity_max, (None, "orange"), (30, "green"),
+                                                (60, "orange")),
+        field(SENSORS, "co2").name: _up_to(settings.co2_max, (None, "green"), (1000, "orange")),  # ventilate
+        field(SENSORS, "co").name: ((None, "green"), (9, "orange"), (35, "red")),  # US EPA 8 h / 1 h limits
+        field(SENSORS, "smoke").name: ((None, "green"), (1, "red")),
+        field(SENSORS, "battery").name: ((None, "red"), (battery, "orange"),
+                                         *(((40, "green"),) if battery < 40 else ())),
+    }
 # 0/1 fields: a bin's mean is the share of readings with motion; smoke shows whether it alarmed at all.
 MOTION, SMOKE = field(SENSORS, "motion").name, field(SENSORS, "smoke").name
 BATTERY = field(SENSORS, "battery").name
@@ -52,7 +63,7 @@ def latest_per_device(columns: str, where: str = "") -> str:
             f"FROM {TABLE_NAME} WHERE {SELECTED}{where}) AS ranked\nWHERE rn = 1")
 
 
-def series(item: Field):
+def series(item: Field, settings: Settings):
     name = item.name
     expression = f"max({name})" if name == SMOKE else f"avg({name})"
     unit = units.PercentUnit if name == MOTION else grafana_unit(item.unit)
@@ -64,11 +75,12 @@ def series(item: Field):
     sql = (f"SELECT {DATE_BIN} AS time, {DEVICE}, {expression} AS {name}\nFROM {TABLE_NAME}\nWHERE {SELECTED}\n"
            f"GROUP BY 1, {DEVICE}\nORDER BY 1, {DEVICE}")
     return time_series(title(name), description, unit, DS, [SqlQuery(DS, sql, fmt=TIME_SERIES)],
-                       steps=THRESHOLDS.get(name), min_interval="1m", width=8)
+                       steps=thresholds_for(settings).get(name), min_interval="1m", width=8)
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     names = ", ".join(SENSORS.field_names)
+    low_battery, dead_after = settings.battery_min, int(settings.device_silent_after)
     fields_units = [override(item.name, unit=grafana_unit(item.unit)) for item in SENSORS.fields]
     built = (board(UID, "Sensors", "The sensor fleet in InfluxDB 3 (sensors): how many devices report, how fresh "
                    "their data is, every device's latest values, and each field over time with its thresholds.",
@@ -89,12 +101,13 @@ def build() -> dashboard.Dashboard:
                                     units.Seconds, DS, [SqlQuery(DS, "SELECT date_part('epoch', now()) - "
                                                                      "date_part('epoch', max(time)) AS age "
                                                                      f"FROM {TABLE_NAME} WHERE {SELECTED}")],
-                                    field="age", steps=((None, "green"), (STALE_AFTER, "orange"), (DEAD_AFTER, "red")),
+                                    field="age", steps=((None, "green"), (min(STALE_AFTER, dead_after - 1), "orange"),
+                                           (dead_after, "red")),
                                     width=6))
-             .with_panel(stat_panel("Low battery", f"Devices whose latest battery reading is below {LOW_BATTERY:g} %.",
+             .with_panel(stat_panel("Low battery", f"Devices whose latest battery reading is below {low_battery:g} %.",
                                     units.Short, DS, [SqlQuery(DS, latest_per_device(
                                         "count(*) AS devices", f" AND {BATTERY} IS NOT NULL")
-                                        + f" AND {BATTERY} < {LOW_BATTERY:g}")],
+                                        + f" AND {BATTERY} < {low_battery:g}")],
                                     field="devices", steps=((None, "green"), (1, "red")), width=6))
              .with_panel(stat_panel("Smoke alarms", "Devices whose detector alarmed in the range.", units.Short, DS,
                                     [SqlQuery(DS, f"SELECT count(DISTINCT {DEVICE}) AS devices FROM {TABLE_NAME} "
@@ -107,5 +120,5 @@ def build() -> dashboard.Dashboard:
                                      overrides=[*fields_units, override("age", unit=units.Seconds)]))
              .with_row(dashboard_builders.Row("Series")))
     for item in SENSORS.fields:
-        built = built.with_panel(series(item))
+        built = built.with_panel(series(item, settings))
     return finish(built.build())

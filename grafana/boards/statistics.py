@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard, units
 
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_FORECAST
 from grafana.names import column
 from grafana.panels import TIME_FILTER, board, finish, override, sql_in, table_panel, time_series, variable
@@ -23,7 +24,7 @@ THIS_BUCKET = f"{BUCKET} = ${{bucket:sqlstring}}"
 SELECTED = f"{THIS_BUCKET} AND {sql_in(FIELD, 'field')}"
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     band = {"color": {"mode": "fixed", "fixedColor": "purple"}}
     built = (board(UID, "Statistics",
                    "What the statistics plugin computed: count, min, max, mean, median, mode and 95th percentile of "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard
 
+from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_TELEMETRY
 from grafana.names import field, tag, title
 from grafana.panels import DATE_BIN, TIME_FILTER, board, finish, sql_in, stat_panel, time_series, variable
@@ -49,7 +50,7 @@ def history(item: Field):
                        min_interval="1h" if bars else "15m")
 
 
-def build() -> dashboard.Dashboard:
+def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     built = (board(UID, "Weather", "Current conditions and history per location (InfluxDB 3, weather): one row of "
                    "latest values per selected location, then the history of every weather field.",
                    time=("now-7d", "now"), refresh="5m", tags=["weather"])

@@ -32,7 +32,7 @@ from plugins.stacklib.tables import (
 from tests.engine import PLUGIN_DIR
 from tests.engine.store import Database
 
-__all__ = ["declared", "grafana_reads", "grafana_type_problems", "run", "statistics_sources"]
+__all__ = ["declared", "grafana_reads", "grafana_type_problems", "hydrate", "run", "statistics_sources"]
 
 TAG = pa.dictionary(pa.int32(), pa.utf8())
 TIME = pa.timestamp("ns")
@@ -59,7 +59,7 @@ def _context() -> SessionContext:
     return SessionContext(config)
 
 
-def _hydrate(table: pa.Table) -> pa.Table:
+def hydrate(table: pa.Table) -> pa.Table:
     columns, fields = [], []
     for field, column in zip(table.schema, table.columns, strict=True):
         if pa.types.is_dictionary(field.type):
@@ -76,7 +76,7 @@ def run(database: Database, sql: str) -> pa.Table:
     for name, table in database.tables.items():
         arrow = table.arrow()
         ctx.register_record_batches(name, [arrow.to_batches() or [pa.RecordBatch.from_pylist([], schema=arrow.schema)]])
-    return _hydrate(ctx.sql(sql).to_arrow_table())
+    return hydrate(ctx.sql(sql).to_arrow_table())
 
 
 # ---- the declared catalog ------------------------------------------------------------------------------

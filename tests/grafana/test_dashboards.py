@@ -33,21 +33,25 @@ UNIT_IDS = {value for name, value in vars(sdk_units).items() if not name.startsw
 
 def test_committed_json_is_what_the_code_generates():
     problems = generate.check()
-    assert not problems, "grafana/dashboards/ is stale; run `make dashboards`:\n" + "\n".join(problems)
+    assert not problems, ("grafana/dashboards/ or grafana/provisioning/alerting/ is stale; run `make dashboards`:\n"
+                          + "\n".join(problems))
     assert not (generate.OUTPUT / ".gitkeep").exists()
 
 
 def test_check_reports_stale_missing_and_orphaned_files(tmp_path: Path, capsys):
-    assert generate.main(["--output", str(tmp_path)]) == 0
-    assert generate.main(["--check", "--output", str(tmp_path)]) == 0
-    (tmp_path / "birds.json").write_text("{}")
-    (tmp_path / "weather.json").unlink()
-    (tmp_path / "old.json").write_text("{}")
-    assert generate.main(["--check", "--output", str(tmp_path)]) == 1
+    folders = ["--output", str(tmp_path / "dashboards"), "--alerting-output", str(tmp_path / "alerting")]
+    assert generate.main(folders) == 0
+    assert generate.main(["--check", *folders]) == 0
+    (tmp_path / "dashboards" / "birds.json").write_text("{}")
+    (tmp_path / "dashboards" / "weather.json").unlink()
+    (tmp_path / "dashboards" / "old.json").write_text("{}")
+    (tmp_path / "alerting" / "rules.yaml").write_text("apiVersion: 1\n")
+    assert generate.main(["--check", *folders]) == 1
     err = capsys.readouterr().err
-    assert "birds.json: differs" in err and "weather.json: missing" in err and "old.json: no dashboard" in err
-    generate.main(["--output", str(tmp_path)])
-    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(generate.generated())
+    assert "birds.json: differs" in err and "weather.json: missing" in err and "old.json: nothing generates" in err
+    assert "alerting/rules.yaml: differs" in err
+    generate.main(folders)
+    assert sorted(p.name for p in (tmp_path / "dashboards").glob("*.json")) == sorted(generate.generated())
 
 
 def test_uids_are_unique_stable_and_name_the_files():

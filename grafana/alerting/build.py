@@ -1,0 +1,68 @@
+"""All alerting provisioning files from the rules, contact points and policy (used by grafana/generate.py)."""
+
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from grafana_foundation_sdk.builders import alerting as alerting_builders
+from grafana_foundation_sdk.models import dashboard
+
+from grafana.alerting import files, notifications
+from grafana.alerting.rules import FOLDER, GROUPS, Rule, rules, sdk_rule
+from grafana.alerting.settings import DEFAULTS, Settings
+
+__all__ = ["FILES", "generated", "panel_id"]
+
+RULES_FILE, CONTACT_POINTS_FILE, POLICIES_FILE = "rules.yaml", "contact-points.yaml", "policies.yaml"
+FILES = (RULES_FILE, CONTACT_POINTS_FILE, POLICIES_FILE)
+
+
+def panel_id(board: ModuleType, title: str, settings: Settings = DEFAULTS) -> int:
+    """The id of the panel called `title` on a generated dashboard; KeyError lists the titles there are."""
+    built: dashboard.Dashboard = board.build(settings)
+    titles = {panel.title: panel.id_val for panel in built.panels or [] if getattr(panel, "title", None)}
+    if title not in titles:
+        raise KeyError(f"dashboard {board.UID!r} has no panel {title!r} (panels: {', '.join(sorted(titles))})")
+    return int(titles[title])
+
+
+def _groups(found: list[Rule], settings: Settings) -> list:
+    unknown = {rule.group for rule in found} - set(GROUPS)
+    if unknown:
+        raise ValueError(f"rules name undeclared groups {sorted(unknown)} (GROUPS in grafana/alerting/rules.py)")
+    uids = [rule.uid for rule in found]
+    if len(set(uids)) != len(uids):
+        raise ValueError(f"two rules share a uid: {sorted({uid for uid in uids if uids.count(uid) > 1})}")
+    ids: dict[tuple[str, str], int] = {}
+
+    def cached_panel(board: ModuleType, title: str) -> int:
+        if (board.UID, title) not in ids:
+            ids[board.UID, title] = panel_id(board, title, settings)
+        return ids[board.UID, title]
+
+    out = []
+    for name, multiple in GROUPS.items():
+        members = [rule for rule in found if rule.group == name]
+        if not members:
+            continue
+        group = (alerting_builders.RuleGroup(name).interval(int(settings.evaluation_interval) * multiple)
+                 .rules([_Built(sdk_rule(rule, settings, cached_panel)) for rule in members]).build())
+        out.append((group, FOLDER))
+    return out
+
+
+class _Built(alerting_builders.Rule):
+    """An already built SDK rule, where the group builder expects a builder."""
+
+    def __init__(self, built) -> None:
+        self._internal = built
+
+
+def generated(settings: Settings = DEFAULTS) -> dict[str, str]:
+    """File name -> YAML text of every alerting provisioning file."""
+    return {
+        RULES_FILE: files.render(files.rules_file(_groups(rules(settings), settings))),
+        CONTACT_POINTS_FILE: files.render(files.contact_points_file(notifications.contact_points())),
+        POLICIES_FILE: files.render(files.policies_file(notifications.policy(settings))),
+    }
