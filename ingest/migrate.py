@@ -28,10 +28,13 @@ interrupted.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import random
 import re
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +69,7 @@ RESERVED_COLUMNS = ("time", "__chunk_order")
 # influxql DataType names -> InfluxDB 3 column types as information_schema.columns spells them.
 V3_TYPES = {"float": "Float64", "integer": "Int64", "unsigned": "UInt64", "string": "Utf8", "boolean": "Boolean"}
 WINDOW_ROWS = 1_000_000  # a window with more rows is written in several chunks (each read back on its own)
+READ_AHEAD = 2  # windows read from InfluxDB 2 at once
 VERIFY_SPAN = 32  # windows per InfluxDB 3 count query at first; halved when Core's file limit refuses one
 SAMPLE_WINDOWS = 8
 SHOWN = 10  # differences listed in full (the rest counted)
@@ -115,6 +119,7 @@ class MeasurementPlan:
     stop: int
     counts: dict[int, dict[str, int]] = field(default_factory=dict)  # InfluxDB 2: window start -> field -> n
     done: int | None = None  # a resumed run: everything before this has landed
+    new: bool = False  # InfluxDB 3 had no such table when the plan was made: nothing to read back
 
     def windows(self, every: int, *, resume: bool = True) -> list[tuple[int, int]]:
         """[start, stop) of each window with data, clipped to the range (and to the cursor when resuming)."""
@@ -247,6 +252,7 @@ class Migration:
                 continue
             new_tables += not columns
             plans.append(self._measurement_plan(schema))
+            plans[-1].new = not columns
         if new_tables:
             tables = self._tables()
             if tables + new_tables > CORE_TABLES:
@@ -351,39 +357,59 @@ class Migration:
                     checkpoint=self.options.checkpoint)
 
     def _chunks(self, plan: Plan, progress: Progress) -> Iterator[Chunk]:
+        """The windows as chunks, READ_AHEAD windows read from InfluxDB 2 at once (a window's query waits on
+        the server's Flux for most of its time); a window of more than WINDOW_ROWS rows goes in parts, only its
+        last part moving the cursor."""
         options = self.options
-        for item in plan.measurements:
-            schema = item.schema
-            encoder = LineEncoder(schema.name, schema.tags, schema.moved)
-            key = self._key(schema.name)
-            if not options.resume or item.done is None:
-                self.cursors.set(key, {"start": item.start, "stop": item.stop, "done": item.start})
-            elif item.done >= item.stop:
-                log.info("%s: moved before (up to %s); nothing to resume", schema.name, flux_time(item.stop))
-            for start, stop in item.windows(options.window, resume=options.resume):
-                pieces: list[pa.Table] = []
-                rows = 0
-                for table in self.source.window(schema, start, stop):
-                    pieces.append(table)
-                    rows += table.num_rows
-                    if rows >= WINDOW_ROWS:
-                        log.warning("%s: the window from %s holds over %s rows; it is written in parts (a smaller "
-                                    "--window keeps memory lower)", schema.name, flux_time(start), f"{WINDOW_ROWS:,}")
-                        yield self._chunk(schema, encoder, start, pieces)
-                        pieces, rows = [], 0
-                progress.step()
-                yield self._chunk(schema, encoder, start, pieces, landed=self._landed(key, item, stop))
+        with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="migrate-read") as pool:
+            for item in plan.measurements:
+                schema = item.schema
+                encoder = LineEncoder(schema.name, schema.tags, schema.moved)
+                key = self._key(schema.name)
+                if not options.resume or item.done is None:
+                    self.cursors.set(key, {"start": item.start, "stop": item.stop, "done": item.start})
+                elif item.done >= item.stop:
+                    log.info("%s: moved before (up to %s); nothing to resume", schema.name, flux_time(item.stop))
+                for start, stop, pieces in self._read_ahead(pool, schema, item.windows(options.window,
+                                                                                         resume=options.resume)):
+                    table = _concat(pieces, schema)
+                    progress.step()
+                    for offset in range(0, max(table.num_rows, 1), WINDOW_ROWS):
+                        last = offset + WINDOW_ROWS >= table.num_rows
+                        yield self._chunk(schema, encoder, start, table.slice(offset, WINDOW_ROWS), new=item.new,
+                                          landed=self._landed(key, item, stop) if last else None)
 
-    def _chunk(self, schema: MeasurementSchema, encoder: LineEncoder, start: int, pieces: list[pa.Table],
-               landed: Any = None) -> Chunk:
-        table = pa.concat_tables(pieces) if pieces else schema.arrow_schema().empty_table()
+    def _read_ahead(self, pool: ThreadPoolExecutor, schema: MeasurementSchema, windows: list[tuple[int, int]]
+                    ) -> Iterator[tuple[int, int, list[pa.Table]]]:
+        """Each window's tables in order, the next ones already being read."""
+        pending: deque[tuple[int, int, Future[list[pa.Table]]]] = deque()
+        upcoming = iter(windows)
+        for start, stop in itertools.islice(upcoming, READ_AHEAD):
+            pending.append((start, stop, pool.submit(self._read, schema, start, stop)))
+        while pending:
+            start, stop, future = pending.popleft()
+            pieces = future.result()
+            for after, before in itertools.islice(upcoming, 1):
+                pending.append((after, before, pool.submit(self._read, schema, after, before)))
+            yield start, stop, pieces
+
+    def _read(self, schema: MeasurementSchema, start: int, stop: int) -> list[pa.Table]:
+        pieces = list(self.source.window(schema, start, stop))
+        rows = sum(piece.num_rows for piece in pieces)
+        if rows > WINDOW_ROWS:
+            log.warning("%s: the window from %s holds %s rows; a smaller --window keeps memory lower", schema.name,
+                        flux_time(start), f"{rows:,}")
+        return pieces
+
+    def _chunk(self, schema: MeasurementSchema, encoder: LineEncoder, start: int, table: pa.Table, *,
+               new: bool = False, landed: Any = None) -> Chunk:
 
         def record(row: int) -> object:
             return {key: (value if not isinstance(value, bytes) else value.decode("utf-8", "replace"))
                     for key, value in table.slice(row, 1).to_pylist()[0].items()}
 
         return Chunk(table, encoder, f"{self.options.bucket}/{schema.name} from {flux_time(start)}", table.num_rows,
-                     record=record, landed=landed)
+                     record=record, landed=landed, new=new)
 
     def _landed(self, key: str, item: MeasurementPlan, stop: int) -> Any:
         def landed() -> None:
@@ -466,15 +492,9 @@ class Migration:
         for item, window in picked:
             begin, end = max(window, item.start), min(window + every, item.stop)
             schema = item.schema
-            pieces, rows = [], 0
-            for table in self.source.window(schema, begin, end):
-                pieces.append(table)
-                rows += table.num_rows
-                if rows >= WINDOW_ROWS:
-                    break
-            if not rows:
+            two = _concat(self._read(schema, begin, end), schema)
+            if not two.num_rows:
                 continue
-            two = pa.concat_tables(pieces)
             rows_picked = sorted(self.rng.sample(range(two.num_rows), min(per_window, two.num_rows)))
             sample = two.take(pa.array(rows_picked, pa.int64()))
             result.sampled += sample.num_rows
@@ -495,6 +515,10 @@ class Migration:
         self.stored.close()
         if self._outputs is not None:
             self._outputs.close()
+
+
+def _concat(pieces: list[pa.Table], schema: MeasurementSchema) -> pa.Table:
+    return pa.concat_tables(pieces) if pieces else schema.arrow_schema().empty_table()
 
 
 def _compare(schema: MeasurementSchema, sample: pa.Table, three: pa.Table | None, out: list[str]) -> bool:

@@ -58,7 +58,7 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
                 for line, (row, reason) in zip(lines, encoded.rejected, strict=True):
                     rejects.add(input=chunk.input, line=line, reason=reason,
                                 record=chunk.record(row) if chunk.record is not None else None)
-            if stored is None:
+            if stored is None or chunk.new:
                 writer.write(encoded)
             else:
                 fresh, known = stored.split(chunk.encoder, chunk.table, encoded)

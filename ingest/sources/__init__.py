@@ -36,3 +36,4 @@ class Chunk:
     lines: Callable[[np.ndarray], np.ndarray] | None = None
     record: Callable[[int], object] | None = None
     landed: Callable[[], None] | None = None  # called once this chunk and every one before it are written or spooled
+    new: bool = False  # the database cannot hold any of these rows yet (its table did not exist): nothing to read back
