@@ -9,7 +9,7 @@ HOST_PYTHON ?= python3
 STACK := $(HOST_PYTHON) compose/stack.py --compose "$(COMPOSE)"
 WAIT_TIMEOUT ?= 900
 
-.PHONY: help up down clean logs ps test test-integration lint backup restore bench dashboards env doctor chart
+.PHONY: help up down clean logs ps test test-integration lint backup restore bench dashboards env doctor chart migrate
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -65,6 +65,11 @@ restore: ## Restore a set: make restore SET=<name|latest> [ONLY=influxdb2|influx
 		$(if $(BUCKET),--bucket "$(BUCKET)") $(if $(NEW_BUCKET),--new-bucket "$(NEW_BUCKET)") \
 		$(if $(filter yes,$(ACCEPT_CREDENTIAL_MISMATCH)),--accept-credential-mismatch) \
 		$(if $(filter no,$(PRE_RESTORE_BACKUP)),--no-pre-restore-backup)
+
+migrate: ## Move a bucket from InfluxDB 2 to 3, verified: make migrate BUCKET=b [DATABASE=d] [ARGS="--resume"]
+	@[ -n "$(BUCKET)" ] || { echo "[stack] usage: make migrate BUCKET=<InfluxDB 2 bucket> [DATABASE=<InfluxDB 3 database>]" \
+		"[ARGS=\"--resume --start 2024-01-01 --measurement m ...\"] (README, \"Move from InfluxDB 2 to 3\")"; exit 1; }
+	$(COMPOSE) exec ingest python -m ingest migrate --bucket "$(BUCKET)" $(if $(DATABASE),--database "$(DATABASE)") $(ARGS)
 
 bench: ## Run the benchmarks in benchmarks/ (figures and ratio on each one's last line)
 	@set -e; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PYTHON) "$$bench"; done
