@@ -256,21 +256,20 @@ def cmd_migrate(args: argparse.Namespace, run_id: str) -> int:
         log.info("migrate %s -> InfluxDB 3 %s%s: %d measurements, %d windows of %s with data", options.bucket,
                  options.database, " (new)" if plan.create_database else "", len(plan.measurements), windows,
                  args.window)
-        pending = 0
         if not options.verify_only:
             pending = migration.move(plan).pending
-        verified = None
-        if options.verify or options.verify_only:
-            verified = migration.verify(plan, recount=not options.verify_only)
-            text = verified.text(options.bucket, options.database, str(config.state_dir / "rejects"))
-            (log.info if verified.ok else log.error)("%s", text)
+            if pending:
+                log.warning("%d rows wait in the spool under %s; they are sent by `python -m ingest replay` (then "
+                            "verify with --verify-only)", pending, config.state_dir / "spool")
+                return EX_SPOOLED
+        if not (options.verify or options.verify_only):
+            return 0
+        verified = migration.verify(plan, recount=not options.verify_only)
+        text = verified.text(options.bucket, options.database, str(config.state_dir / "rejects"))
+        (log.info if verified.ok else log.error)("%s", text)
+        return 0 if verified.ok else EX_DIFFERENT
     finally:
         migration.close()
-    if pending:
-        log.warning("%d rows wait in the spool under %s; they are sent by `python -m ingest replay` (then verify "
-                    "with --verify-only)", pending, config.state_dir / "spool")
-        return EX_SPOOLED
-    return 0 if verified is None or verified.ok else EX_DIFFERENT
 
 
 # ---- parser -----------------------------------------------------------------------------------------------

@@ -245,7 +245,7 @@ class Migration:
         new_tables = 0
         for name in wanted:
             schema = schemas[name]
-            columns = {} if create else self.stored.columns(name)
+            columns = {} if create else self._columns(name)
             found = self._problems(schema, columns)
             problems += found
             if found:
@@ -323,8 +323,11 @@ class Migration:
         return found
 
     def _databases(self) -> set[str]:
-        response = self.stored.session.get(f"{self.stored.url}/api/v3/configure/database",
-                                           params={"format": "json"}, timeout=self.stored.timeout)
+        try:
+            response = self.stored.session.get(f"{self.stored.url}/api/v3/configure/database",
+                                               params={"format": "json"}, timeout=self.stored.timeout)
+        except requests.RequestException as exc:
+            raise self._refused(exc, "list its databases") from None
         if response.status_code in (401, 403):
             raise FatalSinkError(f"InfluxDB 3 answered {response.status_code} to a database listing: check "
                                  "INFLUXDB3_TOKEN")
@@ -337,8 +340,11 @@ class Migration:
         total = 0
         for database in self._databases():
             reader = StoredRows(self.stored.url, self.token, database, session=self.stored.session)
-            rows = reader.sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'iox'",
-                              "json").json()
+            try:
+                rows = reader.sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'iox'",
+                                  "json").json()
+            except (RuntimeError, requests.RequestException) as exc:
+                raise self._refused(exc, f"count the tables of {database!r}") from None
             total += int(rows[0]["n"]) if rows else 0
         return total
 
@@ -448,7 +454,7 @@ class Migration:
                  ) -> tuple[dict[int, dict[str, int]], list[int]]:
         """InfluxDB 3's count per window and field over the windows InfluxDB 2 has data in (and any between
         them), a span of windows per query; windows it would not count (file limit) are returned apart."""
-        columns = self.stored.columns(schema.name) if windows else {}
+        columns = self._columns(schema.name) if windows else {}
         fields = [name for name in schema.moved if name in columns]
         if not fields:
             return {}, []
@@ -465,9 +471,9 @@ class Migration:
                      "GROUP BY 1")
             try:
                 body = self.stored.sql(query, "parquet").content
-            except RuntimeError as exc:
+            except (RuntimeError, requests.RequestException) as exc:
                 if "file limit" not in str(exc).lower():
-                    raise SourceError(f"InfluxDB 3 could not count {schema.name!r}: {exc}") from None
+                    raise self._refused(exc, f"count {schema.name!r}") from None
                 if len(span) == 1:
                     unchecked.append(span[0])
                 else:
@@ -507,9 +513,18 @@ class Migration:
                 continue
             result.fewer |= _compare(schema, sample, three, result.points)
 
-    def finish(self, summary: RunSummary) -> None:
-        """Log the move's summary, as the other commands do."""
-        log.info("%s", summary.text())
+    def _columns(self, measurement: str) -> dict[str, str]:
+        try:
+            return self.stored.columns(measurement)
+        except (RuntimeError, requests.RequestException) as exc:
+            raise self._refused(exc, f"read the columns of {measurement!r}") from None
+
+    def _refused(self, exc: Exception, what: str) -> Exception:
+        """An InfluxDB 3 failure as the error the command reports: a refused token stops with exit code 3."""
+        text = str(exc)
+        if text.startswith(("401", "403")):
+            return FatalSinkError(f"InfluxDB 3 answered {text[:200]} to {what}: check INFLUXDB3_TOKEN")
+        return SourceError(f"InfluxDB 3 at {self.stored.url} could not {what}: {text[:300]}")
 
     def close(self) -> None:
         self.stored.close()

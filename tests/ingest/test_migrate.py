@@ -262,6 +262,28 @@ def test_arguments_and_a_missing_bucket_are_refused_with_the_reason(fake_influx,
     assert "'bad name' must be an ASCII letter or digit" in capsys.readouterr().err
 
 
+def test_a_refused_token_stops_with_the_variable_to_check(fake_influx, ingest_env, capsys, monkeypatch):
+    monkeypatch.setenv("INFLUXDB2_TOKEN", "wrong")
+    assert migrate() == 3
+    assert "401" in (err := capsys.readouterr().err) and "INFLUXDB2_TOKEN" in err and "Traceback" not in err
+    monkeypatch.setenv("INFLUXDB2_TOKEN", fake_influx[0].token2)
+    monkeypatch.setenv("INFLUXDB3_TOKEN", "apiv3_wrong")
+    assert migrate() == 3
+    assert "INFLUXDB3_TOKEN" in (err := capsys.readouterr().err) and "Traceback" not in err
+
+
+def test_progress_counts_windows_and_shows_rows_and_the_time_left(caplog):
+    from ingest.progress import Progress
+
+    with caplog.at_level("INFO", logger="ingest.progress"):
+        progress = Progress("migrate telemetry", total=4, steps="windows", bar=False, every=0)
+        progress.update(1500)
+        progress.step()
+        progress.update(10)
+    assert "1,510 rows so far" in caplog.text and "1 of 4 windows" in caplog.text and "to go" in caplog.text
+    assert progress.eta() is not None
+
+
 def test_parse_time_reads_dates_offsets_nanoseconds():
     assert parse_time("2023-11-15", "--start") == T0
     assert parse_time("2023-11-15T01:00:00.000000001+01:00", "--start") == T0 + 1
