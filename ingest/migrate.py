@@ -245,6 +245,9 @@ class Migration:
         new_tables = 0
         for name in wanted:
             schema = schemas[name]
+            if not schema.moved:
+                log.info("%s: every field is left out; nothing of it moves", name)
+                continue
             columns = {} if create else self._columns(name)
             found = self._problems(schema, columns)
             problems += found
@@ -286,14 +289,14 @@ class Migration:
         except ValueError as exc:
             return [f"measurement {m!r}: {exc}; it cannot be written as line protocol. Leave it out with {skip}"]
         for tag in schema.tags:
-            reason = _name_problem(tag)
+            reason = _name_problem(tag, "tag key")
             if reason:
                 found.append(f"measurement {m!r}: tag key {tag!r} {reason}; a tag cannot be left out (its series "
                              f"would merge). Leave the measurement out with {skip}")
         for name in schema.moved:
             types = schema.fields[name]
             fix = f"--skip-field {_arg(m)} {_arg(name)}"
-            reason = _name_problem(name)
+            reason = _name_problem(name, "field key")
             if reason:
                 found.append(f"measurement {m!r}: field {name!r} {reason}. Leave it out with {fix}")
             elif name in schema.tags:
@@ -367,7 +370,8 @@ class Migration:
         the server's Flux for most of its time); a window of more than WINDOW_ROWS rows goes in parts, only its
         last part moving the cursor."""
         options = self.options
-        with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="migrate-read") as pool:
+        pool = ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="migrate-read")
+        try:
             for item in plan.measurements:
                 schema = item.schema
                 encoder = LineEncoder(schema.name, schema.tags, schema.moved)
@@ -384,6 +388,8 @@ class Migration:
                         last = offset + WINDOW_ROWS >= table.num_rows
                         yield self._chunk(schema, encoder, start, table.slice(offset, WINDOW_ROWS), new=item.new,
                                           landed=self._landed(key, item, stop) if last else None)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # a stopped run does not read on
 
     def _read_ahead(self, pool: ThreadPoolExecutor, schema: MeasurementSchema, windows: list[tuple[int, int]]
                     ) -> Iterator[tuple[int, int, list[pa.Table]]]:
@@ -573,14 +579,14 @@ def _window(window: int, every: int) -> str:
     return f"[{flux_time(window)}, {flux_time(window + every)})"
 
 
-def _name_problem(name: str) -> str | None:
+def _name_problem(name: str, kind: str) -> str | None:
     """Why a tag or field key cannot be a column of the moved table, or None."""
     if name in RESERVED_COLUMNS:
         return "is a name InfluxDB 3 reserves for its own column"
     if name.startswith("_"):
         return "starts with '_': a Flux column of the same name would hide it when it is read"
     try:
-        check_name("field key", name)
+        check_name(kind, name)
     except ValueError as exc:
         return f"cannot be written as line protocol ({exc})"
     return None
