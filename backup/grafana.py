@@ -3,7 +3,9 @@
 A raw copy of `grafana.db` taken while Grafana writes can be torn; `sqlite3.Connection.backup` copies a
 consistent snapshot page by page while Grafana keeps working. The JSON export (search API, then
 `/api/dashboards/uid/<uid>`, and `/api/datasources`) is the portable part: readable, diffable, importable
-into another Grafana. Restore replaces the database file while Grafana is stopped.
+into another Grafana. Restore replaces the database file while Grafana is stopped. Every HTTP call goes through
+grafana-client (the routes are Grafana's pkg/api/api.go: GET /api/search, /api/dashboards/uid/:uid,
+/api/datasources; /api/health in pkg/api/http_server.go).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import requests
+import niquests
+from grafana_client import GrafanaApi
+from grafana_client.client import GrafanaException
 
 from backup.manifest import fsync_dir
 from backup.setfiles import StoreReader, StoreWriter
@@ -30,6 +35,9 @@ DB_NAME = "grafana.db"
 # steps and can chase a busy database forever; one step holds the read lock only for the copy (milliseconds
 # for a typical grafana.db) and Grafana's writes wait that long.
 PAGE_STEP = -1
+# How long `answers()` waits: it only asks whether something listens.
+PROBE_TIMEOUT = 3.0
+T = TypeVar("T")
 
 
 class GrafanaError(RuntimeError):
@@ -71,48 +79,54 @@ def snapshot_database(db_path: Path, target: Path) -> dict[str, Any]:
 
 
 class GrafanaAPI:
-    """The few Grafana HTTP endpoints the backup reads, with basic auth."""
+    """The few Grafana HTTP endpoints the backup reads, through grafana-client with basic auth."""
 
-    def __init__(self, url: str, user: str, password: str, *, timeout: float = 60.0,
-                 session: requests.Session | None = None):
-        self.url, self.timeout = url.rstrip("/"), timeout
-        self.session = session or requests.Session()
-        self.session.auth = (user, password)
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self.api = GrafanaApi.from_url(self.url, credential=(user, password), timeout=timeout)
+        self._probe = GrafanaApi.from_url(self.url, credential=None, timeout=PROBE_TIMEOUT)
 
-    def _get(self, path: str, **params: Any) -> Any:
+    @staticmethod
+    def _call(what: str, call: Callable[[], T]) -> T:
+        """grafana-client's answer, or GrafanaError naming the request and Grafana's status or the network error."""
         try:
-            response = self.session.get(self.url + path, params=params or None, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise GrafanaError(f"GET {path} failed: {exc}") from exc
-        if response.status_code != 200:
-            raise GrafanaError(f"GET {path} answered HTTP {response.status_code}: {response.text[:200]}")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise GrafanaError(f"GET {path} did not answer JSON") from exc
+            return call()
+        except GrafanaException as exc:
+            if not exc.status_code:  # a timeout
+                raise GrafanaError(f"{what} failed: {exc.message}") from exc
+            raise GrafanaError(f"{what} answered HTTP {exc.status_code}: {str(exc.response)[:200]}") from exc
+        except niquests.JSONDecodeError as exc:
+            raise GrafanaError(f"{what} did not answer JSON") from exc
+        except niquests.RequestException as exc:
+            raise GrafanaError(f"{what} failed: {exc}") from exc
 
     def version(self) -> str:
-        return str(self._get("/api/health").get("version", "unknown"))
+        health = self._call("GET /api/health", lambda: self.api.client.GET("/health"))
+        return str(health.get("version", "unknown"))
 
     def dashboard_uids(self, page_size: int = 1000) -> list[str]:
         uids, page = [], 1
         while True:
-            hits = self._get("/api/search", type="dash-db", limit=page_size, page=page)
+            hits = self._call("GET /api/search", lambda page=page: self.api.search.search_dashboards(
+                type_="dash-db", limit=page_size, page=page))
             uids += [hit["uid"] for hit in hits if hit.get("uid")]
             if len(hits) < page_size:
                 return uids
             page += 1
 
     def dashboard(self, uid: str) -> dict[str, Any]:
-        return self._get(f"/api/dashboards/uid/{uid}")
+        return self._call(f"GET /api/dashboards/uid/{uid}", lambda: self.api.dashboard.get_dashboard(uid))
 
     def datasources(self) -> list[dict[str, Any]]:
-        return self._get("/api/datasources")
+        return self._call("GET /api/datasources", self.api.datasource.list_datasources)
 
     def answers(self) -> bool:
+        """Whether a Grafana listens at the URL (any HTTP answer to /api/health, even an error, means yes)."""
         try:
-            self.session.get(self.url + "/api/health", timeout=3)
-        except requests.RequestException:
+            self._probe.client.GET("/health")
+        except GrafanaException as exc:
+            return bool(exc.status_code)
+        except (niquests.RequestException, ValueError):
             return False
         return True
 

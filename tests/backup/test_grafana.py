@@ -226,6 +226,18 @@ def test_export_pages_through_search_and_writes_every_dashboard(tmp_path: Path):
     assert api_uids == sorted(fake.dashboards)
     assert [r.param("page") for r in searches[:3]] == ["1", "2", "3"]
     assert all(r.param("type") == "dash-db" for r in searches)
+    # grafana-client sends what Grafana's routes take (pkg/api/api.go): GETs with basic auth, the search paged by
+    # limit and page, each dashboard by uid, the datasource list; nothing else.
+    requests_sent = server.matching()
+    assert {r.method for r in requests_sent} == {"GET"}
+    assert all(r.header("authorization") == fake.auth for r in requests_sent)
+    assert all((r.header("user-agent") or "").startswith("grafana-client/") for r in requests_sent)
+    assert [r.param("limit") for r in searches] == ["2", "2", "2", "1000"]  # the test's pages, then export's
+    paths = [r.path for r in requests_sent]
+    assert {p for p in paths if p.startswith("/api/dashboards/")} == {f"/api/dashboards/uid/{uid}" for uid in
+                                                                     fake.dashboards}
+    assert set(paths) - {p for p in paths if p.startswith("/api/dashboards/uid/")} == {
+        "/api/search", "/api/datasources", "/api/health"}
     assert details == {"dashboards": 5, "datasources": 1}
     reader = StoreReader(tmp_path, "grafana", writer.entries, None)
     assert json.loads(reader.read_bytes("dashboards/uid0003.json")) == fake.dashboards["uid0003"]
@@ -235,5 +247,22 @@ def test_export_pages_through_search_and_writes_every_dashboard(tmp_path: Path):
 def test_wrong_credentials_are_reported_with_the_status(tmp_path: Path):
     with RecordingServer(FakeGrafana(1).respond) as server:
         api = grafana.GrafanaAPI(server.url, "admin", "wrong")
-        with pytest.raises(grafana.GrafanaError, match="HTTP 401"):
+        with pytest.raises(grafana.GrafanaError, match="GET /api/search answered HTTP 401"):
             api.dashboard_uids()
+
+
+def test_server_errors_bodies_that_are_not_json_and_silence_are_grafana_errors():
+    answers = {"/api/health": Reply(500, {"message": "database is locked"}),
+               "/api/datasources": Reply(200, "<html>proxy login</html>", {"Content-Type": "application/json"})}
+    with RecordingServer(lambda request: answers[request.path]) as server:
+        api = grafana.GrafanaAPI(server.url, "admin", "pw")
+        with pytest.raises(grafana.GrafanaError, match=r"GET /api/health answered HTTP 500: .*database is locked"):
+            api.version()
+        with pytest.raises(grafana.GrafanaError, match="GET /api/datasources did not answer JSON"):
+            api.datasources()
+        assert api.answers(), "a Grafana that answers an error is running"
+        url = server.url
+    stopped = grafana.GrafanaAPI(url, "admin", "pw")
+    assert not stopped.answers()
+    with pytest.raises(grafana.GrafanaError, match="GET /api/datasources failed"):
+        stopped.datasources()
