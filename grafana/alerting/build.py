@@ -1,12 +1,11 @@
 """All alerting provisioning files from the rules, contact points and policy (used by grafana/generate.py)."""
 
-
 from __future__ import annotations
 
 from types import ModuleType
 
 from grafana_foundation_sdk.builders import alerting as alerting_builders
-from grafana_foundation_sdk.models import dashboard
+from grafana_foundation_sdk.models import alerting, dashboard
 
 from grafana.alerting import files, notifications
 from grafana.alerting.rules import FOLDER, GROUPS, Rule, rules, sdk_rule
@@ -27,7 +26,8 @@ def panel_id(board: ModuleType, title: str, settings: Settings = DEFAULTS) -> in
     return int(titles[title])
 
 
-def _groups(found: list[Rule], settings: Settings) -> list:
+def _groups(found: list[Rule], settings: Settings) -> list[tuple[alerting.RuleGroup, str]]:
+    """The rules in their groups (declared order), each with the folder it goes in; uids must be unique."""
     unknown = {rule.group for rule in found} - set(GROUPS)
     if unknown:
         raise ValueError(f"rules name undeclared groups {sorted(unknown)} (GROUPS in grafana/alerting/rules.py)")
@@ -47,16 +47,9 @@ def _groups(found: list[Rule], settings: Settings) -> list:
         if not members:
             continue
         group = (alerting_builders.RuleGroup(name).interval(int(settings.evaluation_interval) * multiple)
-                 .rules([_Built(sdk_rule(rule, settings, cached_panel)) for rule in members]).build())
+                 .rules([sdk_rule(rule, settings, cached_panel) for rule in members]).build())
         out.append((group, FOLDER))
     return out
-
-
-class _Built(alerting_builders.Rule):
-    """An already built SDK rule, where the group builder expects a builder."""
-
-    def __init__(self, built) -> None:
-        self._internal = built
 
 
 def generated(settings: Settings = DEFAULTS) -> dict[str, str]:

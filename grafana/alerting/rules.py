@@ -40,7 +40,7 @@ from grafana.datasources import FLUX, SQL_FORECAST, SQL_MONITORING, SQL_TELEMETR
 from grafana.names import backup_field, backup_tag, column, field, tag
 from grafana.queries import TABLE, FluxQuery, SqlQuery
 from ingest.schema import INGEST_RUNS, SENSORS
-from plugins.stacklib.tables import EVALUATION
+from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
 
 __all__ = ["CRITICAL", "EXPRESSION_UID", "FOLDER", "GROUPS", "WARNING", "Rule", "rules", "sdk_rule"]
 
@@ -104,15 +104,16 @@ def _age(table: str, where: str, name: str) -> str:
             f"FROM {table}\nWHERE {where}{IN_RANGE}")
 
 
-def _per_device(value: str, name: str) -> str:
+def _per_device(value: str, name: str, where: str = "") -> str:
+    """One row per device (labelled by device and location) over the rule's range."""
     device, location = tag(SENSORS, "device"), tag(SENSORS, "location")
-    return (f"SELECT {_label(device)}, {_label(location)}, {value} AS {name}\nFROM {SENSORS.name}\nWHERE {IN_RANGE}\n"
-            f"GROUP BY {device}, {location}\nORDER BY {device}")
+    return (f"SELECT {_label(device)}, {_label(location)}, {value} AS {name}\nFROM {SENSORS.name}\n"
+            f"WHERE {IN_RANGE}{where}\nGROUP BY {device}, {location}\nORDER BY {device}")
 
 
 def _mean_per_device(name: str) -> str:
     item = field(SENSORS, name).name
-    return _per_device(f"avg({item})", item).replace(f"WHERE {IN_RANGE}", f"WHERE {IN_RANGE} AND {item} IS NOT NULL")
+    return _per_device(f"avg({item})", item, f" AND {item} IS NOT NULL")
 
 
 def _same_database(*pairs: tuple[str, str]) -> None:
@@ -126,7 +127,8 @@ def rules(settings: Settings) -> list[Rule]:
     """Every rule, in the order the groups and the README list them."""
     _same_database((INGEST_RUNS.database, str(SQL_MONITORING.database)),
                    (backup_metrics.TARGET, str(SQL_MONITORING.database)),
-                   (SENSORS.database, str(SQL_TELEMETRY.database)))
+                   (SENSORS.database, str(SQL_TELEMETRY.database)),
+                   (FORECAST_DATABASE, str(SQL_FORECAST.database)))
     silent = int(settings.ingest_silent_after)
     rows_written, sink = field(INGEST_RUNS, "rows_written").name, tag(INGEST_RUNS, "sink")
     store, success, error = backup_tag("store"), backup_field("success"), backup_field("error")
@@ -235,7 +237,7 @@ def _sensor_range(settings: Settings, name: str, title: str, threshold: str, par
                 sensors_board, panel)
 
 
-def sdk_rule(rule: Rule, settings: Settings, panel_id: Callable[[ModuleType, str], int]) -> alerting.Rule:
+def sdk_rule(rule: Rule, settings: Settings, panel_id: Callable[[ModuleType, str], int]) -> alerting_builders.Rule:
     """The rule as grafana-foundation-sdk's alerting builders make it (the HTTP API's model). The panel link is
     carried as Grafana's `__dashboardUid__`/`__panelId__` annotations, as the API carries them; grafana/alerting/
     files.py moves them to the file format's `dashboardUid`/`panelId`."""
@@ -263,4 +265,4 @@ def sdk_rule(rule: Rule, settings: Settings, panel_id: Callable[[ModuleType, str
                            "__dashboardUid__": rule.board.UID,
                            "__panelId__": str(panel_id(rule.board, rule.panel))})
              .rule_group(rule.group).org_id(1))
-    return built.build()
+    return built
