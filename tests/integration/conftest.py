@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from grafana.alerting import build as alerting_files
+from grafana.alerting.settings import Settings
 from tests.ingest.formats import movebank_csv, movebank_row
 from tests.integration.plugin_repo import PluginRepository
 from tests.integration.stacks import Stack, wait_for
 from tests.integration.stacks.docker import DockerStack, docker_problem
 from tests.integration.stacks.native import NativeStack, find_binaries, free_port
 from tests.integration.stacks.settings import StackSettings
+from tests.integration.webhook import WebhookReceiver
 from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
 
@@ -32,6 +35,9 @@ DOCKER_PORTS = {"INFLUXDB2_PORT": "18086", "INFLUXDB3_PORT": "18181", "GRAFANA_P
 # The default bird study the service loads is downloaded from GitHub; a native test stack here has no internet,
 # so its run loop loads a generated export in the real Movebank format instead (and no weather job: Open-Meteo).
 NATIVE_BIRDS = "native-default"
+# The test stack's alert rules: the stack's own, with durations short enough to fire within a test (evaluated every
+# 10 s, firing at once, ingest silent after 90 s: more than its 1-minute metrics interval).
+ALERT_SETTINGS = Settings(evaluation_interval=10, pending_period=0, ingest_silent_after=90)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,14 +88,36 @@ def plugin_repository() -> Iterator[PluginRepository | None]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, plugin_repository: PluginRepository | None) -> Iterator[Stack]:
+def alert_webhook() -> Iterator[WebhookReceiver]:
+    """Where the test stack's Grafana sends its notifications (ALERT_WEBHOOK_URL). Under Docker it listens on every
+    interface, as Grafana's container reaches this machine at host.docker.internal (docker-compose.yml)."""
+    kind, _ = choose_provider()
+    with WebhookReceiver("0.0.0.0" if kind == "docker" else "127.0.0.1") as receiver:
+        yield receiver
+
+
+def alerting_overrides(folder: Path, kind: str, webhook: WebhookReceiver) -> dict[str, str]:
+    """The stack's alerting files generated with ALERT_SETTINGS into their own folder (GRAFANA_ALERTING_DIR), and
+    the webhook contact point pointed at the loopback receiver."""
+    target = folder / "alerting"
+    target.mkdir()
+    for name, text in alerting_files.generated(ALERT_SETTINGS).items():
+        (target / name).write_text(text)
+    target.chmod(0o755)
+    host = "host.docker.internal" if kind == "docker" else "127.0.0.1"
+    return {"GRAFANA_ALERTING_DIR": str(target), "ALERT_WEBHOOK_URL": f"http://{host}:{webhook.port}/alerts"}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, plugin_repository: PluginRepository | None,
+          alert_webhook: WebhookReceiver) -> Iterator[Stack]:
     """The whole stack, up and healthy, with provisioning finished."""
     kind, reason = choose_provider()
     if kind is None:
         pytest.skip(f"whole-stack test: {reason}")
     folder = tmp_path_factory.mktemp("stack")
     (folder / "backups").mkdir()
-    overrides = {"BACKUP_DIR": str(folder / "backups")}
+    overrides = {"BACKUP_DIR": str(folder / "backups"), **alerting_overrides(folder, kind, alert_webhook)}
     running: Stack
     if kind == "docker":
         env_file, env = write_env(folder, {**overrides, **DOCKER_PORTS})

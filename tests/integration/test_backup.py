@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from grafana_client.client import GrafanaException
 
 pytestmark = pytest.mark.integration
 
@@ -62,8 +63,12 @@ def _influxdb3_values(stack, marker: str) -> list[float]:
 
 
 def _grafana_dashboard(stack, uid: str) -> int:
-    return requests.get(f"{stack.grafana_url}/api/dashboards/uid/{uid}", auth=stack.grafana_auth,
-                        timeout=30).status_code
+    """200 when Grafana has the dashboard, else the status it answered (GET /api/dashboards/uid/<uid>)."""
+    try:
+        stack.grafana_api().dashboard.get_dashboard(uid)
+    except GrafanaException as exc:
+        return exc.status_code
+    return 200
 
 
 def _ok(result: subprocess.CompletedProcess, what: str) -> str:
@@ -80,10 +85,9 @@ def backed_up(stack):
     _influxdb3_write(stack, "\n".join(f"{MEASUREMENT},marker={marker} value={i}.25 {now - i}" for i in range(5)))
     dashboard_uid = f"backup-it-{marker}"
     if stack.has_grafana:
-        created = requests.post(f"{stack.grafana_url}/api/dashboards/db", auth=stack.grafana_auth, timeout=30,
-                                json={"dashboard": {"uid": dashboard_uid, "title": f"Backup IT {marker}",
-                                                    "panels": []}, "overwrite": True})
-        assert created.status_code == 200, created.text
+        created = stack.grafana_api().dashboard.update_dashboard(
+            {"dashboard": {"uid": dashboard_uid, "title": f"Backup IT {marker}", "panels": []}, "overwrite": True})
+        assert created["status"] == "success", created
     time.sleep(3)  # InfluxDB 3 flushes its WAL to the object store every second by default
     before = (_influxdb2_values(stack, marker), _influxdb3_values(stack, marker))
     assert len(before[0]) == 5 and len(before[1]) == 5

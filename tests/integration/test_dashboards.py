@@ -12,8 +12,6 @@ Grafana, straight to InfluxDB 3 (SQL) and InfluxDB 2 (Flux), expanded as Grafana
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ import numpy as np
 import pytest
 import requests
 import yaml
+from grafana_client.client import GrafanaClientError, GrafanaServerError
 from PIL import Image
 
 from backup import metrics as backup_metrics
@@ -72,18 +71,8 @@ def ingest(stack, *args: str) -> None:
     assert result.returncode == 0, f"ingest {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
 
 
-def flux_table(stack, flux: str) -> list[dict[str, str]]:
-    """The rows of a Flux answer (annotated CSV: one header per table, blank lines between tables)."""
-    found = []
-    for block in stack.flux(flux).split("\r\n\r\n"):
-        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
-        if len(lines) > 1:
-            found += list(csv.DictReader(io.StringIO("\n".join(lines))))
-    return found
-
-
 def flux_rows(stack, flux: str) -> int:
-    return len(flux_table(stack, flux))
+    return len(stack.flux_table(flux))
 
 
 @pytest.fixture(scope="module")
@@ -134,11 +123,16 @@ def ms(moment: datetime) -> str:
 
 
 def ds_query(stack, target: dict[str, Any], time_range: TimeRange, interval: int) -> dict[str, Any]:
+    """POST /api/ds/query (grafana-client has no method of its own for it: its generic client sends it). A query
+    the datasource refuses answers 400 or 500 with the same `results` body."""
     body = {"queries": [{**target, "intervalMs": interval, "maxDataPoints": 1000}],
             "from": ms(time_range.start), "to": ms(time_range.end)}
-    answer = requests.post(f"{stack.grafana_url}/api/ds/query", json=body, auth=stack.grafana_auth, timeout=180)
-    assert answer.status_code in (200, 400, 500), answer.text
-    return answer.json()["results"][target["refId"]]
+    try:
+        answer = stack.grafana_api().client.POST("/ds/query", json=body)
+    except (GrafanaClientError, GrafanaServerError) as exc:
+        assert exc.status_code in (400, 500) and isinstance(exc.response, dict), exc.message
+        answer = exc.response
+    return answer["results"][target["refId"]]
 
 
 def rows(result: dict[str, Any]) -> int:
@@ -179,7 +173,7 @@ def direct_options(stack):
             keys = [key for key, value in (table[0].items() if table else []) if isinstance(value, str)]
             return list(dict.fromkeys(str(row[keys[0]]) for row in table if row.get(keys[0]) is not None)) \
                 if keys else []
-        records = flux_table(stack, expand_flux(text, time_range, 60_000, default_bucket=stack.env["INFLUXDB2_BUCKET"],
+        records = stack.flux_table(expand_flux(text, time_range, 60_000, default_bucket=stack.env["INFLUXDB2_BUCKET"],
                                                 organization=stack.env["INFLUXDB2_ORG"]))
         return list(dict.fromkeys(row["_value"] for row in records if row.get("_value")))
 
@@ -189,7 +183,7 @@ def direct_options(stack):
 def direct_rows(stack, query, text: str, time_range: TimeRange, interval: int) -> int:
     if query.is_sql:
         return len(stack.sql(query.datasource.database, expand_sql(text, time_range, interval)))
-    return len(flux_table(stack, expand_flux(text, time_range, interval, default_bucket=stack.env["INFLUXDB2_BUCKET"],
+    return len(stack.flux_table(expand_flux(text, time_range, interval, default_bucket=stack.env["INFLUXDB2_BUCKET"],
                                              organization=stack.env["INFLUXDB2_ORG"])))
 
 
@@ -200,27 +194,26 @@ def test_grafana_lists_every_dashboard_in_the_stack_folder(grafana):
                               .read_text())["providers"][0]
     expected = sorted(module.UID for module in BOARD_MODULES)
 
+    api = grafana.grafana_api()
+
     def listed():
-        hits = requests.get(f"{grafana.grafana_url}/api/search", params={"type": "dash-db", "tag": FOLDER_TAG},
-                            auth=grafana.grafana_auth, timeout=30).json()
+        hits = api.search.search_dashboards(type_="dash-db", tag=FOLDER_TAG)
         return hits if sorted(hit["uid"] for hit in hits) == expected else None
 
     found = wait_for("every provisioned dashboard in Grafana's search", listed, timeout=120)
     assert {hit.get("folderTitle") for hit in found} == {provider["folder"]}
     for uid, board in BOARDS.items():
-        saved = requests.get(f"{grafana.grafana_url}/api/dashboards/uid/{uid}", auth=grafana.grafana_auth,
-                             timeout=30).json()
+        saved = api.dashboard.get_dashboard(uid)
         assert saved["meta"]["provisioned"] is True, uid
         assert saved["dashboard"]["title"] == board["title"]
         assert len(saved["dashboard"]["panels"]) == len(board["panels"]), uid
 
 
 def test_every_datasource_the_dashboards_use_is_healthy(grafana):
+    api = grafana.grafana_api()
     for source in datasources.ALL:
-        health = requests.get(f"{grafana.grafana_url}/api/datasources/uid/{source.uid}/health",
-                              auth=grafana.grafana_auth, timeout=60)
-        assert health.status_code == 200, f"{source.uid}: {health.text}"
-        assert health.json()["status"] == "OK", f"{source.uid}: {health.json()}"
+        health = api.datasource.health(source.uid)
+        assert health["status"] == "OK", f"{source.uid}: {health}"
 
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))
@@ -260,17 +253,12 @@ def test_every_panel_query_returns_data(stack, loaded, uid):
 @pytest.fixture(scope="module")
 def viewer_token(grafana) -> Iterator[str]:
     """A Viewer service account token (Grafana's documented way for a program to read dashboards)."""
-    stack = grafana
+    api = grafana.grafana_api()
     name = f"dashboard-screenshots-{int(time.time())}"
-    account = requests.post(f"{stack.grafana_url}/api/serviceaccounts", auth=stack.grafana_auth, timeout=30,
-                            json={"name": name, "role": "Viewer", "isDisabled": False})
-    assert account.status_code in (200, 201), account.text
-    number = account.json()["id"]
-    token = requests.post(f"{stack.grafana_url}/api/serviceaccounts/{number}/tokens", auth=stack.grafana_auth,
-                          json={"name": name, "secondsToLive": 3600}, timeout=30)
-    assert token.status_code == 200, token.text
-    yield token.json()["key"]
-    requests.delete(f"{stack.grafana_url}/api/serviceaccounts/{number}", auth=stack.grafana_auth, timeout=30)
+    number = api.serviceaccount.create({"name": name, "role": "Viewer", "isDisabled": False})["id"]
+    token = api.serviceaccount.create_token(number, {"name": name, "secondsToLive": 3600})
+    yield token["key"]
+    api.serviceaccount.delete(number)
 
 
 @pytest.mark.slow

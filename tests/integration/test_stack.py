@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from grafana_client.client import GrafanaClientError, GrafanaUnauthorizedError
 
 from influxdb3_init.spec import load_provision
 from tests.integration.stacks.docker import DockerStack
@@ -72,18 +73,20 @@ def test_the_token_file_is_private_to_the_server(stack):
 
 
 def test_grafana_reports_every_datasource_healthy(grafana):
+    api = grafana.grafana_api()
     for uid in ("influxdb2-flux", "influxdb3-sql", "influxdb3-sql-forecast", "influxdb3-influxql"):
-        health = requests.get(f"{grafana.grafana_url}/api/datasources/uid/{uid}/health", auth=grafana.grafana_auth,
-                              timeout=60)
-        assert health.status_code == 200, f"{uid}: {health.text}"
-        assert health.json()["status"] == "OK", f"{uid}: {health.json()}"
+        health = api.datasource.health(uid)
+        assert health["status"] == "OK", f"{uid}: {health}"
 
 
 def test_grafana_needs_a_login(grafana):
-    assert requests.get(f"{grafana.grafana_url}/api/health", timeout=10).status_code == 200
-    assert requests.get(f"{grafana.grafana_url}/api/search", timeout=10).status_code == 401
-    signup = requests.post(f"{grafana.grafana_url}/api/user/signup", json={"email": "x@example.com"}, timeout=10)
-    assert signup.status_code in (401, 403)
+    anonymous = grafana.grafana_api(None)
+    assert anonymous.client.GET("/health")["database"] == "ok"
+    with pytest.raises(GrafanaUnauthorizedError):
+        anonymous.search.search_dashboards()
+    with pytest.raises(GrafanaClientError) as refused:
+        anonymous.client.POST("/user/signup", json={"email": "x@example.com"})
+    assert refused.value.status_code in (401, 403)
 
 
 def test_provisioning_again_changes_nothing(stack):

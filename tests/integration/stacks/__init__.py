@@ -13,6 +13,8 @@ their own commands, so the same test runs unchanged on either provider.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import time
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from grafana_client import GrafanaApi
 
 __all__ = ["Stack", "wait_for"]
 
@@ -59,6 +62,12 @@ class Stack(ABC):
     def grafana_auth(self) -> tuple[str, str]:
         return self.env["GRAFANA_ADMIN_USER"], self.env["GRAFANA_ADMIN_PASSWORD"]
 
+    def grafana_api(self, credential: tuple[str, str] | str | None = "admin") -> GrafanaApi:
+        """Grafana's HTTP API through grafana-client: as the stack's admin by default, `None` anonymously, or with
+        another (user, password) or a service account token."""
+        chosen = self.grafana_auth if credential == "admin" else credential
+        return GrafanaApi.from_url(self.grafana_url, credential=chosen, timeout=180)
+
     @property
     @abstractmethod
     def has_grafana(self) -> bool:
@@ -91,6 +100,15 @@ class Stack(ABC):
         if not response.ok:
             raise requests.HTTPError(f"{response.status_code}: {response.text[:500]}", response=response)
         return response.text
+
+    def flux_table(self, query: str) -> list[dict[str, str]]:
+        """The rows of a Flux answer (annotated CSV: one header per table, blank lines between tables)."""
+        found = []
+        for block in self.flux(query).split("\r\n\r\n"):
+            lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+            if len(lines) > 1:
+                found += list(csv.DictReader(io.StringIO("\n".join(lines))))
+        return found
 
     # ---- the services ----------------------------------------------------------------------------------
     @abstractmethod

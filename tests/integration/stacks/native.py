@@ -266,12 +266,28 @@ class NativeStack(Stack):
         data = service.host_path("/var/lib/grafana")
         env.update({"GF_PATHS_DATA": str(data), "GF_PATHS_LOGS": str(data / "logs"),
                     "GF_PATHS_PLUGINS": str(data / "plugins"),
-                    "GF_PATHS_PROVISIONING": str(service.host_path("/etc/grafana/provisioning")),
+                    "GF_PATHS_PROVISIONING": str(self._grafana_provisioning(service)),
                     "GF_SERVER_HTTP_ADDR": "127.0.0.1", "GF_SERVER_HTTP_PORT": str(service.published(3000))})
         self._start("grafana", [str(self.binaries.grafana), "server", "--homepath",
                                 str(self.binaries.grafana_home)], env)
         url = self.grafana_url
         self._wait("grafana", "Grafana /api/health", lambda: requests.get(f"{url}/api/health", timeout=5).ok, 300)
+
+    def _grafana_provisioning(self, service: Service) -> Path:
+        """The provisioning folder as the container sees it: the mounted folder with the mounts inside it (the
+        alerting files, GRAFANA_ALERTING_DIR) laid over it, copied into one folder, since a process reads one path."""
+        base = "/etc/grafana/provisioning"
+        nested = [(target, source) for target, source, _ in service.mounts if target.startswith(base + "/")]
+        if not nested:
+            return service.host_path(base)
+        merged = self.root / "grafana-provisioning"
+        shutil.rmtree(merged, ignore_errors=True)
+        shutil.copytree(service.host_path(base), merged)
+        for target, source in nested:
+            inside = merged / target[len(base) + 1:]
+            shutil.rmtree(inside, ignore_errors=True)
+            shutil.copytree(source, inside)
+        return merged
 
     def _start_python(self, name: str) -> None:
         """`python -m <service> <command>`: the image's entrypoint runs the package, the command is the compose

@@ -1,0 +1,135 @@
+"""The alert rules in the running stack.
+
+Without Grafana (any provider): every rule's query goes straight to the real database it reads (InfluxDB 3 SQL
+expanded as Grafana's FlightSQL backend expands it, InfluxDB 2 Flux) after the ingest service has reported and
+written sensor readings and a backup has run; each answer must have the shape Grafana alerts on and give the
+state the stack is in (a healthy stack fires none of the ingest, backup, database or sensor-range rules).
+With Grafana: it lists the provisioned rules, contact points and policy (through grafana-client), and when the
+stack's ingest is stopped its webhook contact point, pointed at a loopback receiver, gets the notification.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from grafana import datasources
+from grafana.alerting.notifications import CONTACTS
+from ingest.schema import INGEST_RUNS, SENSORS
+from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
+from tests.grafana.alerts import PREDICATES, numbers, rules, sql_of, time_range
+from tests.grafana.expand import expand_flux
+from tests.integration.conftest import ALERT_SETTINGS, wait_for
+
+pytestmark = pytest.mark.integration
+
+QUIET_ON_A_HEALTHY_STACK = ("influx-stack-ingest-not-reporting", "influx-stack-ingest-no-writes",
+                            "influx-stack-backup-failed", "influx-stack-backup-stale",
+                            "influx-stack-influxdb3-unreachable", "influx-stack-influxdb2-unreachable",
+                            "influx-stack-sensor-co2", "influx-stack-sensor-temperature",
+                            "influx-stack-sensor-humidity", "influx-stack-sensor-silent")
+
+
+@pytest.fixture(scope="module")
+def running(stack) -> datetime:
+    """The stack after its ingest service has reported twice and written sensor readings, and a backup ran."""
+    wait_for("two ingest reports in InfluxDB 3", lambda: stack.sql(
+        INGEST_RUNS.database, f"SELECT count(DISTINCT time) AS n FROM {INGEST_RUNS.name}")[0]["n"] >= 2, timeout=240)
+    wait_for("sensor readings", lambda: stack.sql(
+        SENSORS.database, f"SELECT count(*) AS n FROM {SENSORS.name} WHERE time > now() - INTERVAL '5 minutes'")[0]
+        ["n"] > 0, timeout=120)
+    backup = stack.backup("now")
+    assert backup.returncode == 0, f"backup now failed:\n{backup.stdout}\n{backup.stderr}"
+    wait_for("the backup's run point", lambda: stack.sql(
+        "monitoring", "SELECT count(*) AS n FROM backup_run WHERE store = 'all' AND success = true")[0]["n"] > 0)
+    return datetime.now(UTC)
+
+
+def answer(stack, item: dict[str, Any], at: datetime) -> list[tuple[dict[str, str], float]]:
+    """The rule's numbers from the real database: SQL as Grafana sends it, Flux reduced to its last point."""
+    query = item["data"][0]
+    source = next(s for s in datasources.ALL if s.uid == query["datasourceUid"])
+    if source.language == datasources.SQL_LANGUAGE:
+        database, sql = sql_of(item, at)
+        rows = stack.sql(database, sql)
+        return numbers(pa.Table.from_pylist(rows)) if rows else []
+    flux = expand_flux(query["model"]["query"], time_range(item, at), 1000,
+                       default_bucket=stack.env["INFLUXDB2_BUCKET"], organization=stack.env["INFLUXDB2_ORG"])
+    rows = stack.flux_table(flux)
+    return [({}, float(rows[-1]["_value"]))] if rows else []
+
+
+def firing(item: dict[str, Any], values: list[tuple[dict[str, str], float]]) -> list[dict[str, str]]:
+    evaluator = next(q for q in item["data"] if q["refId"] == item["condition"])["model"]["conditions"][0]["evaluator"]
+    if not values:
+        return [{}] if item["noDataState"] == "Alerting" else []
+    test = PREDICATES[evaluator["type"]]
+    return [labels for labels, value in values if not math.isnan(value) and test(value, evaluator["params"])]
+
+
+def test_every_rule_query_answers_on_the_real_databases_as_the_stack_is(stack, running):
+    at = datetime.now(UTC)
+    problems = []
+    devices = {row["device"] for row in stack.sql(
+        SENSORS.database, f"SELECT DISTINCT device FROM {SENSORS.name} WHERE time > now() - INTERVAL '10 minutes'")}
+    for uid, item in rules().items():
+        try:
+            values = answer(stack, item, at)
+        except Exception as exc:  # the database's own error for the query
+            problems.append(f"{uid}: {exc}")
+            continue
+        fired = firing(item, values)
+        if uid in QUIET_ON_A_HEALTHY_STACK and fired:
+            problems.append(f"{uid} fires on a healthy stack: {fired} (values {values})")
+        if uid.startswith("influx-stack-sensor-") and {labels["device"] for labels, _ in values} != devices:
+            problems.append(f"{uid}: instances {[labels for labels, _ in values]}, devices reporting {devices}")
+    # The same queries twenty minutes on (the range is what moves): no report since, so the ingest rule fires.
+    later = at + timedelta(minutes=20)
+    silent = rules()["influx-stack-ingest-not-reporting"]
+    if not firing(silent, answer(stack, silent, later)):
+        problems.append("ingest-not-reporting stays quiet twenty minutes after the last report")
+    runs = stack.sql(FORECAST_DATABASE, f"SELECT count(*) AS n FROM {EVALUATION.name}")[0]["n"]
+    stale = rules()["influx-stack-forecast-stale"]
+    if bool(firing(stale, answer(stack, stale, at))) != (runs == 0):
+        problems.append(f"forecast-stale: {runs} runs in the stack, the rule says otherwise")
+    assert not problems, "\n".join(problems)
+
+
+def test_grafana_lists_the_provisioned_rules_contact_points_and_policy(grafana):
+    api = grafana.grafana_api()
+    expected = {uid: item["title"] for uid, item in rules(ALERT_SETTINGS).items()}
+
+    def listed() -> dict[str, Any] | None:
+        found = {rule["uid"]: rule for rule in api.alertingprovisioning.get_alertrules_all()}
+        return found if set(found) >= set(expected) else None
+
+    found = wait_for("every provisioned alert rule", listed, timeout=120)
+    for uid, title in expected.items():
+        assert found[uid]["title"] == title and found[uid]["provenance"] == "file", uid
+    points = {point["uid"]: point for point in api.alertingprovisioning.get_contactpoints()}
+    for contact in CONTACTS:
+        assert points[contact.uid]["type"] == contact.type, contact.uid
+    policy = api.alertingprovisioning.get_notification_policy_tree()
+    assert {route["object_matchers"][0][2] for route in policy["routes"]} == {"critical", "warning"}
+
+
+def test_stopped_ingest_reaches_the_webhook(grafana, running, alert_webhook):
+    """The test stack's rules fire after 90 s without an ingest report (ALERT_SETTINGS); the notification reaches
+    the receiver named by ALERT_WEBHOOK_URL through the critical route."""
+    title = rules(ALERT_SETTINGS)["influx-stack-ingest-not-reporting"]["title"]
+    # It may have fired once already, while the stack started and before ingest's first report.
+    before = len(alert_webhook.firing(title))
+    grafana.stop("ingest")
+    try:
+        alerts = wait_for(f"a firing {title!r} notification", lambda: alert_webhook.firing(title)[before:],
+                          timeout=420, interval=5)
+    finally:
+        grafana.start("ingest")
+    alert = alerts[0]
+    assert alert["labels"]["severity"] == "critical" and alert["labels"]["service"] == "ingest"
+    assert "no run metrics" in alert["annotations"]["summary"]
+    assert alert.get("dashboardURL") and "stack-health" in alert["dashboardURL"]
