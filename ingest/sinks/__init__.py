@@ -102,8 +102,13 @@ class Batch:
         compressor = zlib.compressobj(self.gzip_level, zlib.DEFLATED, 31)
         return compressor.compress(self.raw) + compressor.flush()
 
+    @cached_property
+    def lines(self) -> bytes:
+        """The raw lines; a batch replayed from the spool carries only its gzip payload."""
+        return self.raw or gzip.decompress(self.payload)
+
     def halves(self) -> tuple[Batch, Batch]:
-        lines = self.raw.splitlines(keepends=True)
+        lines = self.lines.splitlines(keepends=True)
         middle = len(lines) // 2
         first, second = b"".join(lines[:middle]), b"".join(lines[middle:])
         return (Batch(first, middle, self.database, self.gzip_level),
@@ -268,26 +273,22 @@ class Sink:
             call_with_retry(lambda: self.transport.send(batch.payload, batch.database), policy,
                             sleep=self._sleep, on_retry=self._on_retry)
         except TooLargeError:
-            raw = batch.raw or gzip.decompress(batch.payload)
-            whole = Batch(raw, batch.rows, batch.database, batch.gzip_level)
-            if whole.rows <= 1:
-                return self._refused(whole, RefusedError("a single line is larger than the server accepts (413)"))
+            if batch.rows <= 1:
+                return self._refused(batch, RefusedError("a single line is larger than the server accepts (413)"))
             log.warning("%s: batch of %d rows too large (413); splitting it", self.name, batch.rows)
-            return sum(self._send(half, policy) for half in whole.halves())
+            return sum(self._send(half, policy) for half in batch.halves())
         except RefusedError as exc:
             if exc.isolate and exc.line_numbers is None and batch.rows > 1:
-                whole = Batch(batch.raw or gzip.decompress(batch.payload), batch.rows, batch.database,
-                              batch.gzip_level)
                 log.warning("%s refused a batch of %d rows without naming the bad lines (%s); splitting it so the "
                             "good lines land", self.name, batch.rows, exc)
-                return sum(self._send(half, policy) for half in whole.halves())
+                return sum(self._send(half, policy) for half in batch.halves())
             return self._refused(batch, exc)
         with self._lock:
             self.counters.batches += 1
         return batch.rows
 
     def _refused(self, batch: Batch, exc: RefusedError) -> int:
-        raw = batch.raw or gzip.decompress(batch.payload)
+        raw = batch.lines
         named = _numbered_lines(raw, exc.line_numbers) if exc.line_numbers is not None else None
         if named is not None:
             failed, body = len(named), b"".join(line + b"\n" for line in named)
