@@ -106,8 +106,9 @@ class _NodeCopy:
         self.in_flight = 0
         self.added_late: list[str] = []
 
-    def copy(self, path: Path) -> bool:
-        """Copy one live file (reading snapshots and checkpoints as they go in); False when it is gone."""
+    def copy(self, path: Path, data: bytes | None = None) -> bool:
+        """Copy one live file (reading snapshots and checkpoints as they go in, unless their `data` is already
+        read); False when it is gone."""
         relative = path.relative_to(self.data_dir).as_posix()
         if relative in self.files.names:
             return True
@@ -116,7 +117,7 @@ class _NodeCopy:
             return False
         try:
             if read_by_server(relative):
-                data = path.read_bytes()
+                data = path.read_bytes() if data is None else data
                 self.files.add(relative, data)
                 self.writer.add_bytes(relative, data)
             else:
@@ -140,14 +141,15 @@ class _NodeCopy:
         newer = sorted((number, entry) for entry in (folder.iterdir() if folder.is_dir() else ())
                        if (number := snapshot_number(f"snapshots/{entry.name}")) is not None and number > copied)
         for _, entry in newer:
+            name, data = entry.relative_to(self.data_dir).as_posix(), entry.read_bytes()
             try:
-                snapshot = parse_snapshot(entry.read_bytes(), entry.relative_to(self.data_dir).as_posix())
+                snapshot = parse_snapshot(data, name)
             except SnapshotFormatError as exc:
                 raise InfluxDB3Error(f"{exc}; the server could not start on it either") from exc
             for relative in sorted(snapshot.parquet - self.files.names):
                 self.copy(self.data_dir / relative)
-            if self.copy(entry):
-                self.added_late.append(entry.relative_to(self.data_dir).as_posix())
+            if self.copy(entry, data):
+                self.added_late.append(name)
         return bool(newer)
 
     def settle(self, wal_at_start: int | None, timeout: float) -> None:

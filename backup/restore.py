@@ -149,9 +149,9 @@ def restore_set(config: BackupConfig, sets: SetStore, backup_set: BackupSet, req
                 clock: Callable[[], datetime] = utc_now) -> dict[str, dict]:
     """Step 2, the lock held: every check, then each store in RESTORE_ORDER."""
     stores = _stores(backup_set, request)
-    api = grafana.GrafanaAPI(config.grafana_url, config.grafana_user or "", config.grafana_password or "")
     influxdb3_running = influxdb3_running or (lambda: influxdb3.server_answers(config.influxdb3_url))
-    grafana_running = grafana_running or api.answers
+    grafana_running = grafana_running or grafana.GrafanaAPI(config.grafana_url, config.grafana_user or "",
+                                                            config.grafana_password or "").answers
     results: dict[str, dict] = {}
     scratch = Path(tempfile.mkdtemp(prefix=".restore-", dir=config.backup_dir))
     try:

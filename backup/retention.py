@@ -56,14 +56,8 @@ def plan_retention(sets: Sequence[BackupSet], policy: RetentionPolicy, tz: ZoneI
     if verified:
         reasons[verified[0].name].append("newest verified set")
     newest_good = good[0].finished if good else None
-    good_names = {item.name for item in good}
-    kept_others = 0
-    for item in newest_first:
-        if item.name in good_names or (newest_good is not None and item.finished <= newest_good):
-            continue
-        if kept_others >= policy.keep_partial:
-            break
-        kept_others += 1
+    newer = [item for item in newest_first if newest_good is None or item.finished > newest_good]
+    for number, item in enumerate(newer[:policy.keep_partial], 1):
         what = "partial" if not item.complete else "failed verification"
-        reasons[item.name].append(f"{what}, but newer than every good set (#{kept_others} of {policy.keep_partial})")
+        reasons[item.name].append(f"{what}, but newer than every good set (#{number} of {policy.keep_partial})")
     return [Decision(item, bool(reasons[item.name]), tuple(reasons[item.name])) for item in newest_first]
