@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from common.retry import RetryableError, RetryPolicy, call_with_retry, parse_retry_after
+from influxdb3_init.spec import CORE_DATABASE_LIMIT
 
 __all__ = ["InfluxDB3Admin", "Outcome", "ProvisionError"]
 
@@ -182,7 +183,7 @@ class InfluxDB3Admin:
 # Core's catalog limits (influxdb3/src/commands/serve.rs CORE_NUM_*_LIMIT, v3.10.1) and the texts of the 422
 # that reports them (influxdb3_catalog/src/error.rs TooManyDbs, TooManyTables, TooManyColumns).
 _LIMITS = (
-    ("databases", "InfluxDB 3 Core allows 5 databases: delete one you no longer need "
+    ("databases", f"InfluxDB 3 Core allows {CORE_DATABASE_LIMIT} databases: delete one you no longer need "
                   "(DELETE /api/v3/configure/database?db=...) or list fewer in plugins/provision.yaml."),
     ("number of tables", "InfluxDB 3 Core allows 2,000 tables in all: delete unused tables "
                          "(DELETE /api/v3/configure/table) or write fewer distinct measurements."),

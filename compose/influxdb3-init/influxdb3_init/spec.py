@@ -235,7 +235,8 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
         plugin_path = plugin_dir / plugin
         if plugin.startswith(COMMUNITY_PREFIX):
             # Checked for form only: the server downloads it (a single .py file: the code runs as one module).
-            if not _COMMUNITY_PATH.match(plugin.removeprefix(COMMUNITY_PREFIX)) or ".." in plugin[3:].split("/"):
+            path = plugin.removeprefix(COMMUNITY_PREFIX)
+            if not _COMMUNITY_PATH.match(path) or ".." in path.split("/"):
                 problems.append(f"{where}: plugin {plugin!r} must be gh:<path to a .py file in the plugin "
                                 "repository>, e.g. gh:influxdata/system_metrics/system_metrics.py")
         elif not plugin or plugin.startswith("/") or ".." in Path(plugin).parts:
