@@ -109,7 +109,8 @@ def backup_grafana(config: BackupConfig, writer: StoreWriter, base_name: str, sc
     writer.add_file(grafana.DB_NAME, copy)
     copy.unlink()
     details |= grafana.export_api(api, writer)
-    # A restore checks GRAFANA_PASSWORD against this user's hash in the set's own grafana.db.
+    # The login the set was taken with (no secret): when a restore refuses .env's GRAFANA_ADMIN_USER for this set's
+    # grafana.db (backup/credentials.py checks .env's login and password there), the manifest says which one it had.
     details["admin_login"] = config.grafana_user
     return version, details
 
