@@ -153,7 +153,7 @@ import pandas as pd  # noqa: E402
 from stacklib import forecasting  # noqa: E402
 from stacklib.args import ArgumentError, Param, fraction, identifier, integer, parse, tag_value  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
-from stacklib.runlog import RunLog, new_run_id  # noqa: E402
+from stacklib.runlog import RunLog, new_run_id, run_started_ns  # noqa: E402
 from stacklib.sql import quote  # noqa: E402
 from stacklib.tables import EVALUATION, FORECAST, SERIES  # noqa: E402
 
@@ -173,12 +173,6 @@ PARAMS = (
 )
 
 
-def _time_ns(call_time: datetime) -> int:
-    """The engine passes call_time naive, in the server's zone: UTC in the official image."""
-    moment = call_time if call_time.tzinfo else call_time.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 10**9
-
-
 def _read_series(influxdb3_local, config):
     rows = influxdb3_local.query(
         f"SELECT time, {quote(config['field'])} AS y FROM {quote(config['table'])} "
@@ -186,9 +180,13 @@ def _read_series(influxdb3_local, config):
     return forecasting.frame_from_rows(rows)
 
 
-def forecast_once(influxdb3_local, config, log, run_id: str, stamp_ns: int) -> dict:
-    """One forecast run, shared by the schedule and the HTTP trigger; returns what it did."""
+def forecast_once(influxdb3_local, config, log, run_id: str) -> dict:
+    """One forecast run, shared by the schedule and the HTTP trigger; returns what it did.
+
+    Its rows are stamped from the run id's start second, the same instant every reader takes from the id.
+    """
     started = time.perf_counter()
+    stamp_ns = run_started_ns(run_id)
     history, dropped = _read_series(influxdb3_local, config)
     if dropped:
         log.warn("observations without a finite value ignored", rows=dropped)
@@ -240,7 +238,7 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
     except ArgumentError as exc:
         log.error(str(exc))
         return
-    forecast_once(influxdb3_local, config, log, run_id, _time_ns(call_time))
+    forecast_once(influxdb3_local, config, log, run_id)
 
 
 def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):
@@ -253,5 +251,5 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
     except ArgumentError as exc:
         log.error(str(exc))
         return {"status": "error", "error": str(exc), "run": run_id}, 500, _JSON
-    outcome = forecast_once(influxdb3_local, config, log, run_id, _time_ns(now))
+    outcome = forecast_once(influxdb3_local, config, log, run_id)
     return outcome, (200 if outcome["status"] == "success" else 422), _JSON
