@@ -7,12 +7,15 @@ timestamps only as literals formatted from integers.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from stacklib.args import identifier
 
-__all__ = ["column_types", "quote", "table_exists", "tag_columns", "timestamp_literal"]
+__all__ = ["LOOKBACK_DAYS", "column_types", "lookback_bounds", "quote", "table_exists", "tag_columns",
+           "timestamp_literal"]
 
 
 def quote(name: str) -> str:
@@ -29,6 +32,19 @@ def timestamp_literal(time_ns: int) -> str:
     """
     seconds, nanos = divmod(int(time_ns), 10**9)
     return "'" + datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z'"
+
+
+# InfluxDB 3 reads only the Parquet files a query's time bounds select: what is newest is looked for in growing
+# windows back from now (live tables find it in the first), the whole table only as the last resort.
+LOOKBACK_DAYS = (2, 40, 400)
+
+
+def lookback_bounds() -> Iterator[str | None]:
+    """`time >= '...'` for each of LOOKBACK_DAYS back from now (read once, at the first bound), then None: no bound."""
+    now = time.time_ns()
+    for days in LOOKBACK_DAYS:
+        yield f"time >= {timestamp_literal(now - days * 86_400 * 10**9)}"
+    yield None
 
 
 def table_exists(influxdb3_local: Any, table: str) -> bool:

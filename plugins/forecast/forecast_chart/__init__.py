@@ -29,7 +29,6 @@
 # prediction interval. plotly.js is embedded, so the page draws without internet access.
 
 import sys
-import time
 from pathlib import Path
 
 # The engine imports this folder as a top-level package with only plugins/forecast on sys.path and pops
@@ -43,7 +42,7 @@ from stacklib.args import ArgumentError, Param, identifier, integer, parse, tag_
 from stacklib.chart import forecast_page  # noqa: E402
 from stacklib.forecasting import frame_from_rows  # noqa: E402
 from stacklib.runlog import RunLog, run_started_ns  # noqa: E402
-from stacklib.sql import quote, table_exists, timestamp_literal  # noqa: E402
+from stacklib.sql import lookback_bounds, quote, table_exists, timestamp_literal  # noqa: E402
 from stacklib.tables import FORECAST, RUN_WINDOW_NS, SERIES  # noqa: E402
 
 PLUGIN = "forecast_chart"
@@ -60,10 +59,8 @@ def _error_page(status: int, message: str):
 
 
 # InfluxDB 3 prunes Parquet files by time, never by tag: the latest run is looked for in growing windows back
-# from now (daily runs are found in the first), and a run's rows are read from its own one-second window.
-_LOOKBACK_DAYS = (2, 40, 400, None)
-
-
+# from now (stacklib.sql.lookback_bounds; daily runs are found in the first), and a run's rows are read from its
+# own one-second window.
 def _run_id(text: str) -> str:
     try:
         run_started_ns(tag_value(text))
@@ -73,9 +70,8 @@ def _run_id(text: str) -> str:
 
 
 def _latest_run(influxdb3_local, table: str, series: str) -> str | None:
-    now = time.time_ns()
-    for days in _LOOKBACK_DAYS:
-        since = "" if days is None else f" AND time >= {timestamp_literal(now - days * 86_400 * 10**9)}"
+    for bound in lookback_bounds():
+        since = "" if bound is None else f" AND {bound}"
         rows = influxdb3_local.query(f"SELECT max(run) AS run FROM {table} WHERE series = $series{since}",
                                      {"series": series})
         if rows and rows[0].get("run"):

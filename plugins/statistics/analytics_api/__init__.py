@@ -17,7 +17,6 @@
 # nothing (after a restart), from analytics_<table> in this trigger's database. Unknown table: 404 JSON.
 
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +29,7 @@ if _PLUGIN_DIR not in sys.path:
 from stacklib import analytics  # noqa: E402
 from stacklib.args import ArgumentError, Param, duration_ns, identifier, parse  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import quote, table_exists, timestamp_literal  # noqa: E402
+from stacklib.sql import lookback_bounds, quote, table_exists  # noqa: E402
 from stacklib.tables import ANALYTICS_PREFIX, analytics_table  # noqa: E402
 
 PLUGIN = "analytics_api"
@@ -46,18 +45,13 @@ def _fresh(entry: dict, max_age_ns: int | None) -> bool:
     return (datetime.now(UTC) - updated).total_seconds() * 10**9 <= max_age_ns
 
 
-# InfluxDB 3 reads only the Parquet files a query's time bounds select: the latest statistics are looked for in
-# growing windows back from now (live tables find them in the first), the whole table only as the last resort.
-_LOOKBACK_DAYS = (2, 40, 400, None)
-
-
 def _from_table(influxdb3_local, table: str) -> dict | None:
     target = analytics_table(table).name
     if not table_exists(influxdb3_local, target):
         return None
-    now = time.time_ns()
-    for days in _LOOKBACK_DAYS:
-        since = "" if days is None else f" WHERE time >= {timestamp_literal(now - days * 86_400 * 10**9)}"
+    # The latest statistics in growing windows back from now, the whole table last (stacklib.sql.lookback_bounds).
+    for bound in lookback_bounds():
+        since = "" if bound is None else f" WHERE {bound}"
         rows = influxdb3_local.query(
             f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY bucket, field ORDER BY time DESC) AS rn "
             f"FROM {quote(target)}{since}) WHERE rn = 1")
