@@ -61,9 +61,7 @@ def load_influxdb2(stack: NativeStack, folder: Path) -> dict[str, int]:
         field = "lat" if table == "bird_fixes" else "co2"
         query = (f'from(bucket: "telemetry") |> range(start: 2000-01-01T00:00:00Z) |> filter(fn: (r) => '
                  f'r._measurement == "{table}" and r._field == "{field}") |> group() |> count()')
-        values = [line.rsplit(",", 1)[-1] for line in stack.flux(query).splitlines() if line.startswith(",_result")
-                  or line.startswith(",,")]
-        counts[table] = int(values[0]) if values else 0
+        counts[table] = stack.flux_count(query)
     return counts
 
 

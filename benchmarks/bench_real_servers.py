@@ -157,9 +157,7 @@ def count_v3(stack: NativeStack, database: str, first: int, last: int) -> int:
 def count_v2(stack: NativeStack, bucket: str) -> int:
     flux = (f'from(bucket: "{bucket}") |> range(start: 2018-01-01T00:00:00Z, stop: 2020-01-01T00:00:00Z) '
             '|> filter(fn: (r) => r._measurement == "bird_fixes" and r._field == "lat") |> group() |> count()')
-    text = stack.flux(flux)
-    values = [line.rsplit(",", 1)[-1] for line in text.splitlines() if line.startswith(",_result")]
-    return int(values[0]) if values else 0
+    return stack.flux_count(flux)
 
 
 def create_bucket(stack: NativeStack, name: str) -> None:

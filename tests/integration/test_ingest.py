@@ -36,8 +36,7 @@ def run_ingest(stack, *args: str, env: dict[str, str] | None = None):
 def flux_count(stack, bucket: str, predicate: str, field: str) -> int:
     query = (f'from(bucket: "{bucket}") |> range(start: 0) |> filter(fn: (r) => {predicate} and '
              f'r._field == "{field}") |> group() |> count()')
-    rows = [row for row in csv.DictReader(io.StringIO(stack.flux(query))) if row.get("_value")]
-    return int(rows[0]["_value"]) if rows else 0
+    return stack.flux_count(query)
 
 
 def test_birds_from_a_movebank_export_land_in_both_databases_once(stack, data_dir):

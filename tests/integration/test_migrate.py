@@ -4,8 +4,6 @@ InfluxDB 3 itself; a second run writes nothing."""
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 
 import pytest
@@ -23,8 +21,7 @@ def _flux_count(stack, measurement: str, field: str, stop_ns: int) -> int:
     query = (f'from(bucket: "telemetry") |> range(start: 2000-01-01T00:00:00Z, stop: time(v: {stop_ns})) '
              f'|> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}") |> group() '
              "|> count()")
-    rows = [row for row in csv.DictReader(io.StringIO(stack.flux(query))) if row.get("_value")]
-    return int(rows[0]["_value"]) if rows else 0
+    return stack.flux_count(query)
 
 
 def _rows(stack, database: str, measurement: str, stop_ns: int) -> list[dict]:

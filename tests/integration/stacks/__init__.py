@@ -110,6 +110,12 @@ class Stack(ABC):
                 found += list(csv.DictReader(io.StringIO("\n".join(lines))))
         return found
 
+    def flux_count(self, query: str) -> int:
+        """The `_value` of the first row of a Flux answer (a `|> group() |> count()` query's one row), 0 when the
+        answer has no rows (nothing matched)."""
+        rows = self.flux_table(query)
+        return int(rows[0]["_value"]) if rows else 0
+
     # ---- the services ----------------------------------------------------------------------------------
     @abstractmethod
     def ingest(self, *args: str, env: dict[str, str] | None = None, timeout: float = 900) \
