@@ -17,13 +17,21 @@ RULES_FILE, CONTACT_POINTS_FILE, POLICIES_FILE = "rules.yaml", "contact-points.y
 FILES = (RULES_FILE, CONTACT_POINTS_FILE, POLICIES_FILE)
 
 
-def panel_id(board: ModuleType, title: str, settings: Settings = DEFAULTS) -> int:
-    """The id of the panel called `title` on a generated dashboard; KeyError lists the titles there are."""
+def _panel_titles(board: ModuleType, settings: Settings) -> dict[str, int | None]:
+    """Title -> id of every titled panel on the dashboard `board` builds."""
     built: dashboard.Dashboard = board.build(settings)
-    titles = {panel.title: panel.id_val for panel in built.panels or [] if getattr(panel, "title", None)}
+    return {panel.title: panel.id_val for panel in built.panels or [] if getattr(panel, "title", None)}
+
+
+def _find_panel(board: ModuleType, titles: dict[str, int | None], title: str) -> int:
     if title not in titles:
         raise KeyError(f"dashboard {board.UID!r} has no panel {title!r} (panels: {', '.join(sorted(titles))})")
     return int(titles[title])
+
+
+def panel_id(board: ModuleType, title: str, settings: Settings = DEFAULTS) -> int:
+    """The id of the panel called `title` on a generated dashboard; KeyError lists the titles there are."""
+    return _find_panel(board, _panel_titles(board, settings), title)
 
 
 def _groups(found: list[Rule], settings: Settings) -> list[tuple[alerting.RuleGroup, str]]:
@@ -34,12 +42,12 @@ def _groups(found: list[Rule], settings: Settings) -> list[tuple[alerting.RuleGr
     uids = [rule.uid for rule in found]
     if len(set(uids)) != len(uids):
         raise ValueError(f"two rules share a uid: {sorted({uid for uid in uids if uids.count(uid) > 1})}")
-    ids: dict[tuple[str, str], int] = {}
+    titles: dict[str, dict[str, int | None]] = {}  # board UID -> its panels' title -> id: each board built once
 
     def cached_panel(board: ModuleType, title: str) -> int:
-        if (board.UID, title) not in ids:
-            ids[board.UID, title] = panel_id(board, title, settings)
-        return ids[board.UID, title]
+        if board.UID not in titles:
+            titles[board.UID] = _panel_titles(board, settings)
+        return _find_panel(board, titles[board.UID], title)
 
     out = []
     for name, multiple in GROUPS.items():
