@@ -91,9 +91,8 @@ def ours(stack: NativeStack, database: str) -> tuple[float, str]:
 def documented(stack: NativeStack, database: str, folder: Path) -> tuple[float, int, int]:
     """export-lp, cut under 10 MiB at line ends, `influxdb3 write --file` per piece; (seconds, lines, pieces)."""
     binaries = stack.binaries
-    headers = {"Authorization": f"Token {stack.env['INFLUXDB2_ADMIN_TOKEN']}"}
-    bucket_id = requests.get(f"{stack.influxdb2_url}/api/v2/buckets", params={"name": "telemetry"}, headers=headers,
-                             timeout=10).json()["buckets"][0]["id"]
+    bucket_id = requests.get(f"{stack.influxdb2_url}/api/v2/buckets", params={"name": "telemetry"},
+                             headers=stack.influxdb2_headers, timeout=10).json()["buckets"][0]["id"]
     engine = stack.service("influxdb2").host_path("/var/lib/influxdb2/engine")
     export = folder / "export.lp"
     started = time.perf_counter()

@@ -161,7 +161,7 @@ def count_v2(stack: NativeStack, bucket: str) -> int:
 
 
 def create_bucket(stack: NativeStack, name: str) -> None:
-    headers = {"Authorization": f"Token {stack.env['INFLUXDB2_ADMIN_TOKEN']}"}
+    headers = stack.influxdb2_headers
     org_id = requests.get(f"{stack.influxdb2_url}/api/v2/orgs", params={"org": stack.env["INFLUXDB2_ORG"]},
                           headers=headers, timeout=10).json()["orgs"][0]["id"]
     requests.post(f"{stack.influxdb2_url}/api/v2/buckets", json={"orgID": org_id, "name": name},

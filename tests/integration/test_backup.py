@@ -33,14 +33,13 @@ def _influxdb2_write(stack, lines: str) -> None:
     assert response.status_code == 204, response.text
 
 
-def _influxdb2_values(stack, marker: str, url: str | None = None, token: str | None = None) -> list[str]:
+def _influxdb2_values(stack, marker: str, url: str | None = None) -> list[str]:
     flux = (f'from(bucket: "{stack.env["INFLUXDB2_BUCKET"]}") |> range(start: -30d) '
             f'|> filter(fn: (r) => r._measurement == "{MEASUREMENT}" and r.marker == "{marker}") '
             '|> keep(columns: ["_value"])')
     response = requests.post(f"{url or stack.influxdb2_url}/api/v2/query", params={"org": stack.env["INFLUXDB2_ORG"]},
                              json={"query": flux, "type": "flux"},
-                             headers={"Authorization": f"Token {token or stack.env['INFLUXDB2_ADMIN_TOKEN']}",
-                                      "Accept": "application/csv"}, timeout=60)
+                             headers={**stack.influxdb2_headers, "Accept": "application/csv"}, timeout=60)
     assert response.status_code == 200, response.text
     rows = [line.split(",") for line in response.text.splitlines() if line.strip() and not line.startswith(",result")]
     return sorted(row[-1].strip() for row in rows if len(row) > 3)
@@ -135,7 +134,7 @@ def test_a_set_restores_into_influxdb2_with_influx_restore(stack, backed_up, tmp
         # The CLI takes its flags before the path (urfave/cli stops reading flags at the first argument).
         restored = subprocess.run([*command, str(folder)], capture_output=True, text=True, timeout=600, check=False)
         assert restored.returncode == 0, restored.stdout + restored.stderr
-        assert _influxdb2_values(stack, marker, url, stack.env["INFLUXDB2_ADMIN_TOKEN"]) == before_v2
+        assert _influxdb2_values(stack, marker, url) == before_v2
     finally:
         server.stop()
 
