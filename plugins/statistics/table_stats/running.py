@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stacklib.args import identifier
 from stacklib.sql import quote, timestamp_literal
 from stacklib.stats import FieldStats, RunningStats
 
@@ -38,9 +39,9 @@ def _span(influxdb3_local: Any, table: str) -> tuple[int, int, int] | None:
     table would scan them all and fail past --query-file-limit. The persisted part comes from
     system.parquet_files (influxdb3_system_tables/src/parquet_files.rs: each file's min/max time and rows);
     rows newer than the newest file are in the write buffer (or in files of that span), read with a bound."""
-    literal = table.replace("'", "''")
     files = influxdb3_local.query("SELECT min(min_time) AS lo, max(max_time) AS hi, sum(row_count) AS n, "
-                                  f"count(*) AS files FROM system.parquet_files WHERE table_name = '{literal}'")
+                                  "count(*) AS files FROM system.parquet_files WHERE table_name = $table",
+                                  {"table": identifier(table)})
     low = high = None
     total = 0
     if files and files[0].get("files"):
