@@ -63,7 +63,8 @@ def latest_per_device(columns: str, where: str = "") -> str:
             f"FROM {TABLE_NAME} WHERE {SELECTED}{where}) AS ranked\nWHERE rn = 1")
 
 
-def series(item: Field, settings: Settings):
+def series(item: Field, thresholds: dict[str, tuple[Step, ...]]):
+    """The field over time, with its thresholds from `thresholds_for` if it has any."""
     name = item.name
     expression = f"max({name})" if name == SMOKE else f"avg({name})"
     unit = units.PercentUnit if name == MOTION else grafana_unit(item.unit)
@@ -75,7 +76,7 @@ def series(item: Field, settings: Settings):
     sql = (f"SELECT {DATE_BIN} AS time, {DEVICE}, {expression} AS {name}\nFROM {TABLE_NAME}\nWHERE {SELECTED}\n"
            f"GROUP BY 1, {DEVICE}\nORDER BY 1, {DEVICE}")
     return time_series(title(name), description, unit, DS, [SqlQuery(DS, sql, fmt=TIME_SERIES)],
-                       steps=thresholds_for(settings).get(name), min_interval="1m", width=8)
+                       steps=thresholds.get(name), min_interval="1m", width=8)
 
 
 def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
@@ -119,6 +120,7 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
                                          "date_part('epoch', time) AS age") + f"\nORDER BY {DEVICE}")],
                                      overrides=[*fields_units, override("age", unit=units.Seconds)]))
              .with_row(dashboard_builders.Row("Series")))
+    thresholds = thresholds_for(settings)
     for item in SENSORS.fields:
-        built = built.with_panel(series(item, settings))
+        built = built.with_panel(series(item, thresholds))
     return finish(built.build())
