@@ -27,17 +27,14 @@ DISK_USAGE, DISK_RATES, NETWORK = (host_table(name) for name in ("system_disk_us
                                                                  "system_network"))
 HOST = column(CPU, "host")
 BUSY = ((None, "green"), (70, "orange"), (90, "red"))  # % CPU, memory or disk in use
-
-
-def selected() -> str:
-    return f"{TIME_FILTER} AND {sql_in(HOST, 'host')}"
+SELECTED = f"{TIME_FILTER} AND {sql_in(HOST, 'host')}"  # the dashboard's time range and its selected hosts
 
 
 def binned(table: str, tag: str | None, expressions: dict[str, str]) -> str:
     """Per time bin (and per `tag` value): the mean of each expression over the selected hosts."""
     group = f", {tag}" if tag else ""
     columns = ", ".join(f"avg({expression}) AS {name}" for name, expression in expressions.items())
-    return (f"SELECT {DATE_BIN} AS time{group}, {columns}\nFROM {table}\nWHERE {selected()}\n"
+    return (f"SELECT {DATE_BIN} AS time{group}, {columns}\nFROM {table}\nWHERE {SELECTED}\n"
             f"GROUP BY 1{group}\nORDER BY 1{group}")
 
 
@@ -49,7 +46,7 @@ def rates(table: str, tag: str, counters: dict[str, str]) -> str:
         f"(CAST({counter} AS DOUBLE) - lag(CAST({counter} AS DOUBLE)) {window}) / "
         f"(date_part('epoch', time) - date_part('epoch', lag(time) {window})) AS {name}"
         for name, counter in counters.items())
-    inner = f"SELECT time, {tag}, {steps}\nFROM {table}\nWHERE {selected()}"
+    inner = f"SELECT time, {tag}, {steps}\nFROM {table}\nWHERE {SELECTED}"
     averages = ", ".join(f"avg(CASE WHEN {name} >= 0 THEN {name} END) AS {name}" for name in counters)
     return (f"SELECT {DATE_BIN} AS time, {tag}, {averages}\nFROM ({inner}) AS steps\n"
             f"GROUP BY 1, {tag}\nORDER BY 1, {tag}")
@@ -58,7 +55,7 @@ def rates(table: str, tag: str, counters: dict[str, str]) -> str:
 def latest(table: str, expression: str, name: str, partition: str = HOST) -> str:
     """The newest value of an expression per `partition` over the selected hosts."""
     return (f"SELECT {partition}, {expression} AS {name} FROM (SELECT *, row_number() OVER (PARTITION BY {partition} "
-            f"ORDER BY time DESC) AS rn FROM {table} WHERE {selected()}) AS ranked WHERE rn = 1 ORDER BY {partition}")
+            f"ORDER BY time DESC) AS rn FROM {table} WHERE {SELECTED}) AS ranked WHERE rn = 1 ORDER BY {partition}")
 
 
 def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
