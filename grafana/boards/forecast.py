@@ -34,7 +34,8 @@ RUN_START = f"to_timestamp(left(${{run:sqlstring}}, {RUN_TIME_CHARS}))"
 RUN_ROWS = (f"{THIS_SERIES} AND {RUN} = ${{run:sqlstring}} AND time >= {RUN_START} "
             f"AND time < {RUN_START} + INTERVAL '{RUN_WINDOW_NS // 10**9} second'")
 # The runs are daily; accuracy panels look at the last quarter whatever range the forecast chart shows.
-ACCURACY_RANGE = "90d"
+ACCURACY_DAYS = 90
+ACCURACY_RANGE = f"{ACCURACY_DAYS}d"
 
 
 def accuracy_stat(name: str, title: str, description: str, unit: str, steps: tuple = ((None, "green"),)):
@@ -56,12 +57,12 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
                                      refresh=dashboard.VariableRefresh.ON_DASHBOARD_LOAD))
              .with_variable(variable("run", "Forecast run", DS,
                                      f"SELECT DISTINCT {RUN} FROM {FORECAST.name} WHERE {THIS_SERIES} "
-                                     f"AND time >= now() - INTERVAL '{ACCURACY_RANGE[:-1]} days' "
+                                     f"AND time >= now() - INTERVAL '{ACCURACY_DAYS} days' "
                                      f"ORDER BY {RUN} DESC", multi=False, include_all=False,
                                      sort=dashboard.VariableSort.DISABLED,
                                      refresh=dashboard.VariableRefresh.ON_DASHBOARD_LOAD,
-                                     description="The runs of the last 90 days; run ids start with their start time, "
-                                                 "so the first one is the latest run."))
+                                     description=f"The runs of the last {ACCURACY_DAYS} days; run ids start with "
+                                                 "their start time, so the first one is the latest run."))
              .with_row(dashboard_builders.Row("Forecast"))
              .with_panel(time_series(
                  "Actual and forecast (${series}, run ${run})",
@@ -91,7 +92,8 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
                                        ((None, "green"), (settings.forecast_mape_max, "red"))))
              .with_panel(accuracy_stat(COVERAGE, "Interval coverage", "Share of held-out days inside the band: "
                                        "close to the interval width when the band is honest.", units.PercentUnit))
-             .with_panel(stat_panel("Runs", "Forecast runs of this series in the last 90 days.", units.Short, DS, [
+             .with_panel(stat_panel("Runs", f"Forecast runs of this series in the last {ACCURACY_DAYS} days.",
+                                    units.Short, DS, [
                  SqlQuery(DS, f"SELECT count(*) AS runs FROM {EVALUATION.name} WHERE {THIS_SERIES} AND {TIME_FILTER}")],
                  field="runs", width=6).time_from(ACCURACY_RANGE))
              .with_panel(time_series(
