@@ -35,7 +35,7 @@ import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,7 +205,8 @@ class Migration:
     @property
     def outputs(self) -> Outputs:
         if self._outputs is None:
-            self._outputs = Outputs(self.config, self.run_id, only=("influxdb3",))
+            # migrate writes to InfluxDB 3 alone (it reads InfluxDB 2)
+            self._outputs = Outputs(replace(self.config, influxdb2=None), self.run_id)
         return self._outputs
 
     def _key(self, measurement: str) -> str:

@@ -35,8 +35,7 @@ METRICS = LineEncoder(INGEST_RUNS.name, INGEST_RUNS.tags, INGEST_RUNS.field_name
 class Outputs:
     def __init__(self, config: IngestConfig, run_id: str, *, lp_out: str | None = None,
                  transports: Sequence[Transport] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 probe_interval: float | None = None, only: Sequence[str] | None = None):
-        """`only`: the databases to write to by sink name (`migrate` writes to influxdb3 alone)."""
+                 probe_interval: float | None = None):
         self.config = config
         self.run_id = run_id
         self.lp_out = lp_out
@@ -47,9 +46,6 @@ class Outputs:
             self.sinks.append(LineProtocolFile(lp_out))
             return
         for transport in transports if transports is not None else self._transports():
-            if only is not None and transport.name not in only:
-                transport.close()
-                continue
             spool = Spool(config.state_dir / "spool" / transport.name, max_bytes=config.spool_max_bytes)
             self.sinks.append(Sink(transport, spool, policy=self.policy, rejects=self.refused, sleep=sleep,
                                    probe_interval=config.replay_interval if probe_interval is None
