@@ -56,7 +56,7 @@ from ingest.sources import Chunk, SourceError
 from ingest.sources.influxdb2 import MAX_TIME, MIN_TIME, InfluxDB2Source, MeasurementSchema, flux_time, point_keys
 from ingest.state import Cursors
 from ingest.stats import RunSummary
-from ingest.stored import StoredRows
+from ingest.stored import StoredRows, sql_ident, sql_time
 
 __all__ = ["MigrateOptions", "Migration", "Plan", "Verification", "parse_time"]
 
@@ -472,9 +472,9 @@ class Migration:
         while pending:
             span = pending.pop(0)
             begin, end = max(span[0], start), min(span[-1] + every, stop)
-            select = ", ".join(f'count({_sql_ident(name)}) AS {_sql_ident(name)}' for name in fields)
+            select = ", ".join(f'count({sql_ident(name)}) AS {sql_ident(name)}' for name in fields)
             query = (f"SELECT date_bin(INTERVAL '{every // 10**9} seconds', time) AS \"_window\", {select} "
-                     f"FROM {_sql_ident(schema.name)} WHERE time >= {_sql_time(begin)} AND time < {_sql_time(end)} "
+                     f"FROM {sql_ident(schema.name)} WHERE time >= {sql_time(begin)} AND time < {sql_time(end)} "
                      "GROUP BY 1")
             try:
                 body = self.stored.sql(query, "parquet").content
@@ -596,11 +596,3 @@ def _name_problem(name: str, kind: str) -> str | None:
 def _arg(text: str) -> str:
     """`text` as one shell word."""
     return text if re.fullmatch(r"[A-Za-z0-9_.:/-]+", text) else "'" + text.replace("'", "'\\''") + "'"
-
-
-def _sql_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_time(time_ns: int) -> str:
-    return f"'{flux_time(time_ns)}'"

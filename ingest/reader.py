@@ -19,6 +19,7 @@ import requests
 from common.config import format_duration, parse_duration
 from ingest.config import IngestConfig
 from ingest.sinks.influxdb3 import with_port
+from ingest.stored import sql_ident
 
 __all__ = ["AGGREGATES", "QueryError", "Reader", "parse_window"]
 
@@ -121,14 +122,12 @@ class Reader:
     @staticmethod
     def sql(measurement: str, tags: list[str], fields: list[str], span: timedelta, window: timedelta,
             aggregate: str) -> str:
-        def quote(name: str) -> str:
-            return '"' + name.replace('"', '""') + '"'
-
         function = AGGREGATES[aggregate]
         columns = [f"date_bin(INTERVAL '{int(window.total_seconds())} seconds', time) AS time",
-                   *[quote(tag) for tag in tags], *[f"{function}({quote(name)}) AS {quote(name)}" for name in fields]]
-        group = ", ".join(["1", *[quote(tag) for tag in tags]])
-        return (f"SELECT {', '.join(columns)} FROM {quote(measurement)} "
+                   *[sql_ident(tag) for tag in tags],
+                   *[f"{function}({sql_ident(name)}) AS {sql_ident(name)}" for name in fields]]
+        group = ", ".join(["1", *[sql_ident(tag) for tag in tags]])
+        return (f"SELECT {', '.join(columns)} FROM {sql_ident(measurement)} "
                 f"WHERE time >= now() - INTERVAL '{int(span.total_seconds())} seconds' "
                 f"GROUP BY {group} ORDER BY {group}")
 

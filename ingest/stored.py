@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,19 +24,21 @@ import pyarrow.parquet as pq
 import requests
 
 from ingest.lineprotocol import Encoded, LineEncoder
+from ingest.sources.influxdb2 import flux_time
 
-__all__ = ["StoredRows"]
+__all__ = ["StoredRows", "sql_ident", "sql_time"]
 
 log = logging.getLogger("ingest.stored")
 
 
-def _literal(time_ns: int) -> str:
-    seconds, nanos = divmod(int(time_ns), 10**9)
-    return "'" + datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z'"
-
-
-def _quote(name: str) -> str:
+def sql_ident(name: str) -> str:
+    """An SQL quoted identifier (a table or column name)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def sql_time(time_ns: int) -> str:
+    """An SQL timestamp literal with all nine fractional digits (RFC3339, UTC)."""
+    return f"'{flux_time(time_ns)}'"
 
 
 class StoredRows:
@@ -73,9 +74,9 @@ class StoredRows:
         if not columns:
             return None
         wanted = [name for name in schema.names if name in columns and name != time]
-        select = ", ".join(["time", *(_quote(name) for name in wanted)])
-        body = self.sql(f"SELECT {select} FROM {_quote(measurement)} "
-                        f"WHERE time >= {_literal(first)} AND time <= {_literal(last)}", "parquet").content
+        select = ", ".join(["time", *(sql_ident(name) for name in wanted)])
+        body = self.sql(f"SELECT {select} FROM {sql_ident(measurement)} "
+                        f"WHERE time >= {sql_time(first)} AND time <= {sql_time(last)}", "parquet").content
         stored = pq.read_table(io.BytesIO(body)) if body else None
         if stored is None or stored.num_rows == 0:
             return None
