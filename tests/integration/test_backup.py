@@ -105,26 +105,14 @@ def test_a_set_restores_into_influxdb2_with_influx_restore(stack, backed_up, tmp
     binaries = getattr(stack, "binaries", None)
     if influx is None or binaries is None:
         pytest.skip("needs the native provider and the influx CLI (INFLUX_BIN or `influx` on PATH)")
-    from tests.integration.stacks.native import Process, free_port
+    from tests.integration.stacks.native import start_influxd
 
     marker, _, set_name, (before_v2, _) = backed_up
     folder = Path(stack.env["BACKUP_DIR"]) / set_name / "influxdb2"
-    port = free_port()
-    server = Process("influxdb2-second", [str(binaries.influxd)], {
-        "PATH": os.environ.get("PATH", ""), "INFLUXD_BOLT_PATH": str(tmp_path / "influxd.bolt"),
-        "INFLUXD_ENGINE_PATH": str(tmp_path / "engine"), "INFLUXD_SQLITE_PATH": str(tmp_path / "influxd.sqlite"),
-        "INFLUXD_HTTP_BIND_ADDRESS": f"127.0.0.1:{port}", "INFLUXD_REPORTING_DISABLED": "true"},
-        tmp_path / "influxd.log")
-    server.start()
+    server, url = start_influxd(binaries.influxd, tmp_path, {
+        "username": "restorer", "password": "restore-password-1", "org": "other", "bucket": "other",
+        "token": "second-server-token"}, name="influxdb2-second")
     try:
-        url = f"http://127.0.0.1:{port}"
-        from tests.integration.stacks import wait_for
-
-        wait_for("the second influxd", lambda: requests.get(f"{url}/health", timeout=5).ok, timeout=60)
-        setup = requests.post(f"{url}/api/v2/setup", timeout=30, json={
-            "username": "restorer", "password": "restore-password-1", "org": "other", "bucket": "other",
-            "token": "second-server-token"})
-        assert setup.status_code == 201, setup.text
         command = [influx, "restore", "--full", "--host", url, "-t", "second-server-token"]
         helps = subprocess.run([influx, "restore", "--help"], capture_output=True, text=True, timeout=60).stdout
         if "--operator-token" in helps:
@@ -164,11 +152,10 @@ def test_a_set_restored_onto_a_new_influxdb3_with_another_token_is_refused_then_
     catalog then really keeps the set's token and ignores the token file ("Admin token '_admin' already exists,
     skipping initialization"); with a new INFLUXDB3_ADMIN_TOKEN_NAME the check passes and the server accepts the
     new host's token as well. Needs only INFLUXDB3_BIN (or `influxdb3` on PATH)."""
-    import json
     import sys
 
-    from tests.integration.stacks import run, wait_for
-    from tests.integration.stacks.native import Process, binary, free_port
+    from tests.integration.stacks import run
+    from tests.integration.stacks.native import Process, binary, free_port, start_influxdb3
     from tests.support.paths import REPO
 
     server_binary = binary("INFLUXDB3_BIN", "influxdb3")
@@ -181,19 +168,10 @@ def test_a_set_restored_onto_a_new_influxdb3_with_another_token_is_refused_then_
     def serve(host: str, token: str, name: str = "_admin") -> Process:
         secrets = tmp_path / host / "secrets"
         secrets.mkdir(parents=True, exist_ok=True)
-        token_file = secrets / "admin-token.json"
-        token_file.write_text(json.dumps({"token": token, "name": name}))  # what influxdb3-prepare writes
-        token_file.chmod(0o600)
-        process = Process(f"influxdb3-{host}", [
-            str(server_binary), "serve", "--node-id", node, "--object-store", "file",
-            "--data-dir", str(tmp_path / host / "data"), "--admin-token-file", str(token_file),
-            "--disable-authz", "health,ping", "--disable-telemetry-upload",
-            "--http-bind", f"127.0.0.1:{ports[host]}"], {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
-            tmp_path / f"{host}.log")
-        process.start()
-        wait_for(f"influxdb3 ({host} host)",
-                 lambda: requests.get(f"http://127.0.0.1:{ports[host]}/health", timeout=5).ok, timeout=60)
-        return process
+        return start_influxdb3(server_binary, f"influxdb3-{host}", tmp_path / f"{host}.log", "--node-id", node,
+                               "--object-store", "file", "--data-dir", str(tmp_path / host / "data"),
+                               port=ports[host], admin_token=(secrets / "admin-token.json", token, name),
+                               home=tmp_path)[0]
 
     def rows(host: str, token: str) -> int | list:
         answer = requests.post(f"http://127.0.0.1:{ports[host]}/api/v3/query_sql", timeout=30,
@@ -258,7 +236,7 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
     from backup.influxdb3_files import snapshot_number
     from backup.setfiles import StoreReader, StoreWriter
     from tests.integration.stacks import wait_for
-    from tests.integration.stacks.native import Process, binary, free_port
+    from tests.integration.stacks.native import Process, binary, start_influxdb3
 
     server_binary = binary("INFLUXDB3_BIN", "influxdb3")
     if server_binary is None:
@@ -266,17 +244,10 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
     node = "race-node"
 
     def serve(data_dir: Path, name: str) -> tuple[Process, str]:
-        port = free_port()
-        process = Process(name, [str(server_binary), "serve", "--node-id", node, "--object-store", "file",
-                                 "--data-dir", str(data_dir), "--without-auth", "--http-bind", f"127.0.0.1:{port}",
-                                 "--disable-telemetry-upload", "--wal-flush-interval", "100ms",
-                                 "--wal-snapshot-size", "4", "--snapshotted-wal-files-to-keep", "1",
-                                 "--gen1-duration", "1m"],
-                          {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}, tmp_path / f"{name}.log")
-        process.start()
-        url = f"http://127.0.0.1:{port}"
-        wait_for(name, lambda: requests.get(f"{url}/health", timeout=5).ok, timeout=60)
-        return process, url
+        return start_influxdb3(server_binary, name, tmp_path / f"{name}.log", "--node-id", node, "--object-store",
+                               "file", "--data-dir", str(data_dir), "--without-auth", "--wal-flush-interval", "100ms",
+                               "--wal-snapshot-size", "4", "--snapshotted-wal-files-to-keep", "1",
+                               "--gen1-duration", "1m", home=tmp_path)
 
     def newest_snapshot(data_dir: Path) -> int:
         folder = data_dir / node / "snapshots"

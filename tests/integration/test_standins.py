@@ -8,8 +8,6 @@ or PATH). Each server runs fresh, on loopback, just for this module. Skipped wit
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,7 @@ import pytest
 import requests
 
 from tests.engine.engine import LocalEngine
-from tests.integration.stacks import wait_for
-from tests.integration.stacks.native import Process, binary, free_port
+from tests.integration.stacks.native import binary, start_influxd, start_influxdb3
 from tests.support.influxdb2 import InfluxDB2
 from tests.support.influxdb3 import InfluxDB3, serve
 from tests.support.recorder import Recorded, RecordingServer, Reply
@@ -39,22 +36,9 @@ def _binary(variable: str, name: str) -> Path:
 @pytest.fixture(scope="module")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh influxd, set up with an org, a bucket and an operator token."""
-    influxd = _binary("INFLUXD_BIN", "influxd")
-    folder = tmp_path_factory.mktemp("influxd")
-    port = free_port()
-    server = Process("influxd", [str(influxd)], {
-        "PATH": os.environ.get("PATH", ""), "INFLUXD_BOLT_PATH": str(folder / "influxd.bolt"),
-        "INFLUXD_ENGINE_PATH": str(folder / "engine"), "INFLUXD_SQLITE_PATH": str(folder / "influxd.sqlite"),
-        "INFLUXD_HTTP_BIND_ADDRESS": f"127.0.0.1:{port}", "INFLUXD_REPORTING_DISABLED": "true"},
-        folder / "influxd.log")
-    server.start()
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_influxd(_binary("INFLUXD_BIN", "influxd"), tmp_path_factory.mktemp("influxd"), {
+        "username": "conformance", "password": "conformance-password", "org": ORG, "bucket": BUCKET, "token": TOKEN2})
     try:
-        wait_for("influxd", lambda: requests.get(f"{url}/health", timeout=5).ok, timeout=60, interval=0.5)
-        setup = requests.post(f"{url}/api/v2/setup", timeout=30, json={
-            "username": "conformance", "password": "conformance-password", "org": ORG, "bucket": BUCKET,
-            "token": TOKEN2})
-        assert setup.status_code == 201, setup.text
         yield url
     finally:
         server.stop()
@@ -248,20 +232,11 @@ def influxdb3(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path, plugin
     """A fresh `influxdb3 serve` with an offline admin token, --disable-authz health,ping, the test's plugins."""
     binary3 = _binary("INFLUXDB3_BIN", "influxdb3")
     folder = tmp_path_factory.mktemp("influxdb3")
-    token_file = folder / "admin-token.json"
-    token_file.write_text(json.dumps({"token": TOKEN3, "name": "_admin"}))
-    token_file.chmod(0o600)
-    port = free_port()
-    server = Process("influxdb3", [str(binary3), "serve", "--node-id=conformance", "--object-store=file",
-                                   f"--data-dir={folder / 'data'}", f"--plugin-dir={plugin_dir}",
-                                   f"--virtual-env-location={folder / 'venv'}", f"--admin-token-file={token_file}",
-                                   "--disable-authz=health,ping", "--disable-telemetry-upload",
-                                   f"--plugin-repo={plugin_repo}", f"--http-bind=127.0.0.1:{port}"],
-                     {"PATH": os.environ.get("PATH", "")}, folder / "influxdb3.log")
-    server.start()
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_influxdb3(binary3, "influxdb3", folder / "influxdb3.log", "--node-id=conformance",
+                                  "--object-store=file", f"--data-dir={folder / 'data'}", f"--plugin-dir={plugin_dir}",
+                                  f"--virtual-env-location={folder / 'venv'}", f"--plugin-repo={plugin_repo}",
+                                  admin_token=(folder / "admin-token.json", TOKEN3, "_admin"), timeout=120)
     try:
-        wait_for("influxdb3", lambda: requests.get(f"{url}/health", timeout=5).ok, timeout=120, interval=0.5)
         yield url
     finally:
         server.stop()

@@ -34,7 +34,7 @@ from tests.integration.stacks import Stack, keep, run, wait_for
 from tests.integration.stacks.settings import Service, StackSettings
 from tests.support.paths import REPO
 
-__all__ = ["Binaries", "NativeStack", "binary", "find_binaries", "free_port"]
+__all__ = ["Binaries", "NativeStack", "binary", "find_binaries", "free_port", "start_influxd", "start_influxdb3"]
 
 # Container-only settings a process on this machine must not take over (see the module docstring).
 CONTAINER_ONLY = ("BACKUP_RUN_AS", "PYTHONPATH", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK")
@@ -124,6 +124,61 @@ class Process:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+def _started(process: Process, url: str, timeout: float, then=None) -> tuple[Process, str]:
+    """Wait until `process` answers /health (then run `then`); stop it again if either fails."""
+    try:
+        wait_for(process.name, lambda: requests.get(f"{url}/health", timeout=5).ok, timeout=timeout, interval=0.5)
+        if then is not None:
+            then()
+    except BaseException:
+        process.stop()
+        raise
+    return process, url
+
+
+def start_influxd(server: Path, folder: Path, setup: dict[str, str], *, name: str = "influxd",
+                  timeout: float = 60) -> tuple[Process, str]:
+    """A bare influxd of its own (not the stack's), its stores and log (influxd.log) in `folder`, on a free loopback
+    port, set up once /health answers: POST /api/v2/setup with `setup` (username, password, org, bucket, token)
+    must answer 201. Returns the process and its URL; a server that fails to come up is stopped again."""
+    port = free_port()
+    process = Process(name, [str(server)], {
+        "PATH": os.environ.get("PATH", ""), "INFLUXD_BOLT_PATH": str(folder / "influxd.bolt"),
+        "INFLUXD_ENGINE_PATH": str(folder / "engine"), "INFLUXD_SQLITE_PATH": str(folder / "influxd.sqlite"),
+        "INFLUXD_HTTP_BIND_ADDRESS": f"127.0.0.1:{port}", "INFLUXD_REPORTING_DISABLED": "true"},
+        folder / "influxd.log")
+    url = f"http://127.0.0.1:{port}"
+
+    def set_up() -> None:
+        answer = requests.post(f"{url}/api/v2/setup", timeout=30, json=setup)
+        assert answer.status_code == 201, answer.text
+
+    process.start()
+    return _started(process, url, timeout, set_up)
+
+
+def start_influxdb3(server: Path, name: str, log: Path, *args: str, port: int | None = None,
+                    admin_token: tuple[Path, str, str] | None = None, home: Path | None = None,
+                    timeout: float = 60) -> tuple[Process, str]:
+    """A bare `influxdb3 serve <args> --disable-telemetry-upload` of its own (not the stack's) on loopback (`port`,
+    else a free one), logging to `log`, waited for until /health answers. With `admin_token` (file, token, name)
+    the token file is written first as influxdb3-prepare writes it (mode 0600) and given as --admin-token-file,
+    with --disable-authz=health,ping (else `args` must make /health open, e.g. --without-auth). `home` is its
+    HOME (else it runs without one). Returns the process and its URL; a server that fails to come up is stopped
+    again."""
+    port = port or free_port()
+    command = [str(server), "serve", *args, "--disable-telemetry-upload", f"--http-bind=127.0.0.1:{port}"]
+    if admin_token is not None:
+        token_file, token, token_name = admin_token
+        token_file.write_text(json.dumps({"token": token, "name": token_name}))
+        token_file.chmod(0o600)
+        command += [f"--admin-token-file={token_file}", "--disable-authz=health,ping"]
+    env = {"PATH": os.environ.get("PATH", ""), **({"HOME": str(home)} if home is not None else {})}
+    process = Process(name, command, env, log)
+    process.start()
+    return _started(process, f"http://127.0.0.1:{port}", timeout)
 
 
 @dataclass
