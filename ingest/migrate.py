@@ -258,7 +258,7 @@ class Migration:
             plans.append(self._measurement_plan(schema))
             plans[-1].new = not columns
         if new_tables:
-            tables = self._tables()
+            tables = self._tables(databases)
             if tables + new_tables > CORE_TABLES:
                 problems.append(f"InfluxDB 3 holds {tables:,} tables over all databases and Core allows "
                                 f"{CORE_TABLES:,}; this move adds {new_tables:,}. Move fewer measurements "
@@ -340,9 +340,10 @@ class Migration:
                               f"{response.text[:300]}")
         return {str(row.get("iox::database")) for row in response.json() if row.get("iox::database") != "_internal"}
 
-    def _tables(self) -> int:
+    def _tables(self, databases: set[str]) -> int:
+        """How many tables `databases` (the listing plan() made) hold together."""
         total = 0
-        for database in self._databases():
+        for database in databases:
             reader = StoredRows(self.stored.url, self.token, database, session=self.stored.session)
             try:
                 rows = reader.sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'iox'",
