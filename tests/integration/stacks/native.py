@@ -357,9 +357,13 @@ class NativeStack(Stack):
     def _health(self, name: str) -> subprocess.CompletedProcess:
         return run([sys.executable, "-m", name, "health"], timeout=60, env=self.python_env(name), cwd=REPO)
 
-    def close(self) -> None:
+    def _stop_all(self) -> None:
+        """Stop every service, the last started first."""
         for process in reversed(list(self.processes.values())):
             process.stop()
+
+    def close(self) -> None:
+        self._stop_all()
         if not keep():
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -399,8 +403,7 @@ class NativeStack(Stack):
         return name
 
     def wipe(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+        self._stop_all()
         self.processes.clear()
         assert self.settings is not None
         shutil.rmtree(self.settings.volumes_root, ignore_errors=True)
