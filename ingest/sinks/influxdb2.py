@@ -35,6 +35,7 @@ class InfluxDB2Transport:
         self._writes = WriteService(self.client.api_client)
         self._buckets = BucketsService(self.client.api_client)
         self._orgs = OrganizationsService(self.client.api_client)
+        self._org_id_found: str | None = None  # looked up once, by the first ensure_database
         self._hints = {
             401: "the token was refused; check INFLUXDB2_TOKEN",
             403: "the token may not write here; use a token with write access to the bucket",
@@ -64,6 +65,12 @@ class InfluxDB2Transport:
         InfluxDB 2 answers a by-name lookup that finds nothing with 404, not an empty list
         (tenant/service_bucket.go FindBuckets → GetBucketByName → ErrBucketNotFoundByName, v2.7.12 and
         v2.9.1; upstream issue influxdata/influxdb#21134), so 404 here means "create it"."""
+        try:
+            return self._ensure_database(name, description, retention)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise network_error("InfluxDB 2", self.url, exc) from None
+
+    def _ensure_database(self, name: str, description: str, retention: timedelta | None) -> str:
         org_id = self._org_id()
         try:
             found = self._buckets.get_buckets(name=name, org_id=org_id).buckets or []
@@ -71,8 +78,6 @@ class InfluxDB2Transport:
             if exc.status != 404:
                 raise FatalSinkError(f"cannot check bucket {name!r}: {self._status(exc)}") from None
             found = []
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise network_error("InfluxDB 2", self.url, exc) from None
         if found:
             current = next((rule.every_seconds for rule in found[0].retention_rules or []
                             if rule.type == "expire"), 0) or 0
@@ -90,12 +95,13 @@ class InfluxDB2Transport:
             if exc.status == 422 and "already exists" in _message(exc):
                 return "exists"  # created meanwhile by another process (EConflict is 422 in InfluxDB 2)
             raise FatalSinkError(f"cannot create bucket {name!r}: {self._status(exc)}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise network_error("InfluxDB 2", self.url, exc) from None
         return "created"
 
     def _org_id(self) -> str:
-        """The org's id. An unknown org name is 404 (tenant/service_org.go FindOrganization, OrgNotFoundByName)."""
+        """The org's id, looked up on the first call (a failed lookup is tried again on the next). An unknown
+        org name is 404 (tenant/service_org.go FindOrganization, OrgNotFoundByName)."""
+        if self._org_id_found is not None:
+            return self._org_id_found
         try:
             orgs = self._orgs.get_orgs(org=self.org).orgs or []
         except ApiException as exc:
@@ -103,12 +109,11 @@ class InfluxDB2Transport:
                 raise FatalSinkError(f"InfluxDB 2 has no organization {self.org!r} ({_message(exc)}); set "
                                      "INFLUXDB2_ORG to the org the server was set up with") from None
             raise FatalSinkError(f"cannot look up organization {self.org!r}: {self._status(exc)}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise network_error("InfluxDB 2", self.url, exc) from None
         if not orgs:
             raise FatalSinkError(f"InfluxDB 2 has no organization {self.org!r}; set INFLUXDB2_ORG to the org the "
                                  "server was set up with")
-        return orgs[0].id
+        self._org_id_found = orgs[0].id
+        return self._org_id_found
 
     def close(self) -> None:
         self.client.close()
