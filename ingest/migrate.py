@@ -357,7 +357,7 @@ class Migration:
     def move(self, plan: Plan) -> RunSummary:
         """Write every planned window to InfluxDB 3; the cursors follow what has landed."""
         if plan.create_database:
-            transport = next(sink.transport for sink in self.outputs.sinks if sink.name == "influxdb3")  # type: ignore
+            transport = self.outputs.sink("influxdb3").transport  # type: ignore[union-attr]
             assert isinstance(transport, InfluxDB3Transport)
             transport.ensure_database(self.options.database, "", None)
             log.info("created InfluxDB 3 database %r", self.options.database)
