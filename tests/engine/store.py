@@ -528,10 +528,6 @@ class Database:
         self._next_table_id += 1
         return self._next_table_id - 1
 
-    @property
-    def file_count(self) -> int:
-        return sum(len(files) for files in self.files.values())
-
     # ---- writes --------------------------------------------------------------------------------------------
     def write(self, text: str | Iterable[str], ingest_time_ns: int | None = None, *, accept_partial: bool = False,
               precision: str = "nanosecond") -> WriteResult:

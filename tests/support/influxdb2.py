@@ -71,7 +71,6 @@ class InfluxDB2:
     field_kinds: dict[tuple[str, str, str], str] = field(default_factory=dict)
     storage: dict[str, Storage] = field(default_factory=dict)  # bucket -> what a query reads
     fail_next: dict[str, int] = field(default_factory=dict)  # path prefix -> number of 503s to answer first
-    extra_tokens: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1
 
@@ -90,7 +89,7 @@ class InfluxDB2:
         return storage
 
     def authorized(self, request: Recorded) -> bool:
-        return request.header("authorization") in {f"Token {self.token}", *(f"Token {t}" for t in self.extra_tokens)}
+        return request.header("authorization") == f"Token {self.token}"
 
     def __call__(self, request: Recorded) -> Reply:
         return self.respond(request)
@@ -285,12 +284,3 @@ class InfluxDB2:
         except NotModelled as exc:
             return Reply(501, f"not modelled by the stand-in: {exc}")
         return Reply(200, influxql_json(body), {"Content-Type": "application/json"})
-
-    # ---- for assertions --------------------------------------------------------------------------------
-    def keys(self, bucket: str, measurement: str | None = None) -> list[tuple]:
-        """(measurement, sorted tags, timestamp) of every point written: what InfluxDB identifies a point by."""
-        return [(p.measurement, tuple(sorted(p.tags.items())), p.timestamp) for p in self.points.get(bucket, [])
-                if measurement is None or p.measurement == measurement]
-
-    def dump(self) -> str:
-        return json.dumps({name: len(points) for name, points in self.points.items()})

@@ -21,8 +21,6 @@ from typing import Any
 
 __all__ = ["FluxError", "NotModelled", "Storage", "encode_csv", "run_flux", "run_influxql"]
 
-# models/time.go
-MIN_TIME, MAX_TIME = -(2**63) + 2, 2**63 - 2
 # Go's zero time (January 1, year 1, UTC) in Unix nanoseconds: time.Truncate counts from it.
 GO_ZERO_NS = -62_135_596_800 * 10**9
 _KIND_TYPES = {"float": "double", "int": "long", "uint": "unsignedLong", "string": "string", "bool": "boolean"}
