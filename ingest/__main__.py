@@ -252,7 +252,7 @@ def cmd_migrate(args: argparse.Namespace, run_id: str) -> int:
                 log.error("cannot move as it is: %s", problem)
             log.error("migrate: nothing was moved; %d problem(s) above, each with what to do", len(plan.problems))
             return EX_USAGE
-        windows = sum(len(item.windows(options.window, resume=options.resume)) for item in plan.measurements)
+        windows = plan.window_count(options.window, resume=options.resume)
         log.info("migrate %s -> InfluxDB 3 %s%s: %d measurements, %d windows of %s with data", options.bucket,
                  options.database, " (new)" if plan.create_database else "", len(plan.measurements), windows,
                  args.window)

@@ -138,6 +138,10 @@ class Plan:
     problems: list[str]
     create_database: bool = False
 
+    def window_count(self, every: int, *, resume: bool) -> int:
+        """How many windows with data the move reads, over every measurement."""
+        return sum(len(item.windows(every, resume=resume)) for item in self.measurements)
+
 
 @dataclass
 class Verification:
@@ -361,7 +365,7 @@ class Migration:
             assert isinstance(transport, InfluxDB3Transport)
             transport.ensure_database(self.options.database, "", None)
             log.info("created InfluxDB 3 database %r", self.options.database)
-        windows = sum(len(item.windows(self.options.window, resume=self.options.resume)) for item in plan.measurements)
+        windows = plan.window_count(self.options.window, resume=self.options.resume)
         progress = Progress(f"migrate {self.options.bucket}", total=windows, steps="windows", bar=self.bar)
         return load(f"migrate {self.options.bucket}", self._chunks(plan, progress), self.outputs,
                     database=self.options.database, progress=progress, record_metrics=False, skip_stored=True,
