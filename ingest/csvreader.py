@@ -366,7 +366,7 @@ def _blank(block: bytes, records: _Records) -> np.ndarray:
     return ~np.logical_or.reduceat(content, records.starts)
 
 
-def _quote_parity(data: np.ndarray, quotes: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
+def _quote_parity(quotes: np.ndarray | None, positions: np.ndarray) -> np.ndarray:
     """Whether each position lies inside quotes (an odd number of `"` before it)."""
     if quotes is None or not len(quotes):
         return np.zeros(len(positions), dtype=bool)
@@ -391,12 +391,12 @@ def _simple(block: bytes, cut: _Cut) -> bool:
     return not bool(((ends == starts) | (data[np.minimum(starts, len(block) - 1)] == _CR)).any())
 
 
-def _bare_crs(block: bytes, data: np.ndarray, quotes: np.ndarray | None) -> np.ndarray:
+def _bare_crs(data: np.ndarray, quotes: np.ndarray | None) -> np.ndarray:
     """Offsets of carriage returns outside quotes that do not end a line (not followed by CR or LF)."""
     crs = np.flatnonzero(data == _CR)
     following = data[np.minimum(crs + 1, len(data) - 1)]
     bare = (crs + 1 < len(data)) & (following != _CR) & (following != _NEWLINE)
-    bare &= ~_quote_parity(data, quotes, crs)
+    bare &= ~_quote_parity(quotes, crs)
     return crs[bare]
 
 
@@ -407,7 +407,7 @@ def _has_bare_cr(block: bytes, cut: _Cut) -> bool:
         before = newlines[newlines > 0] - 1
         if np.count_nonzero(data == _CR) == np.count_nonzero(data[before] == _CR):
             return False
-    return bool(len(_bare_crs(block, data, _quotes(block, data))))
+    return bool(len(_bare_crs(data, _quotes(block, data))))
 
 
 def _records_by_parity(block: bytes) -> _Records:
@@ -415,17 +415,17 @@ def _records_by_parity(block: bytes) -> _Records:
     data = np.frombuffer(block, dtype=np.uint8)
     quotes = _quotes(block, data)
     newlines = np.flatnonzero(data == _NEWLINE)
-    stops = newlines[~_quote_parity(data, quotes, newlines)] + 1
+    stops = newlines[~_quote_parity(quotes, newlines)] + 1
     if not len(stops) or stops[-1] != len(block):
         stops = np.append(stops, len(block))
     starts = np.concatenate(([0], stops[:-1])).astype(np.int64)
     commas = np.flatnonzero(data == _COMMA)
-    commas = commas[~_quote_parity(data, quotes, commas)]
+    commas = commas[~_quote_parity(quotes, commas)]
     fields = np.bincount(np.searchsorted(stops, commas, side="right"), minlength=len(stops))[:len(stops)] + 1
     problems = {}
     if block.count(b"\r") != block.count(b"\r\n"):
         problems = {int(index): _BARE_CR for index in
-                    np.unique(np.searchsorted(stops, _bare_crs(block, data, quotes), side="right"))}
+                    np.unique(np.searchsorted(stops, _bare_crs(data, quotes), side="right"))}
     return _Records(starts, stops, fields, problems)
 
 
@@ -492,7 +492,7 @@ def _cut(buffer: bytes, eof: bool, span: int, most: int) -> _Cut:
     quotes = _quotes(buffer, data)
     if quotes is not None:
         suspect = _first_misplaced_quote(data, quotes, eof)
-        inside = _quote_parity(data, quotes, newlines)
+        inside = _quote_parity(quotes, newlines)
         if inside.any():
             suspect = min(suspect, _first_long_record(newlines, inside, size, span))
     if suspect == size and eof:
