@@ -149,7 +149,8 @@ class LocalEngine:
         self._all.append(database)
         return database
 
-    def _live(self, name: str) -> Database | None:
+    def live_database(self, name: str) -> Database | None:
+        """The database called `name` that is not (soft-)deleted, or None."""
         for database in self._all:
             if database.name == name and not database.deleted:
                 return database
@@ -160,7 +161,7 @@ class LocalEngine:
         """POST /api/v3/configure/database: http.rs `validate_db_name`, then the catalog's AlreadyExists (409) and
         database limit (422)."""
         validate_db_name(name)
-        existing = self._live(name)
+        existing = self.live_database(name)
         if existing is not None:
             if exist_ok:
                 return existing
@@ -171,14 +172,14 @@ class LocalEngine:
 
     def database(self, name: str) -> Database:
         """A database; like the server's write path, a new name creates it (within the database limit)."""
-        existing = self._live(name)
+        existing = self.live_database(name)
         if existing is not None:
             return existing
         self.catalog.check_new_database()
         return self._add_database(name)
 
     def has_database(self, name: str) -> bool:
-        return self._live(name) is not None
+        return self.live_database(name) is not None
 
     @property
     def databases(self) -> list[str]:
@@ -193,7 +194,7 @@ class LocalEngine:
         database is renamed `{name}-{time}` so the name is free again, its tables stop counting."""
         if name == INTERNAL_DATABASE:
             raise CatalogError("CannotDeleteInternalDatabase", "cannot delete internal db")
-        database = self._live(name)
+        database = self.live_database(name)
         if database is None:
             raise CatalogError("NotFound", f"the requested resource was not found: {name}")
         taken = {db.name for db in self._all}
@@ -207,7 +208,7 @@ class LocalEngine:
         """One write request through Core's write path (write_buffer/mod.rs `write_lp`): the database is created
         if new (within the limit), lines validated and buffered; raises WriteError (or CatalogError) for a write
         that fails as a whole."""
-        existing = self._live(database)
+        existing = self.live_database(database)
         if existing is None:
             self.catalog.check_new_database()  # catalog.rs `begin_database_transaction`
             target = Database(database, -1, self.catalog)
@@ -265,13 +266,13 @@ class LocalEngine:
 
     def parquet_files(self, database: str, table: str) -> list[ParquetFile]:
         """The files of `table` in the index, newest min_time first (persisted_files.rs `get_files`)."""
-        db = self._live(database)
+        db = self.live_database(database)
         files = list(db.files.get(table, [])) if db else []
         return sorted(files, key=lambda item: item.min_time, reverse=True)
 
     def files_scanned(self, database: str, sql: str, params: Mapping[str, str] | None = None) -> int:
         """How many Parquet files `sql` makes its busiest table scan count (what is compared with the limit)."""
-        db = self._live(database)
+        db = self.live_database(database)
         return db.files_scanned(sql, params) if db else 0
 
     # ---- queries ---------------------------------------------------------------------------------------------
@@ -305,7 +306,7 @@ class LocalEngine:
         }))
 
     def _query_db(self, database: str, sql: str) -> Database:
-        db = self._live(database)
+        db = self.live_database(database)
         if db is None:
             # influxdb3_internal_api QueryExecutor::get_db_namespace: DatabaseNotFound (HTTP 404)
             raise QueryError(f"database not found: {database}", database, sql, status=404, stage="database")

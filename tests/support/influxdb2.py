@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from tests.support.influxdb2_query import (
+    FIELD_TYPE_NAMES,
     FluxError,
     NotModelled,
     Storage,
@@ -35,7 +36,6 @@ from tests.support.recorder import Recorded, Reply
 
 __all__ = ["InfluxDB2", "error"]
 
-_KIND_NAMES = {"float": "float", "int": "integer", "uint": "unsigned", "string": "string", "bool": "boolean"}
 _PRECISION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
@@ -213,7 +213,7 @@ class InfluxDB2:
         with self.lock:
             storage = self.store(bucket)
             for point in points:
-                conflict = self._conflict(bucket, point)
+                conflict = self._conflict(storage, point)
                 if conflict:
                     conflicts.append(conflict)
                     continue
@@ -228,15 +228,15 @@ class InfluxDB2:
                                                       f"{conflicts[0]} dropped={len(conflicts)}")
         return Reply(204)
 
-    def _conflict(self, bucket: str, point: ParsedPoint) -> str | None:
+    @staticmethod
+    def _conflict(storage: Storage, point: ParsedPoint) -> str | None:
         """tsdb/field_validator.go against the point's shard (field types are kept per shard group: another type
         in another shard group is accepted, as a real server does)."""
-        storage = self.store(bucket)
         for key, kind in point.field_types.items():
             known = storage.kind(point.timestamp or 0, point.measurement, key)
             if known is not None and known != kind:
                 return (f'field type conflict: input field "{key}" on measurement "{point.measurement}" is type '
-                        f"{_KIND_NAMES[kind]}, already exists as type {_KIND_NAMES[known]}")
+                        f"{FIELD_TYPE_NAMES[kind]}, already exists as type {FIELD_TYPE_NAMES[known]}")
         return None
 
     # ---- queries ---------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["FluxError", "NotModelled", "Storage", "encode_csv", "run_flux", "run_influxql"]
+__all__ = ["FIELD_TYPE_NAMES", "FluxError", "NotModelled", "Storage", "encode_csv", "run_flux", "run_influxql"]
 
 # Go's zero time (January 1, year 1, UTC) in Unix nanoseconds: time.Truncate counts from it.
 GO_ZERO_NS = -62_135_596_800 * 10**9
 _KIND_TYPES = {"float": "double", "int": "long", "uint": "unsignedLong", "string": "string", "bool": "boolean"}
-_INFLUXQL_TYPES = {"float": "float", "int": "integer", "uint": "unsigned", "string": "string", "bool": "boolean"}
+# influxql.DataType names: SHOW FIELD KEYS answers them, a field type conflict names them
+FIELD_TYPE_NAMES = {"float": "float", "int": "integer", "uint": "unsigned", "string": "string", "bool": "boolean"}
 # unicode.IsSpace (Go): what makes encoding/csv quote a field that starts with it.
 _GO_SPACE = set("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {chr(c) for c in range(0x2000, 0x200B)}
 
@@ -462,7 +463,7 @@ def encode_csv(tables: Sequence[Table], annotations: Sequence[str], *, header: b
 
 
 # ---- InfluxQL ---------------------------------------------------------------------------------------------------
-_IDENT = r'"(?:[^"\\]|\\.)*"'
+_IDENT = _STRING  # a double-quoted identifier is written as a Flux string is
 
 
 def _ident(text: str) -> str:
@@ -518,7 +519,7 @@ def _statement(statement: str, storage: Storage) -> list[dict[str, Any]]:
             return [{"name": name, "columns": ["tagKey"], "values": [[k] for k in keys]}] if keys else []
         # tsdb/shard.go fieldKeysIterator per shard, deduplicated per (key, type), sorted (statement_rewriter.go).
         kinds = storage.shard_kinds(name)
-        values = sorted(([key, _INFLUXQL_TYPES[kind]] for key, found in kinds.items() for kind in found),
+        values = sorted(([key, FIELD_TYPE_NAMES[kind]] for key, found in kinds.items() for kind in found),
                         key=lambda item: (item[0].encode(), item[1]))
         return [{"name": name, "columns": ["fieldKey", "fieldType"], "values": values}] if values else []
     count = re.fullmatch(rf"SELECT (.+) FROM ({_IDENT}) WHERE time >= (-?\d+) AND time < (-?\d+) "

@@ -58,6 +58,7 @@ from tests.engine.loader import PluginLoadError, resolve_plugin
 from tests.engine.store import (
     INTERNAL_DATABASE,
     CatalogError,
+    Database,
     InvalidDatabaseName,
     QueryError,
     WriteError,
@@ -694,10 +695,10 @@ class InfluxDB3:
             given = reader.field(obj, "format", "str", optional=True)
             fmt = self._format_param(given, "serde json error") if given is not None else header_format
             statement_params = reader.field(obj, "params", "map", optional=True)
-        db = next((item for item in self.engine.all_databases() if item.name == database), None)
+        db = self.engine.live_database(database)
         if db is None:
             raise _error_json(404, f"query error: database not found: {database}")
-        self._refresh_system_tables(db.name)
+        self._refresh_system_tables(db)
         self._check_system_panics(db, sql)
         try:
             batches = db.execute(sql, statement_params, typed=True)
@@ -707,10 +708,10 @@ class InfluxDB3:
             raise _text(exc.status, exc.datafusion or str(exc)) from None
         return 200, self._serialize(batches, fmt), {"Content-Type": _FORMATS[fmt]}, True
 
-    def _refresh_system_tables(self, database: str) -> None:
+    def _refresh_system_tables(self, db: Database) -> None:
         """influxdb3_system_tables: processing_engine_triggers and processing_engine_trigger_arguments
         (python_call.rs) and parquet_files (parquet_files.rs) of one database, as the query sees them."""
-        db = next(item for item in self.engine.all_databases() if item.name == database)
+        database = db.name
         triggers = [trigger for (name, _), trigger in self.triggers.items() if name == database]
         db.set_system_table("processing_engine_triggers", pa.table({
             "trigger_name": pa.array([t.name for t in triggers], pa.utf8()),
