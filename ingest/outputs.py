@@ -72,11 +72,9 @@ class Outputs:
                                             timeout=self.config.http_timeout))
         return found
 
-    def writer(self, database: str | None = None, *, exclude: Sequence[str] = ()) -> Writer | None:
-        """A writer to every sink (but the `exclude`d ones); None when that leaves none."""
+    def writer(self, database: str | None = None, *, exclude: Sequence[str] = ()) -> Writer:
+        """A writer to every sink (but the `exclude`d ones, which must leave one: ValueError otherwise)."""
         sinks = [sink for sink in self.sinks if sink.name not in exclude]
-        if not sinks:
-            return None
         return Writer(sinks, database or self.config.bucket, batch_bytes=self.config.batch_bytes,
                       batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level)
 
@@ -113,7 +111,6 @@ class Outputs:
         if self.lp_out is not None or not summary.sinks:
             return
         writer = self.writer(self.config.monitoring_bucket)
-        assert writer is not None  # Outputs always has a sink
         writer.write(METRICS.encode(summary.table()))
         writer.close(drain=False)
 

@@ -38,9 +38,10 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
     acknowledgement (its next WAL flush, about a second) with nothing else in flight."""
     tracker = Tracker(source, outputs.sinks)
     writer = outputs.writer(database)
-    assert writer is not None
     stored = outputs.stored_rows(database) if skip_stored else None
-    others = outputs.writer(database, exclude=("influxdb3",)) if stored is not None else None
+    others = None  # with `stored`: the sinks other than InfluxDB 3, which get the lines it already holds
+    if stored is not None and any(sink.name != "influxdb3" for sink in outputs.sinks):
+        others = outputs.writer(database, exclude=("influxdb3",))
     rejects = RejectsFile(outputs.rejects_dir, source, outputs.run_id)
     read = 0
     writers = [w for w in (writer, others) if w is not None]
