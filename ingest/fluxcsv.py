@@ -241,9 +241,8 @@ class _Buffer:
             if found < 0:
                 self._scanned = (self.pos, max(self.pos, len(self.data) - 3))
                 return None
-            end = found + 2
-            if self.data.count(b'"', self.pos, end) % 2 == 0:
-                return end
+            if self._outside_quotes(found + 2):
+                return found + 2
             search = found + 1
 
     def _row_end_after(self, limit: int) -> int | None:
@@ -253,9 +252,8 @@ class _Buffer:
             found = self.data.find(_CRLF, at)
             if found < 0:
                 return None
-            end = found + 2
-            if self.data.count(b'"', self.pos, end) % 2 == 0:
-                return end
+            if self._outside_quotes(found + 2):
+                return found + 2
             at = found + 1
 
     def _row_end_before(self, limit: int) -> int | None:
@@ -265,7 +263,10 @@ class _Buffer:
             found = self.data.rfind(_CRLF, self.pos, at)
             if found < 0:
                 return None
-            end = found + 2
-            if self.data.count(b'"', self.pos, end) % 2 == 0:
-                return end
+            if self._outside_quotes(found + 2):
+                return found + 2
             at = found
+
+    def _outside_quotes(self, end: int) -> bool:
+        """Whether `end` is outside quotes: an even number of `"` from the position (always a row start) to it."""
+        return self.data.count(b'"', self.pos, end) % 2 == 0
