@@ -9,7 +9,7 @@ about one batch plus the chunk being encoded however large the input is. The sin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -75,12 +75,7 @@ class Writer:
             return
         batch = Batch(b"".join(self._views), self._rows, self.database, self.gzip_level)
         self._views, self._keep, self._bytes, self._rows = [], [], 0, 0
-        failure: Exception | None = None
-        for sink in self.sinks:
-            try:
-                sink.deliver(batch)
-            except Exception as exc:  # every sink gets the batch before the first failure is raised
-                failure = failure or exc
+        failure = self._every_sink(lambda sink: sink.deliver(batch))
         self.rows_handed += batch.rows
         if failure is not None:
             raise failure
@@ -89,14 +84,19 @@ class Writer:
         """Send what is pending and wait for the batches in flight: afterwards every line handed to this writer
         is written, refused or in a spool (a failure among them is raised)."""
         self.flush()
+        failure = self._every_sink(lambda sink: sink.settle())
+        if failure is not None:
+            raise failure
+
+    def _every_sink(self, action: Callable[[Deliverer], None]) -> Exception | None:
+        """`action` on every sink, even after one failed; the first failure (for the caller to raise)."""
         failure: Exception | None = None
         for sink in self.sinks:
             try:
-                sink.settle()
-            except Exception as exc:  # every sink settles before the first failure is raised
+                action(sink)
+            except Exception as exc:
                 failure = failure or exc
-        if failure is not None:
-            raise failure
+        return failure
 
     def close(self, *, drain: bool = True) -> None:
         """Settle; with `drain`, replay every sink's spool once more, retrying fully (the end of a command). The
