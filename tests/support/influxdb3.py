@@ -244,6 +244,19 @@ def _url_required(params: Mapping[str, str], key: str) -> str:
     return params[key]
 
 
+def _check_db_name(name: str) -> None:
+    """http.rs `validate_db_name` as create database, create table and write_lp answer it: 400 JSON."""
+    try:
+        validate_db_name(name)
+    except InvalidDatabaseName as exc:
+        raise _error_json(400, str(exc)) from None
+
+
+def _visible_ascii(value: str) -> bool:
+    """http's `HeaderValue::to_str`: visible ASCII and tab only."""
+    return all(32 <= ord(char) < 127 or char == "\t" for char in value)
+
+
 def _is_json_content_type(value: str | None) -> bool:
     """http.rs `json_content_type`: a parseable mime with type application and subtype json or suffix +json."""
     if not value:
@@ -448,7 +461,7 @@ class InfluxDB3:
         header = request.header("authorization")
         token: str | None = None
         if header is not None:
-            if any(not (32 <= ord(char) < 127 or char == "\t") for char in header):
+            if not _visible_ascii(header):
                 raise _Http(500, '{"error": "to str error: failed to convert header to a str"}')
             parts = header.split(" ")
             malformed = _Http(400, '{"error": "Authorization header was malformed, the request was not in the form '
@@ -537,10 +550,7 @@ class InfluxDB3:
             except DurationError:
                 raise _text(400, f"serde json error: invalid value: string {json.dumps(retention)}, expected a "
                                  f"duration at {reader._value_end('retention_period')}") from None
-        try:
-            validate_db_name(name)
-        except InvalidDatabaseName as exc:
-            raise _error_json(400, str(exc)) from None
+        _check_db_name(name)
         try:
             self.engine.create_database(name, retention_period=retention, exist_ok=False)
         except CatalogError as exc:
@@ -574,10 +584,7 @@ class InfluxDB3:
             spec = reader.struct(item, "CreateTableField")
             fields.append((reader.field(spec, "name", "str"),
                            _FIELD_TYPES[reader.variant(spec, "type", tuple(_FIELD_TYPES))]))
-        try:
-            validate_db_name(name)
-        except InvalidDatabaseName as exc:
-            raise _error_json(400, str(exc)) from None
+        _check_db_name(name)
         try:
             self.engine.database(name).create_table(table, tags, fields)
         except CatalogError as exc:
@@ -601,10 +608,7 @@ class InfluxDB3:
                              "`millisecond`, `microsecond`, `nanosecond`")
         accept_partial = _url_bool(params, "accept_partial", True)
         _url_bool(params, "no_sync", False)
-        try:
-            validate_db_name(name)
-        except InvalidDatabaseName as exc:
-            raise _error_json(400, str(exc)) from None
+        _check_db_name(name)
         try:
             validate_plugin_db_name(name)
         except InvalidDatabaseName as exc:
@@ -817,8 +821,7 @@ class InfluxDB3:
             # trigger_settings (a struct) cannot come from a query string
             params = _query_struct(request)
             for key in ("db", "plugin_filename", "trigger_name", "trigger_settings"):
-                if key not in params:
-                    raise _text(400, f"serde error: missing field `{key}`")
+                _url_required(params, key)
             raise _text(400, f"serde error: invalid type: string {json.dumps(params['trigger_settings'])}, expected "
                              "struct TriggerSettings")
         reader = self._read_json(request)
@@ -921,7 +924,7 @@ class InfluxDB3:
         for key, value in request.headers.items():
             if key == "authorization":
                 continue
-            if any(not (32 <= ord(char) < 127 or char == "\t") for char in value):
+            if not _visible_ascii(value):
                 raise _Drop()
             headers[key] = value
         body = self._read_body(request)
