@@ -379,11 +379,17 @@ def test_damaged_lines_are_quarantined_and_every_other_line_loads_whatever_the_b
     loaded = dict(rows)
     spans = [(line, line + lines - 1) for line, values, _, lines in expected if values is None]
     quarantined = {line for line, _ in bad}
-    first_damage = min((line for line, _, damaged in truth if damaged), default=None)
+    damaged_lines = [line for line, _, damaged in truth if damaged]
+    first_damage = min(damaged_lines, default=None)
+    # Two damaged lines can pair up into one well-formed record (`,"` then `,"` is a value holding a line break):
+    # the reader loads it as CSV reads it. Only a loaded record spanning two or more damaged lines excuses them.
+    paired = [(line, line + lines - 1) for line, values, _, lines in expected if values is not None and lines > 1
+              and sum(line <= damaged <= line + lines - 1 for damaged in damaged_lines) >= 2]
     for line, values, damaged in truth:
-        swallowed = any(first < line <= last for first, last in spans)
+        swallowed = any(first < line <= last for first, last in spans + paired)
         if damaged:
-            assert line in quarantined or swallowed, f"damaged line {line} neither quarantined nor in a bad record"
+            assert line in quarantined or swallowed or any(first <= line <= last for first, last in paired), (
+                f"damaged line {line} neither quarantined nor in a bad record")
         elif first_damage is None or line < first_damage:
             assert loaded.get(line) == values, f"good line {line} before any damage was lost"
         else:
