@@ -131,7 +131,11 @@ class CsvFile:
             eof = not stream.read(1)
         if not head.strip():
             raise CsvFormatError(f"{self.label}: the file is empty")
-        self.columns = self._header(head.removeprefix(_BOM), eof)
+        head = head.removeprefix(_BOM)
+        start, stop = self._header_bounds(head, eof)
+        # where blocks() starts: past the header (offsets after a BOM), and the line number there
+        self._body, self._body_line = stop, 1 + head.count(b"\n", 0, stop)
+        self.columns = self._header(head, start, stop, eof)
 
     def _open(self) -> BinaryIO:
         raw = open(self.path, "rb")  # noqa: SIM115 - closed through the stream returned
@@ -147,8 +151,8 @@ class CsvFile:
         """Bytes of the file on disk consumed so far (for a progress bar)."""
         return self._raw.tell() if self._raw is not None and not self._raw.closed else self.size
 
-    def _header(self, head: bytes, eof: bool) -> list[str]:
-        start, stop = self._header_bounds(head, eof)
+    def _header(self, head: bytes, start: int, stop: int, eof: bool) -> list[str]:
+        """The column names of the header record head[start:stop], with "" first for an unnamed index column."""
         text = head[start:stop].rstrip(b"\n").rstrip(b"\r").decode("utf-8", "replace")
         names = [name.strip() for name in next(csv.reader(io.StringIO(text, newline="")), [])]
         if not names:
@@ -171,17 +175,14 @@ class CsvFile:
             raise CsvFormatError(f"{self.label}: the header names a column twice: {names}")
         return names
 
-    def _header_bounds(self, head: bytes, eof: bool, whole: bool = True) -> tuple[int, int]:
-        """Byte range of the header record (the first one that is not blank) in the head of the file. With
-        `whole` (the head is all there is to look at) a header whose end is not in sight is its first line;
-        without, that raises _NeedMore."""
+    def _header_bounds(self, head: bytes, eof: bool) -> tuple[int, int]:
+        """Byte range of the header record (the first one that is not blank) in the head of the file; a header
+        whose end is not in sight in the head is its first line."""
         position = 0
         while position < len(head):
             try:
                 stop = _scan_record(head, position, eof, self.span_bytes)[0]
             except _NeedMore:
-                if not whole:
-                    raise
                 newline = head.find(b"\n", position)
                 if newline < 0:
                     raise CsvFormatError(f"{self.label}: no line break in the first {_HEAD_BYTES >> 20} MiB, "
@@ -190,8 +191,6 @@ class CsvFile:
             if head[position:stop].strip(b"\r\n"):
                 return position, stop
             position = stop
-        if not whole:
-            raise _NeedMore
         raise CsvFormatError(f"{self.label}: no header line")
 
     def blocks(self) -> Iterator[CsvBlock]:
@@ -204,16 +203,10 @@ class CsvFile:
 
             buffer = stream.read(max(self.block_bytes, len(_BOM)))
             eof = not buffer
-            bom = len(_BOM) if buffer.startswith(_BOM) else 0
-            buffer, head_bytes = buffer[bom:], _HEAD_BYTES - bom
-            while True:  # find the header as __init__ did, reading no more than needed
-                try:
-                    header_end = self._header_bounds(buffer[:head_bytes], eof and len(buffer) <= head_bytes,
-                                                     eof or len(buffer) >= head_bytes)[1]
-                    break
-                except _NeedMore:
-                    buffer, eof = more(buffer)
-            line, start = 1 + buffer.count(b"\n", 0, header_end), header_end
+            buffer = buffer.removeprefix(_BOM)
+            while len(buffer) < self._body and not eof:  # up to the end of the header __init__ found
+                buffer, eof = more(buffer)
+            line, start = self._body_line, self._body
             # Cut from a window at `start` of the buffer rather than from all of it: after a block that had to be
             # read record by record the window starts small and doubles with each clean block, so a damaged line
             # costs a look at a little more than itself, not at all that was read.
