@@ -1,6 +1,9 @@
 """Whole-stack fixtures: the stack under Docker, or as processes from server binaries (tests/integration/stacks).
 
-Without either, every test here is skipped with both reasons. The stack under test is separate from a user's
+The Docker provider is pytest-docker's `docker_services`, given this stack's Compose command, file, project and
+setup and cleanup commands by the fixtures of the same names below; it is requested only when Docker is the
+provider, so the native provider and a machine without an engine never run a Compose command.
+Without either provider, every test here is skipped with both reasons. The stack under test is separate from a user's
 stack: its own generated .env, its own ports (Docker: 18086, 18181, 13000; native: free ports), its own backup
 folder. Set KEEP_STACK=1 to leave it running after the tests for a look around; STACK_PROVIDER=docker|native
 picks the provider when both are available.
@@ -20,6 +23,7 @@ from grafana.alerting.settings import Settings
 from tests.ingest.formats import movebank_csv, movebank_row
 from tests.integration.plugin_repo import PluginRepository
 from tests.integration.stacks import Stack, wait_for
+from tests.integration.stacks import docker as docker_provider
 from tests.integration.stacks.docker import DockerStack, docker_problem
 from tests.integration.stacks.native import NativeStack, find_binaries, free_port
 from tests.integration.stacks.settings import StackSettings
@@ -109,27 +113,69 @@ def alerting_overrides(folder: Path, kind: str, webhook: WebhookReceiver) -> dic
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, plugin_repository: PluginRepository | None,
-          alert_webhook: WebhookReceiver) -> Iterator[Stack]:
-    """The whole stack, up and healthy, with provisioning finished."""
+def stack_folder(tmp_path_factory: pytest.TempPathFactory,
+                 alert_webhook: WebhookReceiver) -> tuple[Path, dict[str, str]]:
+    """The test stack's own folder (backups, alerting files) and the .env settings every provider shares."""
     kind, reason = choose_provider()
     if kind is None:
         pytest.skip(f"whole-stack test: {reason}")
     folder = tmp_path_factory.mktemp("stack")
     (folder / "backups").mkdir()
-    overrides = {"BACKUP_DIR": str(folder / "backups"), **alerting_overrides(folder, kind, alert_webhook)}
+    return folder, {"BACKUP_DIR": str(folder / "backups"), **alerting_overrides(folder, kind, alert_webhook)}
+
+
+@pytest.fixture(scope="session")
+def docker_env(stack_folder: tuple[Path, dict[str, str]]) -> tuple[Path, dict[str, str]]:
+    """The Docker stack's generated .env (its fixed host ports) and its values."""
+    folder, overrides = stack_folder
+    return write_env(folder, {**overrides, **DOCKER_PORTS})
+
+
+# ---- pytest-docker's fixtures, for this stack ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def docker_compose_command(docker_env: tuple[Path, dict[str, str]]) -> str:
+    return docker_provider.compose_command(docker_env[0])
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(docker_provider.COMPOSE_FILE)
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return docker_provider.PROJECT
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return docker_provider.setup_commands()
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return docker_provider.cleanup_commands()
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, stack_folder: tuple[Path, dict[str, str]],
+          plugin_repository: PluginRepository | None) -> Iterator[Stack]:
+    """The whole stack, up and healthy, with provisioning finished."""
+    kind, _ = choose_provider()
+    folder, overrides = stack_folder
     running: Stack
     if kind == "docker":
-        env_file, env = write_env(folder, {**overrides, **DOCKER_PORTS})
-        running = DockerStack(env=env, env_file=env_file, data_dir=folder / "data")
+        env_file, env = request.getfixturevalue("docker_env")
+        running = DockerStack(env=env, env_file=env_file, data_dir=folder / "data",
+                              services=request.getfixturevalue("docker_services"))
     else:
         binaries, _ = find_binaries()
         assert binaries is not None
         birds = folder / "movebank-export.csv"
         birds.write_bytes(movebank_csv([movebank_row(index, individual=NATIVE_BIRDS) for index in range(120)]))
-        overrides.update({"INFLUXDB2_PORT": str(free_port()), "INFLUXDB3_PORT": str(free_port()),
-                          "GRAFANA_PORT": str(free_port()), "MOVEBANK_SOURCES": str(birds),
-                          "INGEST_RUN_JOBS": "birds,sensors"})
+        overrides = {**overrides, "INFLUXDB2_PORT": str(free_port()), "INFLUXDB3_PORT": str(free_port()),
+                     "GRAFANA_PORT": str(free_port()), "MOVEBANK_SOURCES": str(birds),
+                     "INGEST_RUN_JOBS": "birds,sensors"}
         if plugin_repository is not None:
             overrides["INFLUXDB3_PLUGIN_REPO"] = plugin_repository.url
         if binaries.grafana is None:

@@ -1,19 +1,47 @@
-"""The stack under Docker: docker-compose.yml itself, as its own Compose project with its own ports and .env."""
+"""The stack under Docker: docker-compose.yml itself, as its own Compose project with its own ports and .env, brought
+up and torn down by pytest-docker's `docker_services` fixture (tests/integration/conftest.py gives it the command,
+file, project and the setup and cleanup commands below)."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_docker.plugin import Services
+
 from tests.integration.stacks import Stack, keep, run
 from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
 
-__all__ = ["DockerStack", "docker_problem"]
+__all__ = ["COMPOSE_FILE", "PROJECT", "DockerStack", "cleanup_commands", "compose_command", "docker_problem",
+           "setup_commands"]
 
 PROJECT = "influx-stack-it"
+COMPOSE_FILE = REPO / "docker-compose.yml"
+# Compose itself waits for the one-shots a service depends on; the health of the rest is polled afterwards
+# (wait_until_responsive with compose/stack.py's assessment, which names a service that failed).
+SETUP = "up --build --detach --remove-orphans"
+CLEANUP = "down --volumes --remove-orphans"
+HEALTHY_WITHIN = 900
+
+
+def compose_command(env_file: Path) -> str:
+    """pytest-docker's `docker_compose_command`: Compose v2 with the test stack's own .env (pytest-docker appends
+    `-f` and `-p`)."""
+    return f"docker compose --env-file {shlex.quote(str(env_file))}"
+
+
+def setup_commands() -> list[str]:
+    """pytest-docker's `docker_setup`: what it runs before the first whole-stack test."""
+    return [SETUP]
+
+
+def cleanup_commands() -> list[str]:
+    """pytest-docker's `docker_cleanup`: nothing with KEEP_STACK set (the stack stays up for a look around)."""
+    return [] if keep() else [CLEANUP]
 
 
 def docker_problem() -> str | None:
@@ -34,14 +62,18 @@ def docker_problem() -> str | None:
 
 @dataclass
 class DockerStack(Stack):
+    """The Compose project pytest-docker started (`services`, from its `docker_services` fixture); pytest-docker
+    also takes it down after the last test (`docker_cleanup`)."""
+
     env_file: Path = field(default=Path())
     data_dir: Path = field(default=Path())
+    services: Services | None = None
     kind = "docker"
 
     @property
     def compose_cmd(self) -> list[str]:
-        return ["docker", "compose", "--env-file", str(self.env_file), "-f", str(REPO / "docker-compose.yml"),
-                "-p", PROJECT]
+        """The command line pytest-docker runs its setup and cleanup with, as a list."""
+        return [*shlex.split(compose_command(self.env_file)), "-f", str(COMPOSE_FILE), "-p", PROJECT]
 
     @property
     def has_grafana(self) -> bool:
@@ -58,15 +90,29 @@ class DockerStack(Stack):
         return result
 
     def up(self) -> None:
-        self.compose("up", "--build", "--detach", timeout=1800)
+        """pytest-docker ran `docker_setup` already: wait until every service is healthy."""
         self.wait_healthy()
 
-    def wait_healthy(self, timeout: float = 900) -> None:
-        stack_module().wait(self.compose_cmd, timeout)
+    def waiting(self) -> list[str]:
+        """What is not ready yet (compose/stack.py's assessment of `compose ps`); raises naming a failed service."""
+        cli = stack_module()
+        one_shots = cli.compose_services(self.compose("config", "--format", "json").stdout)
+        failures, waiting = cli.assess(cli.parse_ps(self.compose("ps", "--all", "--format", "json").stdout), one_shots)
+        if failures:
+            raise RuntimeError("the stack did not come up: " + "; ".join(failures))
+        return waiting
+
+    def wait_healthy(self, timeout: float = HEALTHY_WITHIN) -> None:
+        assert self.services is not None, "DockerStack needs pytest-docker's docker_services"
+        try:
+            self.services.wait_until_responsive(check=lambda: not self.waiting(), timeout=timeout, pause=3)
+        except RuntimeError:  # a failed service or Compose command, named
+            raise
+        except Exception as exc:  # pytest-docker's timeout is a bare Exception, naming nothing
+            raise TimeoutError(f"{exc} ({timeout:.0f} s); still waiting for: {'; '.join(self.waiting())}") from None
 
     def close(self) -> None:
-        if not keep():
-            self.compose("down", "--volumes", "--remove-orphans", check=False)
+        """Nothing: pytest-docker runs `docker_cleanup` after the session."""
 
     # ---- services --------------------------------------------------------------------------------------
     def ingest(self, *args: str, env: dict[str, str] | None = None, timeout: float = 900) \
@@ -104,7 +150,8 @@ class DockerStack(Stack):
 
     def wipe(self) -> None:
         self.compose("down", "--volumes")
-        self.up()
+        self.compose(*SETUP.split(), timeout=1800)
+        self.wait_healthy()
 
     def stop(self, *services: str) -> None:
         self.compose("stop", *services)
