@@ -53,6 +53,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from ingest.arrowio import read_csv
 from ingest.sources import SourceError
 
 __all__ = ["CsvBlock", "CsvFile", "CsvFormatError"]
@@ -261,7 +262,7 @@ class CsvFile:
         parse = pcsv.ParseOptions(newlines_in_values=True)
         convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                       strings_can_be_null=False, quoted_strings_can_be_null=False)
-        return pcsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
+        return read_csv(data, read_options=read, parse_options=parse, convert_options=convert)
 
     def _sort_out(self, block: bytes, first_line: int, records: _Records) -> CsvBlock:
         """Quarantine the bad records of a block; Arrow parses the rest."""

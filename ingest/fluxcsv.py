@@ -23,7 +23,6 @@ boundaries are found by quote parity (a doubled quote keeps it), vectorized.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,6 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+
+from ingest.arrowio import read_csv
 
 __all__ = ["TYPES", "Block", "Column", "FluxCsvError", "FluxQueryError", "read_blocks"]
 
@@ -139,13 +140,13 @@ def _parse(piece: bytes, columns: tuple[Column, ...]) -> pa.Table:
     read = pcsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(piece) + 1))
     parse = pcsv.ParseOptions(newlines_in_values=True)
     try:
-        table = pcsv.read_csv(io.BytesIO(piece), read_options=read, parse_options=parse, convert_options=options)
+        table = read_csv(piece, read_options=read, parse_options=parse, convert_options=options)
     except pa.ArrowInvalid:
         # Arrow's timestamp parser refuses the first second of InfluxDB's range (1677-09-21T00:12:43.145224194Z
         # overflows before its fraction is added): read times as text and convert them here.
         times = {name: pa.string() for name, kind in types.items() if pa.types.is_timestamp(kind)}
         options.column_types = {**types, **times}
-        table = pcsv.read_csv(io.BytesIO(piece), read_options=read, parse_options=parse, convert_options=options)
+        table = read_csv(piece, read_options=read, parse_options=parse, convert_options=options)
         for name in times:
             position = table.column_names.index(name)
             table = table.set_column(position, name, _times(table.column(name)))

@@ -27,7 +27,6 @@ interrupted.
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import random
@@ -41,10 +40,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import requests
 
 from common.names import database_name_problem
+from ingest.arrowio import read_parquet
 from ingest.config import IngestConfig
 from ingest.lineprotocol import LineEncoder, check_name
 from ingest.outputs import Outputs
@@ -493,7 +492,7 @@ class Migration:
                 continue
             if not body:
                 continue
-            table = pq.read_table(io.BytesIO(body))
+            table = read_parquet(body)
             starts = table.column("_window").cast(pa.timestamp("ns")).cast(pa.int64()).to_pylist()
             for row, window in enumerate(starts):
                 found[window // every * every] = {name: int(table.column(name)[row].as_py() or 0) for name in fields}

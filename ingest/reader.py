@@ -7,16 +7,15 @@ row per window and series: `time`, the tag columns, one column per numeric field
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import timedelta
 
 import pandas as pd
-import pyarrow.parquet as pq
 import requests
 
 from common.config import format_duration, parse_duration
+from ingest.arrowio import read_parquet
 from ingest.config import IngestConfig
 from ingest.sinks.influxdb3 import with_port
 from ingest.stored import sql_ident
@@ -150,5 +149,5 @@ class Reader:
                 raise QueryError(f"table {measurement!r} has no numeric field to aggregate")
             body = self._sql(session, url, database, self.sql(measurement, tags, fields, span, window, aggregate),
                              "parquet").content
-        frame = pq.read_table(io.BytesIO(body)).to_pandas() if body else pd.DataFrame(columns=["time"])
+        frame = read_parquet(body).to_pandas() if body else pd.DataFrame(columns=["time"])
         return frame.reset_index(drop=True)

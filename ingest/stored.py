@@ -15,14 +15,13 @@ A failed read never loses a row: the chunk is then written whole, and the reason
 
 from __future__ import annotations
 
-import io
 import logging
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import requests
 
+from ingest.arrowio import read_parquet
 from ingest.lineprotocol import Encoded, LineEncoder
 from ingest.sources.influxdb2 import flux_time
 
@@ -77,7 +76,7 @@ class StoredRows:
         select = ", ".join(["time", *(sql_ident(name) for name in wanted)])
         body = self.sql(f"SELECT {select} FROM {sql_ident(measurement)} "
                         f"WHERE time >= {sql_time(first)} AND time <= {sql_time(last)}", "parquet").content
-        stored = pq.read_table(io.BytesIO(body)) if body else None
+        stored = read_parquet(body) if body else None
         if stored is None or stored.num_rows == 0:
             return None
         arrays = []
