@@ -89,6 +89,14 @@ def time_range(item: dict[str, Any], at: datetime) -> TimeRange:
     return TimeRange(at - timedelta(seconds=span["from"]), at - timedelta(seconds=span["to"]))
 
 
+def seen_from(moment: datetime) -> datetime:
+    """The first evaluation instant whose range holds a point stamped at `moment`. Grafana writes a SQL rule's range
+    in whole seconds ($__timeFilter: `time <= '<to, RFC 3339>'`, sqlutil's macros), so a point stamped later in the
+    evaluation's own second is outside it until the next second."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
 def sql_of(item: dict[str, Any], at: datetime) -> tuple[str, str]:
     """(database, SQL as InfluxDB 3 receives it) of a SQL rule evaluated at `at`."""
     query = _query(item, "A")

@@ -26,7 +26,7 @@ from ingest.schema import INGEST_RUNS, MEASUREMENTS, MONITORING, SENSORS, TELEME
 from ingest.sources.sensors import ENCODER, Fleet
 from ingest.stats import RunSummary, SinkResult
 from tests.engine import LocalEngine
-from tests.grafana.alerts import evaluate, numbers, rule, rules, sql_of
+from tests.grafana.alerts import evaluate, numbers, rule, rules, seen_from, sql_of
 from tests.grafana.data import StackData
 from tests.grafana.sqlrun import declared, hydrate
 
@@ -184,6 +184,18 @@ def test_no_backup_for_days_is_stale_and_a_store_point_alone_is_not_a_run(engine
          "success": True, "error": None}, trigger="manual", moment=NOW) if "store=all" not in line]
     engine.write(backup_metrics.TARGET, store_only)
     assert evaluate(rule("influx-stack-backup-failed"), engine, NOW + MINUTE).state == "Normal"
+
+
+def test_a_run_point_stamped_in_the_evaluations_own_second_is_seen_from_the_next_second(engine):
+    """Why the whole-stack test once saw a fresh stack's first backup as missing (value 2 x ALERT_BACKUP_MAX_AGE):
+    it evaluated within the second the run point was stamped in, and Grafana's range ends at that second's start."""
+    stamped = NOW + timedelta(milliseconds=300)
+    report_backup(engine, stamped, ok=True)
+    stale = rule("influx-stack-backup-stale")
+    same_second = evaluate(stale, engine, stamped + timedelta(milliseconds=400))
+    assert same_second.state == "Alerting" and same_second.values == [({}, 2 * DEFAULTS.backup_max_age)]
+    assert seen_from(stamped) == NOW + timedelta(seconds=1) and seen_from(NOW) == NOW
+    assert evaluate(stale, engine, seen_from(stamped)).state == "Normal"
 
 
 # ---- databases --------------------------------------------------------------------------------------------

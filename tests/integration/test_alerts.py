@@ -11,6 +11,7 @@ stack's ingest is stopped its webhook contact point, pointed at a loopback recei
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from grafana import datasources
 from grafana.alerting.notifications import CONTACTS
 from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
-from tests.grafana.alerts import PREDICATES, numbers, rules, sql_of, time_range
+from tests.grafana.alerts import PREDICATES, numbers, rules, seen_from, sql_of, time_range
 from tests.grafana.expand import expand_flux
 from tests.integration.conftest import ALERT_SETTINGS, wait_for
 
@@ -44,8 +45,13 @@ def running(stack) -> datetime:
         ["n"] > 0, timeout=120)
     backup = stack.backup("now")
     assert backup.returncode == 0, f"backup now failed:\n{backup.stdout}\n{backup.stderr}"
-    wait_for("the backup's run point", lambda: stack.sql(
-        "monitoring", "SELECT count(*) AS n FROM backup_run WHERE store = 'all' AND success = true")[0]["n"] > 0)
+    stamped = wait_for("the backup's run point", lambda: stack.sql(
+        "monitoring", "SELECT max(time) AS t FROM backup_run WHERE store = 'all' AND success = true")[0]["t"])
+    # Grafana's range ends at a whole second: the run's point is in it from the second after the one it was stamped
+    # in (evaluating earlier once saw no backup at all). The answer's nanoseconds are cut to microseconds: one more
+    # microsecond rounds up.
+    ready = seen_from(datetime.fromisoformat(stamped).replace(tzinfo=UTC) + timedelta(microseconds=1))
+    time.sleep(max(0.0, (ready - datetime.now(UTC)).total_seconds()))
     return datetime.now(UTC)
 
 
