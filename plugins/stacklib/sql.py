@@ -14,7 +14,7 @@ from typing import Any
 
 from stacklib.args import identifier
 
-__all__ = ["LOOKBACK_DAYS", "column_types", "lookback_bounds", "quote", "table_exists", "tag_columns",
+__all__ = ["LOOKBACK_DAYS", "column_types", "lookback_bounds", "quote", "table_exists", "table_span", "tag_columns",
            "timestamp_literal"]
 
 
@@ -64,3 +64,24 @@ def column_types(influxdb3_local: Any, table: str) -> dict[str, str]:
 def tag_columns(types: dict[str, str]) -> list[str]:
     """The tag columns of a table, from `column_types`: InfluxDB 3 stores tags dictionary-encoded."""
     return sorted(name for name, kind in types.items() if kind.startswith("Dictionary("))
+
+
+def table_span(influxdb3_local: Any, table: str) -> tuple[int, int, int] | None:
+    """(first time, last time, rows) of the table without reading every Parquet file: a min/max/count over the
+    table would scan them all and fail past --query-file-limit. The persisted part comes from
+    system.parquet_files (influxdb3_system_tables/src/parquet_files.rs: each file's min/max time and rows);
+    rows newer than the newest file are in the write buffer (or in files of that span), read with a bound."""
+    files = influxdb3_local.query("SELECT min(min_time) AS lo, max(max_time) AS hi, sum(row_count) AS n, "
+                                  "count(*) AS files FROM system.parquet_files WHERE table_name = $table",
+                                  {"table": identifier(table)})
+    low = high = None
+    total = 0
+    if files and files[0].get("files"):
+        low, high, total = int(files[0]["lo"]), int(files[0]["hi"]), int(files[0]["n"] or 0)
+    since = f" WHERE time > {timestamp_literal(high)}" if high is not None else ""
+    newer = influxdb3_local.query(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {quote(table)}{since}")
+    if newer and newer[0].get("n"):
+        low = int(newer[0]["lo"]) if low is None else min(low, int(newer[0]["lo"]))
+        high = int(newer[0]["hi"]) if high is None else max(high, int(newer[0]["hi"]))
+        total += int(newer[0]["n"])
+    return None if low is None or high is None or not total else (low, high, total)

@@ -13,8 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stacklib.args import identifier
-from stacklib.sql import quote, timestamp_literal
+from stacklib.sql import quote, table_span, timestamp_literal
 from stacklib.stats import FieldStats, RunningStats
 
 from .batch import row_key
@@ -34,32 +33,11 @@ def _dedup_batch(rows: Sequence[Mapping[str, Any]], tags: Sequence[str]) -> list
     return list({row_key(row, tags): row for row in rows}.values())
 
 
-def _span(influxdb3_local: Any, table: str) -> tuple[int, int, int] | None:
-    """(first time, last time, rows) of the table without reading every Parquet file: a min/max/count over the
-    table would scan them all and fail past --query-file-limit. The persisted part comes from
-    system.parquet_files (influxdb3_system_tables/src/parquet_files.rs: each file's min/max time and rows);
-    rows newer than the newest file are in the write buffer (or in files of that span), read with a bound."""
-    files = influxdb3_local.query("SELECT min(min_time) AS lo, max(max_time) AS hi, sum(row_count) AS n, "
-                                  "count(*) AS files FROM system.parquet_files WHERE table_name = $table",
-                                  {"table": identifier(table)})
-    low = high = None
-    total = 0
-    if files and files[0].get("files"):
-        low, high, total = int(files[0]["lo"]), int(files[0]["hi"]), int(files[0]["n"] or 0)
-    since = f" WHERE time > {timestamp_literal(high)}" if high is not None else ""
-    newer = influxdb3_local.query(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {quote(table)}{since}")
-    if newer and newer[0].get("n"):
-        low = int(newer[0]["lo"]) if low is None else min(low, int(newer[0]["lo"]))
-        high = int(newer[0]["hi"]) if high is None else max(high, int(newer[0]["hi"]))
-        total += int(newer[0]["n"])
-    return None if low is None or high is None or not total else (low, high, total)
-
-
 def _rebuild(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str],
              batch_rows: Sequence[Mapping[str, Any]]) -> dict[str, RunningStats]:
     """State for `fields` from the whole table, with the batch's rows counted once whether or not the
     server already shows them."""
-    span = _span(influxdb3_local, table)
+    span = table_span(influxdb3_local, table)
     values: dict[str, list[float]] = {field: [] for field in fields}
     batch_keys = {row_key(row, tags) for row in batch_rows}
     if span is not None:

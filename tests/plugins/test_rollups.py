@@ -1,0 +1,179 @@
+"""The rollups plugin (plugins/history/rollups) on the local engine: every rollup row equals the same aggregate
+computed from the raw rows; a late reading is in its hour and day after the next runs; history loaded in bulk gets
+its rollups in bounded steps under the file limit; a run that fails says which table and window and the next one
+catches up without a gap."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.plugins.conftest import MINUTE, sensor_frame, sensor_lines
+
+PLUGIN = "history/rollups"
+DB = "telemetry"
+HOUR, DAY = 60 * MINUTE, 24 * 60 * MINUTE
+# The write trigger stamps its marks with the wall clock, as on the server: scheduled calls run from now on.
+NOW = time.time_ns() // MINUTE * MINUTE + MINUTE
+START = NOW // DAY * DAY - 45 * DAY  # a day boundary
+ARGS = {"tables": "sensors", "levels": "1h 1d"}
+FIELDS = ("temperature", "humidity", "co2")
+
+
+def at(time_ns: int) -> datetime:
+    return datetime.fromtimestamp(time_ns // 10**9, UTC)
+
+
+def readings(days: int, start: int = START, seed: int = 1) -> pd.DataFrame:
+    """Three devices every minute, with a field missing now and then (a null in the table)."""
+    frame = sensor_frame(days * 24 * 60 * 3, start_ns=start, seed=seed, quantized=False)
+    frame.loc[frame.index % 17 == 0, "humidity"] = np.nan
+    return frame
+
+
+def expected(frame: pd.DataFrame, width: int) -> pd.DataFrame:
+    """Count, sum, min, max, mean and last non-null value per bucket and device, straight from the raw rows."""
+    frame = frame.sort_values("time").assign(bucket=lambda f: f["time"] // width * width)
+    out = []
+    for (bucket, device), group in frame.groupby(["bucket", "device"]):
+        row = {"time": bucket, "device": device}
+        for field in FIELDS:
+            values = group[field].dropna()
+            if len(values):
+                row.update({f"{field}_count": len(values), f"{field}_sum": values.sum(), f"{field}_min": values.min(),
+                            f"{field}_max": values.max(), f"{field}_mean": values.mean(),
+                            f"{field}_last": values.iloc[-1]})
+        out.append(row)
+    return pd.DataFrame(out).sort_values(["time", "device"]).reset_index(drop=True)
+
+
+def stored(engine, table: str) -> pd.DataFrame:
+    rows = engine.query(DB, f"SELECT * FROM {table} ORDER BY time, device")
+    frame = pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"]).astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def same(actual: pd.DataFrame, wanted: pd.DataFrame) -> None:
+    assert list(actual["time"]) == list(wanted["time"]) and list(actual["device"]) == list(wanted["device"])
+    for field in FIELDS:
+        assert list(actual[f"{field}_count"]) == list(wanted[f"{field}_count"]), field
+        for what in ("min", "max", "last"):
+            assert np.array_equal(actual[f"{field}_{what}"], wanted[f"{field}_{what}"]), (field, what)
+        for what in ("sum", "mean"):  # sums of floats in another order: equal to the last few bits
+            assert np.allclose(actual[f"{field}_{what}"], wanted[f"{field}_{what}"], rtol=1e-12), (field, what)
+
+
+def schedule(engine, time_ns: int, **args: str):
+    run = engine.run_schedule(PLUGIN, DB, at(time_ns), args={**ARGS, **args})
+    assert run.error is None, run.error
+    return run
+
+
+def load(engine, frame: pd.DataFrame, **args: str):
+    """Write the rows as the stack does, with the rollups' write trigger watching."""
+    run = engine.run_writes(PLUGIN, DB, sensor_lines(frame), args={**ARGS, **args})
+    assert run.error is None, run.error
+    return run
+
+
+def test_hourly_and_daily_rows_equal_the_aggregates_of_the_raw_rows(engine):
+    frame = readings(2)
+    engine.write(DB, sensor_lines(frame))
+    engine.snapshot()
+    schedule(engine, NOW)  # a run reads 300 files: 50 hours of raw data
+    same(stored(engine, "sensors_1h"), expected(frame, HOUR))
+    # The days read the hours, which land when the run returns: the next run computes them.
+    schedule(engine, NOW + MINUTE)
+    same(stored(engine, "sensors_1d"), expected(frame, DAY))
+
+
+def test_a_bucket_is_computed_once_it_has_settled_not_while_it_fills(engine):
+    frame = readings(1)
+    engine.write(DB, sensor_lines(frame.loc[frame["time"] < START + 2 * HOUR + 30 * MINUTE]))
+    schedule(engine, START + 2 * HOUR + MINUTE)  # the second hour ended a minute ago: not settled
+    assert sorted(set(stored(engine, "sensors_1h")["time"])) == [START]
+    schedule(engine, START + 2 * HOUR + 30 * MINUTE)
+    assert sorted(set(stored(engine, "sensors_1h")["time"])) == [START, START + HOUR]
+    assert "sensors_1d" not in {row["table_name"] for row in engine.query(DB, "SHOW TABLES")}
+
+
+def test_a_late_reading_is_in_its_hour_and_day_after_the_next_runs(engine):
+    frame = readings(2)
+    load(engine, frame)
+    later = NOW
+    schedule(engine, later)
+    schedule(engine, later + MINUTE)
+    late = frame.iloc[[10]].assign(time=START + 5 * HOUR + 7 * MINUTE + 1, co2=5000.0, device="dev1")
+    marked = load(engine, late)
+    assert "buckets marked" in marked.log_text()
+    everything = pd.concat([frame, late])
+    # The mark is read once it has settled (30 s), then the hour; the day follows a run later.
+    schedule(engine, later + 3 * MINUTE)
+    same(stored(engine, "sensors_1h"), expected(everything, HOUR))
+    schedule(engine, later + 4 * MINUTE)
+    same(stored(engine, "sensors_1d"), expected(everything, DAY))
+
+
+def test_history_loaded_in_bulk_is_rolled_up_in_steps_that_stay_under_the_file_limit(engine):
+    engine.query_file_limit = 80
+    now = NOW
+    live = readings(1, start=NOW // DAY * DAY - DAY)
+    engine.write(DB, sensor_lines(live))
+    engine.snapshot()
+    schedule(engine, now)  # the stack is live: its cursor stands at today
+    history = readings(20, seed=5)
+    for day in range(20):  # loaded as a bulk load goes: many requests, the server persisting as it goes
+        part = history[(history["time"] >= START + day * DAY) & (history["time"] < START + (day + 1) * DAY)]
+        load(engine, part, max_files="60")
+        engine.snapshot()
+    runs = 0
+    while True:
+        runs += 1
+        run = schedule(engine, now + runs * MINUTE, max_files="60")
+        assert not run.messages("ERROR"), run.log_text()
+        hours = [write for write in run.writes.get(DB, []) if write.startswith("sensors_1h,")]
+        assert len({line.rsplit(" ", 1)[1] for line in hours}) <= 10, "60 files of 10 minutes: 10 hours a run"
+        if not run.writes or runs > 200:
+            break
+    assert 48 <= runs <= 200
+    everything = pd.concat([history, live])
+    same(stored(engine, "sensors_1h"), expected(everything, HOUR))
+    same(stored(engine, "sensors_1d"), expected(everything, DAY))
+
+
+def test_a_failed_run_names_the_table_and_window_and_the_next_run_catches_up(engine):
+    frame = readings(2)
+    engine.write(DB, sensor_lines(frame))
+    engine.snapshot()
+    engine.query_file_limit = 3  # a day of raw files cannot be read
+    failed = engine.run_schedule(PLUGIN, DB, at(NOW), args=ARGS)
+    errors = failed.messages("ERROR")
+    assert len(errors) == 1 and "table=sensors" in errors[0] and "level=1h" in errors[0], failed.log_text()
+    assert f"sensors {at(START):%Y-%m-%dT%H:%M:%SZ}.." in errors[0] and "file limit" in errors[0]
+    assert failed.writes == {}
+    engine.query_file_limit = 432
+    schedule(engine, NOW + MINUTE)
+    schedule(engine, NOW + 2 * MINUTE)
+    same(stored(engine, "sensors_1h"), expected(frame, HOUR))
+    same(stored(engine, "sensors_1d"), expected(frame, DAY))
+
+
+def test_a_missing_table_is_said_and_the_others_roll_up(engine):
+    engine.write(DB, sensor_lines(readings(1)))
+    run = schedule(engine, START + 2 * DAY, tables="weather sensors")
+    assert "no data yet" in run.log_text() and "table=weather" in run.log_text()
+    assert len(stored(engine, "sensors_1h")) == 24 * 3
+
+
+@pytest.mark.parametrize("args, problem", [
+    ({"tables": ""}, "tables"), ({"tables": "sensors", "levels": "1h 90m"}, "not a multiple"),
+    ({"tables": "sensors", "levels": "1y"}, "not a level"), ({"tables": "a;b"}, "identifier"),
+])
+def test_arguments_are_checked_before_anything_is_read(engine, args, problem):
+    run = engine.run_schedule(PLUGIN, DB, at(START), args=args)
+    assert problem in run.log_text() and run.writes == {}
