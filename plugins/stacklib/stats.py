@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["FieldStats", "RunningStats", "SortedValues", "bucket_start", "summarize"]
+__all__ = ["FieldStats", "RunningStats", "SortedValues", "bucket_ranges", "bucket_start", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ class FieldStats:
 def bucket_start(time_ns: int, width_ns: int) -> int:
     """The start of the width-aligned bucket holding `time_ns` (aligned to the Unix epoch, like date_bin)."""
     return time_ns - time_ns % width_ns
+
+
+def bucket_ranges(starts: Iterable[int], width_ns: int) -> list[tuple[int, int]]:
+    """Sorted bucket starts as merged [start, end) ranges (adjacent buckets read in one range)."""
+    ranges: list[tuple[int, int]] = []
+    for start in sorted(set(starts)):
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], start + width_ns)
+        else:
+            ranges.append((start, start + width_ns))
+    return ranges
 
 
 def _lerp(low: float, high: float, weight: float) -> float:

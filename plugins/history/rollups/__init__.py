@@ -78,8 +78,9 @@ from stacklib.args import ArgumentError, Param, duration_ns, identifier, integer
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
 from stacklib.sql import column_types, table_span, tag_columns  # noqa: E402
+from stacklib.stats import bucket_ranges, bucket_start  # noqa: E402
 
-from .levels import Level, chain, floor, runs  # noqa: E402
+from .levels import Level, chain  # noqa: E402
 from .queries import aggregate_sql, fields_of, points  # noqa: E402
 from .state import MARKS, STATE, Cursor, read_cursor, read_marks  # noqa: E402
 
@@ -136,9 +137,9 @@ class _Step:
         each gets at least half of the run's budget: a cursor catching up on a long history does not hold back
         late data, nor a large load of marks the live buckets."""
         width = self.level.width_ns
-        complete = floor(self.now_ns - self.config["settle"], width)
+        complete = bucket_start(self.now_ns - self.config["settle"], width)
         if ready_until is not None:  # a coarser level waits for the finer level's buckets under it
-            complete = min(complete, floor(ready_until, width))
+            complete = min(complete, bucket_start(ready_until, width))
         budget = self.level.buckets_per_run(self.config["max_files"])
         marks = (read_marks(self.api, self.level.base, self.level.name, cursor.marks_ns,
                             self.now_ns - MARK_SETTLE_NS) if self._has(MARKS) else [])
@@ -165,7 +166,7 @@ class _Step:
         columns = column_types(self.api, self.level.source)
         tags, fields = tag_columns(columns), fields_of(self.level, columns)
         written = 0
-        for start, end in runs(buckets, self.level.width_ns):
+        for start, end in bucket_ranges(buckets, self.level.width_ns):
             try:
                 rows = self.api.query(aggregate_sql(self.level, tags, fields, start, end))
             except Exception as exc:
@@ -185,14 +186,14 @@ def _roll(influxdb3_local, log: RunLog, writer: PointWriter, level: Level, confi
         span = table_span(influxdb3_local, level.source) if step._has(level.source) else None
         if span is None:
             return None
-        cursor = Cursor(floor(span[0], level.width_ns), 0)
+        cursor = Cursor(bucket_start(span[0], level.width_ns), 0)
     started = time.perf_counter()
     buckets, after = step.plan(cursor, ready_until)
     if not buckets and after == cursor:
         return cursor.done_ns
     points_written = step.compute(buckets) if buckets else 0
     if next_level is not None:
-        for index, bucket in enumerate(sorted({floor(b, next_level.width_ns) for b in step.marked})):
+        for index, bucket in enumerate(sorted({bucket_start(b, next_level.width_ns) for b in step.marked})):
             writer.add(MARKS, {"source": level.base, "level": next_level.name}, {"bucket_ns": bucket}, now_ns + index)
     writer.add(STATE, {"source": level.base, "level": level.name},
                {"done_ns": after.done_ns, "marks_ns": after.marks_ns}, now_ns)
@@ -201,12 +202,19 @@ def _roll(influxdb3_local, log: RunLog, writer: PointWriter, level: Level, confi
     return cursor.done_ns
 
 
-def process_scheduled_call(influxdb3_local, call_time, args=None):
+def _configured(influxdb3_local, args) -> tuple[RunLog, dict | None]:
+    """The run's log and its checked arguments (None, after one error line naming each problem)."""
     log = RunLog(influxdb3_local, PLUGIN)
     try:
-        config = parse(args, PARAMS)
+        return log, parse(args, PARAMS)
     except ArgumentError as exc:
         log.error(str(exc))
+        return log, None
+
+
+def process_scheduled_call(influxdb3_local, call_time, args=None):
+    log, config = _configured(influxdb3_local, args)
+    if config is None:
         return
     moment = call_time if call_time.tzinfo else call_time.replace(tzinfo=UTC)
     now_ns = int(moment.timestamp()) * 10**9
@@ -230,23 +238,20 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
 
 def process_writes(influxdb3_local, table_batches, args=None):
     """Mark the buckets that written rows fall in when the scheduled run may have computed them already."""
-    log = RunLog(influxdb3_local, PLUGIN)
-    try:
-        config = parse(args, PARAMS)
-    except ArgumentError as exc:
-        log.error(str(exc))
+    log, config = _configured(influxdb3_local, args)
+    if config is None:
         return
     now_ns = time.time_ns()
     name, width = config["levels"][0]
     # Buckets that ended more than half the settle time ago may already be computed: a write into them is marked.
-    passed = floor(now_ns - config["settle"] // 2, width)
+    passed = bucket_start(now_ns - config["settle"] // 2, width)
     writer = PointWriter(influxdb3_local)
     made = 0
     for batch in table_batches or []:
         table = str(batch.get("table_name", ""))
         if table not in config["tables"]:
             continue
-        buckets = sorted({floor(int(row["time"]), width) for row in batch.get("rows") or []
+        buckets = sorted({bucket_start(int(row["time"]), width) for row in batch.get("rows") or []
                           if isinstance(row.get("time"), int) and int(row["time"]) < passed})
         for bucket in buckets:
             made += writer.add(MARKS, {"source": table, "level": name}, {"bucket_ns": bucket}, now_ns + made)

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RAW_FILE_SPAN_NS", "Level", "chain", "floor", "runs"]
+__all__ = ["RAW_FILE_SPAN_NS", "Level", "chain"]
 
 # Core persists one Parquet file per table per 10-minute window of data time (gen1): what one raw file spans.
 RAW_FILE_SPAN_NS = 600 * 10**9
-
-
-def floor(time_ns: int, width_ns: int) -> int:
-    return time_ns // width_ns * width_ns
 
 
 @dataclass(frozen=True)
@@ -47,14 +43,3 @@ def chain(table: str, levels: tuple[tuple[str, int], ...]) -> list[Level]:
         out.append(Level(name, width, source, f"{table}_{name}", table, span))
         source, span = f"{table}_{name}", width
     return out
-
-
-def runs(buckets: list[int], width_ns: int) -> list[tuple[int, int]]:
-    """Sorted bucket starts as [start, end) spans of adjacent buckets: one query per span."""
-    spans: list[tuple[int, int]] = []
-    for start in sorted(set(buckets)):
-        if spans and spans[-1][1] == start:
-            spans[-1] = (spans[-1][0], start + width_ns)
-        else:
-            spans.append((start, start + width_ns))
-    return spans

@@ -14,25 +14,14 @@ from typing import Any
 
 import numpy as np
 from stacklib.sql import quote, timestamp_literal
-from stacklib.stats import FieldStats, bucket_start, summarize
+from stacklib.stats import FieldStats, bucket_ranges, bucket_start, summarize
 
 from .batch import row_key
 
-__all__ = ["bucket_ranges", "recompute"]
+__all__ = ["recompute"]
 
 # Time ranges per query: keeps the SQL short when a back-fill touches many separate buckets.
 _RANGES_PER_QUERY = 32
-
-
-def bucket_ranges(starts: Sequence[int], width_ns: int) -> list[tuple[int, int]]:
-    """Sorted bucket starts as merged [start, end) ranges (adjacent buckets read in one range)."""
-    ranges: list[tuple[int, int]] = []
-    for start in sorted(set(starts)):
-        if ranges and ranges[-1][1] == start:
-            ranges[-1] = (ranges[-1][0], start + width_ns)
-        else:
-            ranges.append((start, start + width_ns))
-    return ranges
 
 
 def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str],
