@@ -2,10 +2,11 @@
 
 Exact by construction: from raw rows, count/sum/min/max and the last non-null value per field, per tag set and
 bucket; from a finer level, the sums of counts and sums, the min of mins, the max of maxes and the last `last` of
-the buckets that had a value. The mean is sum / count, so a day's mean is the mean of its raw values, not the
-mean of hourly means. Nothing here reaches a plugin API that returns NULL as 0 (v3.6.0 `query()` reads each
-value without a null check): a field's aggregates are written only where its count is above zero, and tags are
-read through `coalesce(tag, '')` and written only when not empty.
+the buckets that had a value. The last non-null value orders the rows with a value after those without, then by
+time: Core 3.6.0's SQL parser refuses an aggregate's FILTER clause. The mean is sum / count, so a day's mean is
+the mean of its raw values, not the mean of hourly means. Nothing here reaches a plugin API that returns NULL as
+0 (v3.6.0 `query()` reads each value without a null check): a field's aggregates are written only where its
+count is above zero, and tags are read through `coalesce(tag, '')` and written only when not empty.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ def _aggregates(level: Level, field: str) -> list[str]:
         value = quote(field)
         return [f'count({value}) AS "{field}_count"', f'sum({value}) AS "{field}_sum"',
                 f'min({value}) AS "{field}_min"', f'max({value}) AS "{field}_max"',
-                f'last_value({value} ORDER BY time) FILTER (WHERE {value} IS NOT NULL) AS "{field}_last"']
+                f'last_value({value} ORDER BY ({value} IS NOT NULL), time) AS "{field}_last"']
     count = quote(f"{field}_count")
     return [f'sum({count}) AS "{field}_count"', f'sum({quote(field + "_sum")}) AS "{field}_sum"',
             f'min({quote(field + "_min")}) AS "{field}_min"', f'max({quote(field + "_max")}) AS "{field}_max"',
-            f'last_value({quote(field + "_last")} ORDER BY time) FILTER (WHERE {count} > 0) AS "{field}_last"']
+            f'last_value({quote(field + "_last")} ORDER BY (coalesce({count}, 0) > 0), time) AS "{field}_last"']
 
 
 def aggregate_sql(level: Level, tags: Iterable[str], fields: Iterable[str], start_ns: int, end_ns: int) -> str:
