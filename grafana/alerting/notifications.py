@@ -40,9 +40,16 @@ class Contact:
     route_variable: str
 
 
+# The webhook's token goes in `authorization_credentials`, a secure setting of Grafana's webhook integration
+# (pkg/services/ngalert/notifier/channels_config/available_channels.go: `Secure: true`, with `password`; `url` is
+# not): Grafana stores it encrypted and its contact point API and UI show it redacted, where a token in the URL
+# is shown to anyone who can read contact points. Sent as `Authorization: <scheme> <token>`, Bearer when no scheme
+# is set, and not at all when the token is empty (grafana/alerting receivers/webhook config.go).
 CONTACTS = (
     Contact("influx-stack-webhook", "influx-stack webhook", "webhook",
-            {"url": "${ALERT_WEBHOOK_URL}", "httpMethod": "POST"}, "ALERT_WEBHOOK_ROUTE"),
+            {"url": "${ALERT_WEBHOOK_URL}", "httpMethod": "POST",
+             "authorization_scheme": "${ALERT_WEBHOOK_AUTH_SCHEME}",
+             "authorization_credentials": "${ALERT_WEBHOOK_TOKEN}"}, "ALERT_WEBHOOK_ROUTE"),
     Contact("influx-stack-email", "influx-stack email", "email",
             {"addresses": "${ALERT_EMAIL_TO}", "singleEmail": False}, "ALERT_EMAIL_ROUTE"),
 )

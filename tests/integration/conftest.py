@@ -12,6 +12,7 @@ picks the provider when both are available.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,8 @@ NATIVE_BIRDS = "native-default"
 # The test stack's alert rules: the stack's own, with durations short enough to fire within a test (evaluated every
 # 10 s, firing at once, ingest silent after 90 s: more than its 1-minute metrics interval).
 ALERT_SETTINGS = Settings(evaluation_interval=10, pending_period=0, ingest_silent_after=90)
+# The webhook's token, which Grafana must send as `Authorization: Bearer <token>` (ALERT_WEBHOOK_TOKEN).
+WEBHOOK_TOKEN = secrets.token_urlsafe(24)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,7 +112,8 @@ def alerting_overrides(folder: Path, kind: str, webhook: WebhookReceiver) -> dic
         (target / name).write_text(text)
     target.chmod(0o755)
     host = "host.docker.internal" if kind == "docker" else "127.0.0.1"
-    return {"GRAFANA_ALERTING_DIR": str(target), "ALERT_WEBHOOK_URL": f"http://{host}:{webhook.port}/alerts"}
+    return {"GRAFANA_ALERTING_DIR": str(target), "ALERT_WEBHOOK_URL": f"http://{host}:{webhook.port}/alerts",
+            "ALERT_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
 
 
 @pytest.fixture(scope="session")

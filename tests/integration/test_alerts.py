@@ -24,7 +24,7 @@ from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
 from tests.grafana.alerts import PREDICATES, numbers, rules, seen_from, sql_of, time_range
 from tests.grafana.expand import expand_flux
-from tests.integration.conftest import ALERT_SETTINGS, wait_for
+from tests.integration.conftest import ALERT_SETTINGS, WEBHOOK_TOKEN, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +136,7 @@ def test_stopped_ingest_reaches_the_webhook(grafana, running, alert_webhook):
     finally:
         grafana.start("ingest")
     alert = alerts[0]
+    assert set(alert_webhook.authorizations()) == {f"Bearer {WEBHOOK_TOKEN}"}, "the token from the secure setting"
     assert alert["labels"]["severity"] == "critical" and alert["labels"]["service"] == "ingest"
     assert "no run metrics" in alert["annotations"]["summary"]
     assert alert.get("dashboardURL") and "stack-health" in alert["dashboardURL"]

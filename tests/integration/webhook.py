@@ -1,4 +1,5 @@
-"""A loopback webhook receiver for the whole-stack alert tests: records every JSON body Grafana POSTs to it.
+"""A loopback webhook receiver for the whole-stack alert tests: records every JSON body Grafana POSTs to it, with
+its Authorization header.
 
 Grafana's webhook integration sends one JSON document per notification (status, alerts with labels and
 annotations, ...). The receiver keeps at most MAX_BODIES of them and answers 200; it stops with the session.
@@ -34,7 +35,8 @@ class WebhookReceiver:
                     body = {"unparsed": raw.decode("utf-8", "replace")}
                 with lock:
                     if len(received) < MAX_BODIES:
-                        received.append({"path": self.path, "body": body})
+                        received.append({"path": self.path, "body": body,
+                                         "authorization": self.headers.get("Authorization")})
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -58,6 +60,11 @@ class WebhookReceiver:
     def bodies(self) -> list[dict[str, Any]]:
         with self._lock:
             return [item["body"] for item in self._received]
+
+    def authorizations(self) -> list[str | None]:
+        """The Authorization header of every notification received so far (None where there was none)."""
+        with self._lock:
+            return [item["authorization"] for item in self._received]
 
     def firing(self, alertname: str) -> list[dict[str, Any]]:
         """The firing alerts of that name in every notification received so far."""

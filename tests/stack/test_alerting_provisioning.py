@@ -107,13 +107,38 @@ def test_every_variable_the_alerting_files_name_is_in_grafanas_environment(env_f
 
 
 def test_the_smtp_password_and_webhook_token_stay_in_the_environment(tmp_path: Path):
-    secret = "s3cr3t-smtp-password"
-    env_file = make_env(tmp_path, ALERT_SMTP_PASSWORD=secret, ALERT_WEBHOOK_URL="https://hooks.example.org/T0K3N")
+    secret, token = "s3cr3t-smtp-password", "T0K3N-in-a-header"
+    env_file = make_env(tmp_path, ALERT_SMTP_PASSWORD=secret, ALERT_WEBHOOK_URL="https://hooks.example.org/alerts",
+                        ALERT_WEBHOOK_TOKEN=token)
     environment = resolved_config(env_file)["services"]["grafana"]["environment"]
-    assert environment["GF_SMTP_PASSWORD"] == secret
+    assert environment["GF_SMTP_PASSWORD"] == secret and environment["ALERT_WEBHOOK_TOKEN"] == token
     for path in [*ALERTING.glob("*.yaml"), REPO / "docker-compose.yml"]:
         text = path.read_text()
-        assert secret not in text and "T0K3N" not in text, path
+        assert secret not in text and token not in text, path
+
+
+@pytest.mark.parametrize("settings", [
+    {"ALERT_WEBHOOK_URL": "https://hooks.example.org/alerts"},
+    {"ALERT_WEBHOOK_URL": "https://hooks.example.org/alerts", "ALERT_WEBHOOK_TOKEN": "T0K3N"},
+    {"ALERT_WEBHOOK_URL": "https://hooks.example.org/alerts", "ALERT_WEBHOOK_TOKEN": "T0K3N",
+     "ALERT_WEBHOOK_AUTH_SCHEME": "Token"},
+])
+def test_the_webhook_token_is_in_grafanas_secure_setting_and_never_in_the_url(tmp_path: Path,
+                                                                               settings: dict[str, str]):
+    """What Grafana's webhook integration is given, after interpolation: the token in `authorization_credentials`
+    (one of its secure settings, stored encrypted and shown redacted; `url` is shown as it is), which it sends as
+    `Authorization: <scheme> <token>`, Bearer when no scheme is set and no header when there is no token."""
+    _, points, _ = grafana_reads(make_env(tmp_path, **settings))
+    [webhook] = [receiver["settings"] for point in points["contactPoints"] for receiver in point["receivers"]
+                 if receiver["type"] == "webhook"]
+    assert webhook["url"] == settings["ALERT_WEBHOOK_URL"]
+    assert webhook["authorization_credentials"] == settings.get("ALERT_WEBHOOK_TOKEN", "")
+    assert webhook["authorization_scheme"] == settings.get("ALERT_WEBHOOK_AUTH_SCHEME", "")
+    # grafana/alerting receivers/webhook config.go: Bearer when a token has no scheme; no header without a token.
+    sent = (f"{webhook['authorization_scheme'] or 'Bearer'} {webhook['authorization_credentials']}"
+            if webhook["authorization_credentials"] else None)
+    token = settings.get("ALERT_WEBHOOK_TOKEN")
+    assert sent == (f"{settings.get('ALERT_WEBHOOK_AUTH_SCHEME', 'Bearer')} {token}" if token else None)
 
 
 def test_grafana_mounts_the_alerting_folder_read_only_and_another_can_replace_it(tmp_path: Path):
