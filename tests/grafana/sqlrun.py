@@ -42,9 +42,13 @@ STATISTICS_PLUGIN = "statistics/table_stats"
 
 
 def grafana_reads(kind: pa.DataType) -> bool:
-    """Arrow types Grafana's FlightSQL reader converts (fsql/arrow.go newField/copyData); others arrive empty."""
-    return (pa.types.is_string(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)
-            or pa.types.is_boolean(kind) or pa.types.is_timestamp(kind) or pa.types.is_duration(kind))
+    """Arrow types Grafana 11.6's FlightSQL reader converts (pkg/tsdb/influxdb/fsql/arrow.go, newField/copyData):
+    STRING (not LARGE_STRING, nor STRING_VIEW before grafana/grafana#107812, 12.x), FLOAT32/64, the INTs and UINTs,
+    BOOL, DURATION, and TIMESTAMP in nanoseconds (copyData reads every timestamp as nanoseconds, whatever its unit).
+    Any other type's column arrives empty ("datatype ... is unhandled" in Grafana's log, no error)."""
+    return (pa.types.is_string(kind) or pa.types.is_float32(kind) or pa.types.is_float64(kind)
+            or pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_duration(kind)
+            or (pa.types.is_timestamp(kind) and kind.unit == "ns"))
 
 
 def grafana_type_problems(table: pa.Table) -> list[str]:

@@ -26,6 +26,7 @@ from ingest.schema import INGEST_RUNS, MEASUREMENTS, MONITORING, SENSORS, TELEME
 from ingest.sources.sensors import ENCODER, Fleet
 from ingest.stats import RunSummary, SinkResult
 from tests.engine import LocalEngine
+from tests.grafana import flight_types
 from tests.grafana.alerts import evaluate, numbers, rule, rules, seen_from, sql_of
 from tests.grafana.data import StackData
 from tests.grafana.sqlrun import declared, hydrate
@@ -109,6 +110,9 @@ def test_every_sql_rule_names_declared_columns_and_answers_one_number_per_row():
         except Exception as exc:  # DataFusion's planning error names the unknown table or column
             raise AssertionError(f"{uid}: {str(exc).splitlines()[0]}") from None
         numbers(table)  # raises, naming what Grafana would not alert on
+        expected = flight_types.recorded().get(f"alert {uid}")
+        assert expected in (None, flight_types.type_names(table)), (
+            f"{uid}: here {flight_types.type_names(table)}, over Flight SQL on the real server {expected}")
         checked += 1
     assert checked == len(rules()) - 1, "every rule but the InfluxDB 2 probe is SQL"
 

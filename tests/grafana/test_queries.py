@@ -19,6 +19,7 @@ from grafana.boards.weather import WIND_DIRECTION
 from grafana.datasources import SQL_LANGUAGE
 from ingest.schema import BIRD_FIXES, SENSORS
 from plugins.stacklib.tables import HOST_DATABASE
+from tests.grafana import flight_types
 from tests.grafana.dashboards import (
     Query,
     Variable,
@@ -103,6 +104,23 @@ def test_every_sql_query_returns_the_columns_its_panel_reads(stack_data, uid):
                 problems.append(f"{query.label}: the panel names {sorted(missing)}, the query returns "
                                 f"{sorted(columns)}")
     assert not sorted(set(problems)), "\n".join(sorted(set(problems)))
+
+
+def test_every_sql_query_answers_here_with_the_types_the_real_server_sends(stack_data):
+    """The local engine's answer types equal those InfluxDB 3 Core sent over Flight SQL for the same query
+    (tests/grafana/flight_types.json, recorded by the whole-stack tests), so the type checks above hold there."""
+    record = flight_types.recorded()
+    compared, problems = 0, []
+    for uid in BOARDS:
+        for query, table in panel_results(stack_data, uid):
+            expected = record.get(query.label)
+            if expected is None:
+                continue
+            compared += 1
+            if flight_types.type_names(table) != expected:
+                problems.append(f"{query.label}: here {flight_types.type_names(table)}, real server {expected}")
+    assert compared, "no query recorded in flight_types.json"
+    assert not problems, "\n".join(problems)
 
 
 def test_variables_list_what_the_data_holds(stack_data):

@@ -15,13 +15,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from grafana import datasources
 from grafana.alerting.notifications import CONTACTS
 from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
+from tests.grafana import flight_types
 from tests.grafana.alerts import PREDICATES, numbers, rules, seen_from, sql_of, time_range
 from tests.grafana.expand import expand_flux
 from tests.integration.conftest import ALERT_SETTINGS, WEBHOOK_TOKEN, wait_for
@@ -56,13 +56,17 @@ def running(stack) -> datetime:
 
 
 def answer(stack, item: dict[str, Any], at: datetime) -> list[tuple[dict[str, str], float]]:
-    """The rule's numbers from the real database: SQL as Grafana sends it, Flux reduced to its last point."""
+    """The rule's numbers from the real database: SQL as Grafana sends it, over Flight SQL (numbers() refuses a
+    frame Grafana would not alert on: label columns that are not strings, not exactly one number), Flux reduced to
+    its last point."""
     query = item["data"][0]
     source = next(s for s in datasources.ALL if s.uid == query["datasourceUid"])
     if source.language == datasources.SQL_LANGUAGE:
         database, sql = sql_of(item, at)
-        rows = stack.sql(database, sql)
-        return numbers(pa.Table.from_pylist(rows)) if rows else []
+        table = stack.flight(database, sql)  # the Arrow types Grafana's expression engine gets
+        problems = flight_types.check(f"alert {item['uid']}", table)
+        assert not problems, problems
+        return numbers(table) if table.num_rows else []
     flux = expand_flux(query["model"]["query"], time_range(item, at), 1000,
                        default_bucket=stack.env["INFLUXDB2_BUCKET"], organization=stack.env["INFLUXDB2_ORG"])
     rows = stack.flux_table(flux)

@@ -19,9 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import requests
 import yaml
+from adbc_driver_manager import dbapi as adbc_errors
 from grafana_client.client import GrafanaClientError, GrafanaServerError
 from PIL import Image
 
@@ -31,6 +33,7 @@ from grafana.boards import BOARDS as BOARD_MODULES
 from grafana.panels import FOLDER_TAG
 from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, analytics_table, host_table
+from tests.grafana import flight_types
 from tests.grafana.chromium import Chromium
 from tests.grafana.dashboards import (
     Variable,
@@ -43,6 +46,7 @@ from tests.grafana.dashboards import (
 )
 from tests.grafana.data import bird_fixes, movebank_csv, open_meteo_hourly, weather_rows
 from tests.grafana.expand import TimeRange, expand_flux, expand_sql, interpolate, interval_ms
+from tests.grafana.sqlrun import grafana_type_problems
 from tests.integration.conftest import wait_for
 from tests.plugins.conftest import daily_series, series_csv
 from tests.support.paths import REPO
@@ -169,9 +173,12 @@ def direct_options(stack):
 
     def options_of(variable: Variable, text: str, time_range: TimeRange) -> list[str]:
         if variable.datasource.language == datasources.SQL_LANGUAGE:
-            table = stack.sql(variable.datasource.database, expand_sql(text, time_range, 60_000))
-            keys = [key for key, value in (table[0].items() if table else []) if isinstance(value, str)]
-            return list(dict.fromkeys(str(row[keys[0]]) for row in table if row.get(keys[0]) is not None)) \
+            # Over Flight SQL, as Grafana reads it: its first string column (a type it cannot read gives none).
+            table = stack.flight(variable.datasource.database, expand_sql(text, time_range, 60_000))
+            problems = grafana_type_problems(table)
+            assert not problems, f"variable {variable.name}: {problems}"
+            keys = [field.name for field in table.schema if pa.types.is_string(field.type)]
+            return list(dict.fromkeys(str(value) for value in table.column(keys[0]).to_pylist() if value is not None)) \
                 if keys else []
         records = stack.flux_table(expand_flux(text, time_range, 60_000, default_bucket=stack.env["INFLUXDB2_BUCKET"],
                                                 organization=stack.env["INFLUXDB2_ORG"]))
@@ -180,9 +187,14 @@ def direct_options(stack):
     return options_of
 
 
-def direct_rows(stack, query, text: str, time_range: TimeRange, interval: int) -> int:
+def direct_rows(stack, query, text: str, time_range: TimeRange, interval: int, problems: list[str]) -> int:
+    """Rows of a panel query from its database; an SQL query goes over Flight SQL, and each column whose Arrow type
+    Grafana's reader drops is a problem."""
     if query.is_sql:
-        return len(stack.sql(query.datasource.database, expand_sql(text, time_range, interval)))
+        table = stack.flight(query.datasource.database, expand_sql(text, time_range, interval))
+        problems += [f"{query.label}: {problem}" for problem in grafana_type_problems(table)]
+        problems += flight_types.check(query.label, table)
+        return table.num_rows
     return len(stack.flux_table(expand_flux(text, time_range, interval, default_bucket=stack.env["INFLUXDB2_BUCKET"],
                                              organization=stack.env["INFLUXDB2_ORG"])))
 
@@ -219,7 +231,8 @@ def test_every_datasource_the_dashboards_use_is_healthy(grafana):
 @pytest.mark.parametrize("uid", sorted(BOARDS))
 def test_every_panel_query_returns_data(stack, loaded, uid):
     """Through Grafana when the stack has one; otherwise each query goes straight to its database, expanded as
-    Grafana's backend expands it (the server's own SQL layer and Flux, not our DataFusion)."""
+    Grafana's backend expands it (the server's own SQL layer and Flux, not our DataFusion), SQL over Flight SQL
+    with every column's Arrow type checked against what Grafana's reader keeps."""
     board = BOARDS[uid]
     options_of = grafana_options(stack) if stack.has_grafana else direct_options(stack)
     selected, options = resolve(board, loaded, options_of)
@@ -243,9 +256,9 @@ def test_every_panel_query_returns_data(stack, loaded, uid):
                 problems.append(f"{query.label}: no data")
             continue
         try:
-            if direct_rows(stack, query, target[key], time_range, interval) == 0:
+            if direct_rows(stack, query, target[key], time_range, interval, problems) == 0:
                 problems.append(f"{query.label}: no data")
-        except requests.HTTPError as exc:
+        except (requests.HTTPError, adbc_errors.Error) as exc:
             problems.append(f"{query.label}: {exc}")
     assert not problems, "\n".join(problems)
 
