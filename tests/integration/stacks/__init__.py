@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import requests
-from adbc_driver_flightsql import DatabaseOptions
 from grafana_client import GrafanaApi
+
+from tests.integration.stacks import flightsql
 
 __all__ = ["Stack", "wait_for"]
 
@@ -92,14 +92,8 @@ class Stack(ABC):
 
     def flight(self, database: str, query: str) -> pa.Table:
         """An SQL query's answer over Flight SQL, as Grafana's InfluxDB SQL backend receives it: the Arrow types the
-        server sends (the JSON of `sql` hides them), through Apache Arrow's ADBC driver, which like Grafana's
-        backend is the arrow-go Flight SQL client, with the database and token in the call's gRPC metadata."""
-        options = {"adbc.flight.sql.authorization_header": f"Bearer {self.env['INFLUXDB3_ADMIN_TOKEN']}",
-                   f"{DatabaseOptions.RPC_CALL_HEADER_PREFIX.value}database": database}
-        with flightsql.connect(f"grpc://127.0.0.1:{self.env['INFLUXDB3_PORT']}", db_kwargs=options,
-                               autocommit=True) as connection, connection.cursor() as cursor:
-            cursor.execute(query)
-            return cursor.fetch_arrow_table()
+        server sends, which the JSON of `sql` hides (stacks/flightsql.py)."""
+        return flightsql.query(int(self.env["INFLUXDB3_PORT"]), self.env["INFLUXDB3_ADMIN_TOKEN"], database, query)
 
     def engine(self, path: str, method: str = "GET", **params: str) -> requests.Response:
         """A request trigger's endpoint, /api/v3/engine/<path>."""
