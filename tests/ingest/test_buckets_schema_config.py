@@ -9,13 +9,12 @@ import pytest
 import requests
 import yaml
 
-from backup import metrics as backup_metrics
 from common.config import ConfigError
 from ingest.buckets import load_buckets
 from ingest.config import PACKAGE, IngestConfig, parse_size
 from ingest.lineprotocol import check_name
 from ingest.outputs import Outputs
-from ingest.schema import DATABASES, INGEST_RUNS, MEASUREMENTS, SENSORS
+from ingest.schema import DATABASES, MEASUREMENTS, SENSORS
 from ingest.sinks import FatalSinkError
 from tests.support.openapi import validate_influxdb3_request
 from tests.support.paths import REPO
@@ -90,28 +89,14 @@ def test_schema_names_are_valid_everywhere_and_databases_follow_influxdb3_rules(
                                             body, body))
 
 
-def _provisioned(database: str, name: str) -> dict:
+def test_the_plugins_provisioning_creates_the_sensors_table_this_schema_declares():
     path = REPO / "plugins" / "provision.yaml"
     if not path.is_file():
         pytest.skip("plugins/provision.yaml is not in this checkout")
-    [table] = [table for table in yaml.safe_load(path.read_text())["tables"]
-               if table["database"] == database and table["name"] == name]
-    return table
-
-
-@pytest.mark.parametrize("measurement", [SENSORS, INGEST_RUNS], ids=lambda item: item.name)
-def test_the_plugins_provisioning_creates_the_tables_this_schema_declares(measurement):
-    """Sensors for the plugins' triggers; the run metrics for the alert rules, which read them from the start."""
-    table = _provisioned(measurement.database, measurement.name)
-    assert list(table["tags"]) == list(measurement.tags)
-    assert table["fields"] == measurement.field_types
-
-
-def test_the_plugins_provisioning_creates_the_backup_runs_table_as_the_backup_service_writes_it():
-    table = _provisioned(backup_metrics.TARGET, backup_metrics.MEASUREMENT)
-    assert list(table["tags"]) == list(backup_metrics.TAGS)
-    kinds = {"bool": "bool", "float": "float64", "int": "int64", "string": "utf8"}
-    assert table["fields"] == {name: kinds[kind] for name, (kind, _, _) in backup_metrics.FIELDS.items()}
+    tables = yaml.safe_load(path.read_text())["tables"]
+    [sensors] = [table for table in tables if table["database"] == "telemetry" and table["name"] == SENSORS.name]
+    assert list(sensors["tags"]) == list(SENSORS.tags)
+    assert sensors["fields"] == SENSORS.field_types
 
 
 def test_configuration_defaults_secret_files_and_all_problems_at_once(tmp_path):

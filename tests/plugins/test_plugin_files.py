@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ingest.schema import SENSORS
+from backup import metrics as backup_metrics
+from ingest.schema import INGEST_RUNS, SENSORS
 from tests.engine import PLUGIN_DIR
 from tests.engine.loader import load_plugin, resolve_plugin
 
@@ -80,8 +81,14 @@ def test_provisioned_tables_are_the_declared_ones():
     for spec in declared:
         table = provisioned.pop((tables.FORECAST_DATABASE, spec.name))
         assert tuple(table["tags"]) == spec.tags and table["fields"] == spec.field_types
-    sensors = provisioned.pop((SENSORS.database, SENSORS.name))
-    assert tuple(sensors["tags"]) == SENSORS.tags and sensors["fields"] == SENSORS.field_types
+    for measurement in (SENSORS, INGEST_RUNS):  # the plugins' input; the run metrics the alert rules read
+        table = provisioned.pop((measurement.database, measurement.name))
+        assert tuple(table["tags"]) == measurement.tags and table["fields"] == measurement.field_types
+    # The backup service's run points (backup/metrics.py), also read by the alert rules from the start.
+    runs = provisioned.pop((backup_metrics.TARGET, backup_metrics.MEASUREMENT))
+    kinds = {"bool": "bool", "float": "float64", "int": "int64", "string": "utf8"}
+    assert tuple(runs["tags"]) == tuple(backup_metrics.TAGS)
+    assert runs["fields"] == {name: kinds[kind] for name, (kind, _, _) in backup_metrics.FIELDS.items()}
     for spec in tables.HOST_TABLES:
         table = provisioned.pop((tables.HOST_DATABASE, spec.name))
         assert tuple(table["tags"]) == spec.tags and table["fields"] == spec.field_types
