@@ -10,6 +10,7 @@ stack's ingest is stopped its webhook contact point, pointed at a loopback recei
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -144,3 +145,51 @@ def test_stopped_ingest_reaches_the_webhook(grafana, running, alert_webhook):
     assert alert["labels"]["severity"] == "critical" and alert["labels"]["service"] == "ingest"
     assert "no run metrics" in alert["annotations"]["summary"]
     assert alert.get("dashboardURL") and "stack-health" in alert["dashboardURL"]
+
+
+# On a stack that has just been provisioned, before any report, backup or forecast: these rules fire, as they must.
+FIRING_ON_A_FRESH_STACK = {"influx-stack-ingest-not-reporting", "influx-stack-backup-stale",
+                           "influx-stack-forecast-stale"}
+
+
+def test_every_rule_answers_on_a_freshly_provisioned_empty_influxdb3(tmp_path):
+    """A bare Core given only the databases and tables of plugins/provision.yaml, as influxdb3-init creates them
+    first: every SQL rule's query answers over Flight SQL (no table missing, so no DatasourceError on a new stack),
+    and only the rules meant to fire on an empty stack do ("no report yet", "no verified backup yet", "no
+    forecast yet")."""
+    from influxdb3_init.client import InfluxDB3Admin
+    from influxdb3_init.provision import provision
+    from influxdb3_init.spec import load_provision
+    from tests.engine import PLUGIN_DIR
+    from tests.integration.stacks import flightsql
+    from tests.integration.stacks.native import binary, start_influxdb3
+
+    server_binary = binary("INFLUXDB3_BIN", "influxdb3")
+    if server_binary is None:
+        pytest.skip("needs an InfluxDB 3 Core binary (INFLUXDB3_BIN or `influxdb3` on PATH)")
+    token = "apiv3_" + "f" * 43
+    process, url = start_influxdb3(server_binary, "influxdb3-fresh", tmp_path / "fresh.log", "--node-id", "fresh",
+                                   "--object-store", "file", "--data-dir", str(tmp_path / "data"),
+                                   admin_token=(tmp_path / "admin-token.json", token, "_admin"), home=tmp_path)
+    try:
+        spec = load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR)
+        tables_only = dataclasses.replace(spec, packages=(), triggers=(), bootstrap=(), packages_check=None)
+        provision(tables_only, InfluxDB3Admin(url, token))
+        at = datetime.now(UTC)
+        fired, problems = set(), []
+        for uid, item in rules().items():
+            source = next(s for s in datasources.ALL if s.uid == item["data"][0]["datasourceUid"])
+            if source.language != datasources.SQL_LANGUAGE:
+                continue
+            database, sql = sql_of(item, at)
+            try:
+                table = flightsql.query(int(url.rsplit(":", 1)[1]), token, database, sql)
+            except Exception as exc:  # the server's own error for the query: a DatasourceError in Grafana
+                problems.append(f"{uid}: {exc}")
+                continue
+            if firing(item, numbers(table) if table.num_rows else []):
+                fired.add(uid)
+        assert not problems, "\n".join(problems)
+        assert fired == FIRING_ON_A_FRESH_STACK
+    finally:
+        process.stop()
