@@ -4,6 +4,7 @@ file, project and the setup and cleanup commands below)."""
 
 from __future__ import annotations
 
+import functools
 import shlex
 import shutil
 import subprocess
@@ -93,11 +94,16 @@ class DockerStack(Stack):
         """pytest-docker ran `docker_setup` already: wait until every service is healthy."""
         self.wait_healthy()
 
+    @functools.cached_property
+    def one_shots(self) -> dict[str, bool]:
+        """Service -> one-shot?, from the project's config (read once: it does not change while the stack runs)."""
+        return stack_module().compose_services(self.compose("config", "--format", "json").stdout)
+
     def waiting(self) -> list[str]:
         """What is not ready yet (compose/stack.py's assessment of `compose ps`); raises naming a failed service."""
         cli = stack_module()
-        one_shots = cli.compose_services(self.compose("config", "--format", "json").stdout)
-        failures, waiting = cli.assess(cli.parse_ps(self.compose("ps", "--all", "--format", "json").stdout), one_shots)
+        failures, waiting = cli.assess(cli.parse_ps(self.compose("ps", "--all", "--format", "json").stdout),
+                                       self.one_shots)
         if failures:
             raise RuntimeError("the stack did not come up: " + "; ".join(failures))
         return waiting
