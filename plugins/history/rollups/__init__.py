@@ -128,8 +128,10 @@ def _when(time_ns: int) -> str:
 class _Step:
     """One level of one table in one run: which buckets it computes and what it writes."""
 
-    def __init__(self, influxdb3_local, writer: PointWriter, level: Level, config: dict, now_ns: int):
+    def __init__(self, influxdb3_local, writer: PointWriter, level: Level, config: dict, now_ns: int,
+                 tables: set[str]):
         self.api, self.writer, self.level, self.config, self.now_ns = influxdb3_local, writer, level, config, now_ns
+        self.tables = tables
         self.marked: list[int] = []
 
     def plan(self, cursor: Cursor, ready_until: int | None) -> tuple[list[int], Cursor]:
@@ -142,7 +144,7 @@ class _Step:
             complete = min(complete, bucket_start(ready_until, width))
         budget = self.level.buckets_per_run(self.config["max_files"])
         marks = (read_marks(self.api, self.level.base, self.level.name, cursor.marks_ns,
-                            self.now_ns - MARK_SETTLE_NS) if self._has(MARKS) else [])
+                            self.now_ns - MARK_SETTLE_NS) if MARKS in self.tables else [])
         waiting = len({bucket for _, bucket in marks if bucket < cursor.done_ns})
         pending = max(0, (complete - cursor.done_ns) // width)
         live = min(pending, budget - min(waiting, (budget + 1) // 2))
@@ -157,9 +159,6 @@ class _Step:
             marks_ns = made  # a mark at or after the cursor: the cursor's own run computes that bucket
         self.marked = chosen
         return list(range(cursor.done_ns, live_end, width)) + chosen, Cursor(live_end, marks_ns)
-
-    def _has(self, table: str) -> bool:
-        return bool(column_types(self.api, table))
 
     def compute(self, buckets: list[int]) -> int:
         """Query each span of adjacent buckets and queue its points; the number of points."""
@@ -177,13 +176,14 @@ class _Step:
 
 
 def _roll(influxdb3_local, log: RunLog, writer: PointWriter, level: Level, config: dict, now_ns: int,
-          ready_until: int | None, next_level: Level | None) -> int | None:
+          tables: set[str], ready_until: int | None, next_level: Level | None) -> int | None:
     """Compute one level of one table; its `done_ns` as it stood before this run (what the next level may read),
-    or None when the table has no data yet."""
-    step = _Step(influxdb3_local, writer, level, config, now_ns)
-    cursor = read_cursor(influxdb3_local, level.base, level.name, now_ns) if step._has(STATE) else None
+    or None when the table has no data yet. `tables`: the database's tables as the run began (what it writes
+    lands only after it returns)."""
+    step = _Step(influxdb3_local, writer, level, config, now_ns, tables)
+    cursor = read_cursor(influxdb3_local, level.base, level.name, now_ns) if STATE in tables else None
     if cursor is None:
-        span = table_span(influxdb3_local, level.source) if step._has(level.source) else None
+        span = table_span(influxdb3_local, level.source) if level.source in tables else None
         if span is None:
             return None
         cursor = Cursor(bucket_start(span[0], level.width_ns), 0)
@@ -219,13 +219,16 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
     moment = call_time if call_time.tzinfo else call_time.replace(tzinfo=UTC)
     now_ns = int(moment.timestamp()) * 10**9
     writer = PointWriter(influxdb3_local)
+    tables = {str(row["table_name"]) for row in influxdb3_local.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox'")}
     for table in config["tables"]:
         levels = chain(table, config["levels"])
         ready_until = None
         for index, level in enumerate(levels):
             following = levels[index + 1] if index + 1 < len(levels) else None
             try:
-                ready_until = _roll(influxdb3_local, log, writer, level, config, now_ns, ready_until, following)
+                ready_until = _roll(influxdb3_local, log, writer, level, config, now_ns, tables, ready_until,
+                                    following)
             except Exception as exc:  # one table's failure must not stop the others; its cursor stays put
                 log.error(f"rollup failed, the next run computes it again: {exc}", table=table, level=level.name)
                 break

@@ -18,10 +18,9 @@ from stacklib.sql import quote, timestamp_literal
 
 from .levels import Level
 
-__all__ = ["AGGREGATES", "NUMERIC_TYPES", "aggregate_sql", "fields_of", "points"]
+__all__ = ["NUMERIC_TYPES", "aggregate_sql", "fields_of", "points"]
 
 NUMERIC_TYPES = ("Float64", "Int64", "UInt64")
-AGGREGATES = ("count", "sum", "min", "max", "last", "mean")
 _BUCKET = "_bucket"
 
 
