@@ -84,6 +84,11 @@ def _datasource(uid: str) -> datasources.Datasource:
     return next(source for source in datasources.ALL if source.uid == uid)
 
 
+def is_sql(item: dict[str, Any]) -> bool:
+    """Whether the rule queries InfluxDB 3 with SQL (the others are Flux on InfluxDB 2)."""
+    return _datasource(_query(item, "A")["datasourceUid"]).language == datasources.SQL_LANGUAGE
+
+
 def time_range(item: dict[str, Any], at: datetime) -> TimeRange:
     span = _query(item, "A")["relativeTimeRange"]
     return TimeRange(at - timedelta(seconds=span["from"]), at - timedelta(seconds=span["to"]))

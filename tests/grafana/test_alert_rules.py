@@ -18,7 +18,6 @@ import pytest
 from backup import metrics as backup_metrics
 from backup.manifest import StoreResult
 from backup.report import run_points
-from grafana import datasources
 from grafana.alerting.settings import DEFAULTS, Settings
 from ingest.lineprotocol import Encoded
 from ingest.outputs import METRICS
@@ -27,7 +26,7 @@ from ingest.sources.sensors import ENCODER, Fleet
 from ingest.stats import RunSummary, SinkResult
 from tests.engine import LocalEngine
 from tests.grafana import flight_types
-from tests.grafana.alerts import evaluate, numbers, rule, rules, seen_from, sql_of
+from tests.grafana.alerts import evaluate, is_sql, numbers, rule, rules, seen_from, sql_of
 from tests.grafana.data import StackData
 from tests.grafana.sqlrun import declared, hydrate
 
@@ -101,8 +100,7 @@ def recent(frame: pd.DataFrame, since: datetime) -> pd.Series:
 def test_every_sql_rule_names_declared_columns_and_answers_one_number_per_row():
     checked = 0
     for uid, item in rules().items():
-        source = next(s for s in datasources.ALL if s.uid == item["data"][0]["datasourceUid"])
-        if source.language != datasources.SQL_LANGUAGE:
+        if not is_sql(item):
             continue
         database, sql = sql_of(item, NOW)
         try:

@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from grafana import datasources
 from grafana.alerting.notifications import CONTACTS
 from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
 from tests.grafana import flight_types
-from tests.grafana.alerts import PREDICATES, numbers, rules, seen_from, sql_of, time_range
+from tests.grafana.alerts import PREDICATES, is_sql, numbers, rules, seen_from, sql_of, time_range
 from tests.grafana.expand import expand_flux
 from tests.integration.conftest import ALERT_SETTINGS, WEBHOOK_TOKEN, wait_for
 
@@ -60,15 +59,13 @@ def answer(stack, item: dict[str, Any], at: datetime) -> list[tuple[dict[str, st
     """The rule's numbers from the real database: SQL as Grafana sends it, over Flight SQL (numbers() refuses a
     frame Grafana would not alert on: label columns that are not strings, not exactly one number), Flux reduced to
     its last point."""
-    query = item["data"][0]
-    source = next(s for s in datasources.ALL if s.uid == query["datasourceUid"])
-    if source.language == datasources.SQL_LANGUAGE:
+    if is_sql(item):
         database, sql = sql_of(item, at)
         table = stack.flight(database, sql)  # the Arrow types Grafana's expression engine gets
         problems = flight_types.check(f"alert {item['uid']}", table)
         assert not problems, problems
         return numbers(table) if table.num_rows else []
-    flux = expand_flux(query["model"]["query"], time_range(item, at), 1000,
+    flux = expand_flux(item["data"][0]["model"]["query"], time_range(item, at), 1000,
                        default_bucket=stack.env["INFLUXDB2_BUCKET"], organization=stack.env["INFLUXDB2_ORG"])
     rows = stack.flux_table(flux)
     return [({}, float(rows[-1]["_value"]))] if rows else []
@@ -178,8 +175,7 @@ def test_every_rule_answers_on_a_freshly_provisioned_empty_influxdb3(tmp_path):
         at = datetime.now(UTC)
         fired, problems = set(), []
         for uid, item in rules().items():
-            source = next(s for s in datasources.ALL if s.uid == item["data"][0]["datasourceUid"])
-            if source.language != datasources.SQL_LANGUAGE:
+            if not is_sql(item):
                 continue
             database, sql = sql_of(item, at)
             try:
