@@ -21,6 +21,7 @@ from ingest.schema import BIRD_FIXES, SENSORS, TELEMETRY, WEATHER
 from ingest.sources.weather import OPEN_METEO_VARIABLES
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, HOST_TABLES, SERIES, UINT
 from tests.engine import PLUGIN_DIR, LocalEngine
+from tests.grafana.sqlrun import rollup_tables
 
 __all__ = [
     "StackData", "bird_fixes", "build", "host_lines", "movebank_csv", "open_meteo_hourly", "sensor_rows",
@@ -30,6 +31,7 @@ __all__ = [
 HOUR = timedelta(hours=1)
 INDIVIDUALS = {"Haematopus ostralegus": ["5515867", "5515851", "5515879"], "Larus argentatus": ["G-17"]}
 WEATHER_PLACES = ("Assen", "Amsterdam")
+ENGINE_KINDS = {"float64": "float", "int64": "int", "uint64": "uint", "bool": "bool", "utf8": "string"}
 SENSOR_DEVICES = {"sensor-01": "office", "sensor-02": "office", "sensor-03": "lab", "sensor-04": "greenhouse"}
 
 
@@ -214,6 +216,23 @@ def open_meteo_hourly(rows: pd.DataFrame) -> dict[str, Any]:
     return {"latitude": 52.99, "longitude": 6.56, "utc_offset_seconds": 0, "timezone": "GMT", "hourly": hourly}
 
 
+def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, runs: int = 3) -> None:
+    """What influxdb3-init and the rollup triggers do: the rollup tables created up front (from provision.yaml,
+    as influxdb3-init derives them), then the scheduled trigger run a few times at `moment`, every table's
+    completed buckets computed."""
+    for table in rollup_tables():
+        if not engine.has_database(table.database):
+            engine.create_database(table.database)
+        engine.database(table.database).create_table(table.name, table.tags, [
+            (name, ENGINE_KINDS[kind]) for name, kind in table.fields])
+    scheduled = [trigger for trigger in triggers.values()
+                 if _plugin(trigger) == "history/rollups" and str(trigger["spec"]).startswith("every:")]
+    for trigger in scheduled:
+        for _ in range(runs):
+            engine.run_schedule(_plugin(trigger), trigger["database"], moment.replace(tzinfo=None),
+                                args=trigger.get("arguments"), trigger=trigger["name"]).raise_for_error()
+
+
 def build(now: datetime | None = None, seed: int = 11) -> StackData:
     """Every table the dashboards read, filled; `now` defaults to the current hour (UTC)."""
     moment = now or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -243,4 +262,5 @@ def build(now: datetime | None = None, seed: int = 11) -> StackData:
     runs = [row["run"] for row in engine.query(FORECAST_DATABASE, f"SELECT run FROM {EVALUATION.name} ORDER BY time")]
     engine.create_database(HOST_DATABASE)
     engine.write(HOST_DATABASE, host_lines(moment, rng))
+    roll_up(engine, triggers, moment)
     return StackData(engine, moment, birds, weather, sensors, series, runs)

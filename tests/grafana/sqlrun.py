@@ -18,6 +18,7 @@ import yaml
 from datafusion import SessionConfig, SessionContext
 
 from backup import metrics as backup_metrics
+from influxdb3_init.spec import load_provision
 from ingest.schema import MEASUREMENTS, MONITORING, TELEMETRY
 from plugins.stacklib.tables import (
     EVALUATION,
@@ -32,7 +33,8 @@ from plugins.stacklib.tables import (
 from tests.engine import PLUGIN_DIR
 from tests.engine.store import Database
 
-__all__ = ["declared", "grafana_reads", "grafana_type_problems", "hydrate", "run", "statistics_sources"]
+__all__ = ["declared", "grafana_reads", "grafana_type_problems", "hydrate", "rollup_tables", "run",
+           "statistics_sources"]
 
 TAG = pa.dictionary(pa.int32(), pa.utf8())
 TIME = pa.timestamp("ns")
@@ -108,7 +110,18 @@ def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
         tables[FORECAST_DATABASE][spec.name] = _schema(spec.tags, spec.field_types)
     for spec in HOST_TABLES:  # the community system_metrics plugin's tables, as its README declares them
         tables.setdefault(HOST_DATABASE, {})[spec.name] = _schema(spec.tags, spec.field_types)
+    for table in rollup_tables():
+        tables[table.database][table.name] = _schema(table.tags, dict(table.fields))
     return tables
+
+
+def rollup_tables() -> list:
+    """The rollup tables influxdb3-init creates from the rollup triggers of plugins/provision.yaml."""
+    provision = load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR)
+    triggers = [trigger for trigger in provision.triggers if trigger.plugin == "history/rollups"]
+    names = {(trigger.database, f"{table}_{level}") for trigger in triggers
+             for table in trigger.arguments["tables"].split() for level in trigger.arguments["levels"].split()}
+    return [table for table in provision.tables if (table.database, table.name) in names]
 
 
 @cache

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from backup import metrics as backup_metrics
-from ingest.schema import INGEST_RUNS, SENSORS
+from ingest.schema import INGEST_RUNS, SENSORS, WEATHER
 from tests.engine import PLUGIN_DIR
 from tests.engine.loader import load_plugin, resolve_plugin
 
@@ -81,7 +81,7 @@ def test_provisioned_tables_are_the_declared_ones():
     for spec in declared:
         table = provisioned.pop((tables.FORECAST_DATABASE, spec.name))
         assert tuple(table["tags"]) == spec.tags and table["fields"] == spec.field_types
-    for measurement in (SENSORS, INGEST_RUNS):  # the plugins' input; the run metrics the alert rules read
+    for measurement in (SENSORS, WEATHER, INGEST_RUNS):  # the plugins' input (rollups too); what the alerts read
         table = provisioned.pop((measurement.database, measurement.name))
         assert tuple(table["tags"]) == measurement.tags and table["fields"] == measurement.field_types
     # The backup service's run points (backup/metrics.py), also read by the alert rules from the start.

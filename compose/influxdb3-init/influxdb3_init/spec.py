@@ -27,6 +27,13 @@ _DURATION = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w))+$")
 _PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+$")
 FIELD_TYPES = ("utf8", "int64", "uint64", "float64", "bool")
 ERROR_BEHAVIORS = ("log", "retry", "disable")
+# The rollups plugin (plugins/history/rollups): what its scheduled trigger writes beside each table it names.
+ROLLUP_PLUGIN = "history/rollups"
+ROLLUP_DEFAULT_LEVELS = "1h 1d"
+ROLLUP_NUMERIC = ("float64", "int64", "uint64")
+ROLLUP_AGGREGATES = (("count", "int64"), ("sum", "float64"), ("min", "float64"), ("max", "float64"),
+                     ("last", "float64"), ("mean", "float64"))
+_LEVEL = re.compile(r"^\d+[mhdw]$")
 # `plugin: gh:<path>`: a plugin the server itself downloads when the trigger is created (and at every start) from
 # --plugin-repo, by default InfluxData's community repository (influxdb3_processing_engine/src/lib.rs
 # `read_plugin_code`, v3.10.1): the URL is the repository, a "/" unless it ends with one, and the path.
@@ -266,12 +273,45 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             arguments={str(k): _argument_text(v) for k, v in arguments.items()},
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False)), packages=needs))
+    tables += _rollup_tables(triggers, tables, problems)
     packages = _merge_packages(packages, triggers, problems)
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
     check = _packages_check(raw, triggers, packages, problems)
     if problems:
         raise SpecError(path, problems)
     return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap, check)
+
+
+def _rollup_tables(triggers: list[Trigger], tables: list[Table], problems: list[str]) -> list[Table]:
+    """`<table>_<level>` for every table and level a scheduled rollups trigger names, with the columns the plugin
+    writes (plugins/history/rollups/queries.py `points`: per numeric field an int64 count and float64 sum, min,
+    max, last and mean), so that a new stack's range-aware panels find every tier before the first run."""
+    declared = {(t.database, t.name): t for t in tables}
+    derived: dict[tuple[str, str], Table] = {}
+    for trigger in triggers:
+        if trigger.plugin != ROLLUP_PLUGIN or trigger.spec == "all_tables" or trigger.spec.startswith("table:"):
+            continue
+        names = trigger.arguments.get("tables", "").replace(",", " ").split()
+        levels = trigger.arguments.get("levels", ROLLUP_DEFAULT_LEVELS).replace(",", " ").split()
+        for level in levels:
+            if not _LEVEL.match(level):
+                problems.append(f"trigger {trigger.name!r}: level {level!r} is not like 1h or 1d")
+        for name in names:
+            raw = declared.get((trigger.database, name))
+            if raw is None:
+                problems.append(f"trigger {trigger.name!r}: table {name!r} must be listed under tables (database "
+                                f"{trigger.database!r}) so that its rollup tables can be created up front")
+                continue
+            fields = tuple((f"{field_name}_{what}", kind) for field_name, field_type in raw.fields
+                           if field_type in ROLLUP_NUMERIC for what, kind in ROLLUP_AGGREGATES)
+            for level in filter(_LEVEL.match, levels):
+                key = (trigger.database, f"{name}_{level}")
+                if key in declared:
+                    problems.append(f"trigger {trigger.name!r}: {key[1]} is written by the rollups; do not list it "
+                                    "under tables")
+                else:
+                    derived[key] = Table(trigger.database, key[1], raw.tags, fields)
+    return list(derived.values())
 
 
 def _trigger_packages(raw: object, where: str, problems: list[str]) -> tuple[str, ...]:
