@@ -179,4 +179,8 @@ def finish(built: dashboard.Dashboard) -> dashboard.Dashboard:
         grid.x, grid.y = x, y
         x += grid.w
         line = max(line, grid.h)
+    for link in built.links or []:
+        # grafana-foundation-sdk 0.0.21's DashboardLink sets placement "inControlsMenu" and its builder cannot unset
+        # it; Grafana 12.4 would then hide the link in the controls menu instead of the dashboard's header.
+        link.placement = None
     return built

@@ -200,7 +200,7 @@ class FakeGrafana:
         if request.header("authorization") != self.auth:
             return Reply(401, {"message": "Unauthorized"})
         if request.path == "/api/health":
-            return Reply(200, {"database": "ok", "version": "11.6.16", "commit": "abc"})
+            return Reply(200, {"database": "ok", "version": "12.4.11", "commit": "abc"})
         if request.path == "/api/search":
             uids = sorted(self.dashboards)
             limit, page = int(request.param("limit")), int(request.param("page"))
@@ -222,7 +222,7 @@ def test_export_pages_through_search_and_writes_every_dashboard(tmp_path: Path):
         api_uids = api.dashboard_uids(page_size=2)
         details = grafana.export_api(api, writer)
         searches = server.matching("GET", "/api/search")
-        assert api.version() == "11.6.16"
+        assert api.version() == "12.4.11"
     assert api_uids == sorted(fake.dashboards)
     assert [r.param("page") for r in searches[:3]] == ["1", "2", "3"]
     assert all(r.param("type") == "dash-db" for r in searches)

@@ -38,7 +38,7 @@ def test_a_run_writes_one_complete_verified_set_with_a_manifest(stack: FakeStack
         "influxdb2": "ok", "influxdb3": "ok", "grafana": "ok"}
     assert manifest["stores"]["influxdb2"]["server_version"] == "v2.9.1"
     assert manifest["stores"]["influxdb3"]["server_version"] == "3.10.5"
-    assert manifest["stores"]["grafana"]["server_version"] == "11.6.16"
+    assert manifest["stores"]["grafana"]["server_version"] == "12.4.11"
     assert manifest["duration_seconds"] > 0 and manifest["bytes"] == sum(f["size"] for f in manifest["files"])
     on_disk = sorted(p.relative_to(backup_set.path).as_posix() for p in backup_set.path.rglob("*") if p.is_file())
     assert on_disk == sorted([f["path"] for f in manifest["files"]] + [MANIFEST_NAME, "verification.json"])

@@ -1,4 +1,4 @@
-"""Alert rules as Grafana 11.6 evaluates them, run on the local engine from the generated provisioning file.
+"""Alert rules as Grafana evaluates them, run on the local engine from the generated provisioning file.
 
 For one rule (as grafana/provisioning/alerting/rules.yaml holds it) at one instant:
 1. the query's range is the evaluation time minus `relativeTimeRange` (pkg/services/ngalert/models/alert_query.go);

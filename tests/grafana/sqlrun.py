@@ -44,11 +44,13 @@ STATISTICS_PLUGIN = "statistics/table_stats"
 
 
 def grafana_reads(kind: pa.DataType) -> bool:
-    """Arrow types Grafana 11.6's FlightSQL reader converts (pkg/tsdb/influxdb/fsql/arrow.go, newField/copyData):
-    STRING (not LARGE_STRING, nor STRING_VIEW before grafana/grafana#107812, 12.x), FLOAT32/64, the INTs and UINTs,
+    """Arrow types Grafana 12.4's FlightSQL reader converts (pkg/tsdb/influxdb/fsql/arrow.go, newField/copyData,
+    read at grafana/grafana@4e4d9221, after #107812 of July 2025, which 12.4 (cut February 2026) contains):
+    STRING and STRING_VIEW (11.6 dropped STRING_VIEW: #104957), not LARGE_STRING; FLOAT32/64, the INTs and UINTs,
     BOOL, DURATION, and TIMESTAMP in nanoseconds (copyData reads every timestamp as nanoseconds, whatever its unit).
     Any other type's column arrives empty ("datatype ... is unhandled" in Grafana's log, no error)."""
-    return (pa.types.is_string(kind) or pa.types.is_float32(kind) or pa.types.is_float64(kind)
+    return (pa.types.is_string(kind) or pa.types.is_string_view(kind) or pa.types.is_float32(kind)
+            or pa.types.is_float64(kind)
             or pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_duration(kind)
             or (pa.types.is_timestamp(kind) and kind.unit == "ns"))
 

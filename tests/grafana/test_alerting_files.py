@@ -1,11 +1,12 @@
-"""The alerting provisioning files load in Grafana 11.6: only keys its file provisioning reads, valid values, unique
+"""The alerting provisioning files load in Grafana 12.4: only keys its file provisioning reads, valid values, unique
 uids, provisioned datasources, panels that exist, and `$` only where Grafana's interpolation expects it.
 
 Grafana reads these files into Go structs that ignore unknown keys, so a misspelt key would be dropped without a
 word: every key is checked against the structs of pkg/services/provisioning/alerting (file_v1.go AlertingFileV1,
 rules_types.go AlertRuleGroupV1/AlertRuleV1/QueryV1, contact_point_types.go ContactPointV1/ReceiverV1) and
 Alertmanager's route (pkg/services/ngalert/api/tooling/definitions, `Route`, as notification_policy_types.go
-unmarshals it). Keys Grafana added after 11.6 (keepFiringFor, missing_series_evals_to_resolve) are not allowed.
+unmarshals it), as of rules_types.go @0085cf86 (12.x: keepFiringFor and missing_series_evals_to_resolve were added
+after 11.6; nothing was removed).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ FILE_KEYS = {"apiVersion", "groups", "deleteRules", "contactPoints", "deleteCont
              "resetPolicies", "muteTimes", "deleteMuteTimes", "templates", "deleteTemplates"}
 GROUP_KEYS = {"orgId", "name", "folder", "interval", "rules"}
 RULE_KEYS = {"uid", "title", "condition", "data", "dashboardUid", "panelId", "noDataState", "execErrState", "for",
-             "annotations", "labels", "isPaused", "notification_settings", "record"}
+             "annotations", "labels", "isPaused", "notification_settings", "record", "keepFiringFor",
+             "missing_series_evals_to_resolve"}
 QUERY_KEYS = {"refId", "queryType", "relativeTimeRange", "datasourceUid", "model"}
 CONTACT_POINT_KEYS = {"orgId", "name", "receivers"}
 RECEIVER_KEYS = {"uid", "type", "settings", "disableResolveMessage"}
@@ -95,7 +97,7 @@ def test_every_key_is_one_grafana_reads():
 
     for policy in load(build.POLICIES_FILE)["policies"]:
         walk(policy, "root")
-    assert not problems, "keys Grafana 11.6 would silently drop:\n" + "\n".join(problems)
+    assert not problems, "keys Grafana 12.4 would silently drop:\n" + "\n".join(problems)
 
 
 def test_groups_name_a_folder_and_an_interval_grafana_accepts():
@@ -170,8 +172,8 @@ def test_queries_name_provisioned_datasources_and_chain_into_the_condition():
 def test_nothing_grafana_interpolates_holds_a_dollar():
     """Grafana runs os.ExpandEnv over rule fields (values.StringValue: uid, title, labels, `for`, datasourceUid,
     ...), so a `$` there would be replaced by an empty variable; the query model is taken raw (rules_types.go,
-    QueryV1.mapToModel), and annotations raw in 11.6 (braced `${}` only in later versions): their templates may use
-    `$labels`/`$values` but never `${`."""
+    QueryV1.mapToModel), and annotations get only braced `${}` replaced from the environment (12.x): their templates
+    may use `$labels`/`$values` but never `${`."""
     for group in groups():
         for key in ("name", "folder", "interval"):
             assert "$" not in group[key]

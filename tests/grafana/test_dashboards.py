@@ -67,33 +67,35 @@ def test_uids_are_unique_stable_and_name_the_files():
 
 
 def test_schema_version_is_what_the_pinned_grafana_writes():
-    """The SDK release pinned is generated from Grafana 11.6's schema, the image compose pins is 11.6.x."""
-    sdk_version = importlib.metadata.version("grafana-foundation-sdk")
-    assert sdk_version.endswith("!11.6.0"), sdk_version
+    """The SDK pinned (0.0.21) writes the classic dashboard of Grafana 12.3's schema (schemaVersion 42), which the
+    12.4 line compose pins provisions as it is (12.x reads schemaVersion up to 42)."""
+    assert importlib.metadata.version("grafana-foundation-sdk").lstrip("v") == "0.0.21"
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    assert re.fullmatch(r"grafana/grafana:11\.6\.\d+", compose["services"]["grafana"]["image"])
+    assert re.fullmatch(r"grafana/grafana:12\.4\.\d+", compose["services"]["grafana"]["image"])
     expected = sdk_dashboard.Dashboard().schema_version
-    assert expected == 41
+    assert expected == 42
     assert {board["schemaVersion"] for board in BOARDS.values()} == {expected}
 
 
 def test_every_dashboard_round_trips_through_the_sdk_models():
     """Decoding with the SDK's own models and encoding again loses or changes nothing: every key is one the
-    11.6 schema knows (our InfluxDB targets decode through the variant grafana.queries registers)."""
+    pinned schema knows (our InfluxDB targets decode through the variant grafana.queries registers)."""
     sdk_plugins.register_default_plugins()
     queries.register()
     for uid, board in BOARDS.items():
-        decoded = sdk_dashboard.Dashboard.from_json(board)
-        assert json.loads(json.dumps(decoded, cls=JSONEncoder)) == board, uid
+        decoded = json.loads(json.dumps(sdk_dashboard.Dashboard.from_json(board), cls=JSONEncoder))
+        for link in decoded.get("links", []):  # 0.0.21's DashboardLink() always sets it; grafana.panels.finish drops it
+            assert link.pop("placement") == "inControlsMenu"
+        assert decoded == board, uid
 
 
-def test_panel_types_exist_in_grafana_11_6():
+def test_panel_types_exist_in_the_pinned_grafana():
     known = set(sdk_runtime.Runtime().panelcfg_variants) | {"row"}
     sdk_plugins.register_default_plugins()
     known |= set(sdk_runtime.Runtime().panelcfg_variants)
     for uid, board in BOARDS.items():
         for panel in panels(board):
-            assert panel["type"] in known, f"{uid}: {panel['type']} is not a Grafana 11.6 panel"
+            assert panel["type"] in known, f"{uid}: {panel['type']} is not a Grafana panel the SDK knows"
 
 
 def provisioned() -> dict[str, dict]:

@@ -201,7 +201,7 @@ def stack(request: pytest.FixtureRequest, stack_folder: tuple[Path, dict[str, st
 def grafana(stack: Stack) -> Stack:
     """The stack, when it has a Grafana (the native provider runs without one unless GRAFANA_BIN is given)."""
     if not stack.has_grafana:
-        pytest.skip("this stack runs without Grafana: set GRAFANA_BIN and GRAFANA_HOME (a Grafana 11.6 server) "
+        pytest.skip("this stack runs without Grafana: set GRAFANA_BIN and GRAFANA_HOME (a Grafana 12.4 server) "
                     "for the native provider")
     return stack
 
