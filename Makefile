@@ -27,6 +27,8 @@ up: doctor ## Create secrets, build, start everything, wait until healthy, print
 	@# Compose itself waits for the one-shots a service depends on; on failure, name the service that broke.
 	$(COMPOSE) up --detach --build --remove-orphans || { $(STACK) wait --timeout 0; exit 1; }
 	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
+	@# Grafana reads its InfluxDB 2 token at start: restart what holds a token influxdb2-init just replaced.
+	@$(STACK) tokens --timeout $(WAIT_TIMEOUT)
 	@$(STACK) info
 
 down: ## Stop and remove the containers (data volumes are kept)
