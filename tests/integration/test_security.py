@@ -169,3 +169,21 @@ def test_a_lost_token_file_is_replaced_and_the_old_token_revoked(stack, org_id):
     while stack.ingest_health().returncode != 0 and time.monotonic() < deadline:
         time.sleep(2)
     assert stack.ingest_health().returncode == 0
+
+
+def test_grafana_never_hands_a_token_to_the_browser(stack):
+    """Every token is in secureJsonData: the browser's boot data (/api/frontend/settings) and the datasource API
+    carry only jsonData and which secure keys are set (Grafana's pkg/api/frontendsettings.go, pkg/api/dtos)."""
+    if not stack.has_grafana:
+        pytest.skip("this stack runs without Grafana: set GRAFANA_BIN and GRAFANA_HOME for the native provider")
+    secrets = [stack.env["INFLUXDB3_ADMIN_TOKEN"], stack.env["INFLUXDB2_ADMIN_TOKEN"], stack.service_token("grafana")]
+    seen = []
+    for path in ("/api/frontend/settings", "/api/datasources", "/api/datasources/uid/influxdb2-flux",
+                 "/api/datasources/uid/influxdb3-sql", "/api/datasources/uid/influxdb3-influxql"):
+        answer = requests.get(f"{stack.grafana_url}{path}", auth=stack.grafana_auth, timeout=30)
+        assert answer.status_code == 200, (path, answer.text[:300])
+        seen.append(answer.text)
+    assert not [secret for secret in secrets if any(secret in text for text in seen)]
+    flux = requests.get(f"{stack.grafana_url}/api/datasources/uid/influxdb2-flux", auth=stack.grafana_auth,
+                        timeout=30).json()
+    assert flux["secureJsonFields"] == {"token": True}
