@@ -27,6 +27,8 @@ up: doctor ## Create secrets, build, start everything, wait until healthy, print
 	@# Compose itself waits for the one-shots a service depends on; on failure, name the service that broke.
 	$(COMPOSE) up --detach --build --remove-orphans || { $(STACK) wait --timeout 0; exit 1; }
 	@$(STACK) wait --timeout $(WAIT_TIMEOUT)
+	@# Grafana reads its InfluxDB 2 token at start: restart what holds a token influxdb2-init just replaced.
+	@$(STACK) tokens --timeout $(WAIT_TIMEOUT)
 	@$(STACK) info
 
 down: ## Stop and remove the containers (data volumes are kept)
@@ -69,7 +71,11 @@ restore: ## Restore a set: make restore SET=<name|latest> [ONLY=influxdb2|influx
 migrate: ## Move a bucket from InfluxDB 2 to 3, verified: make migrate BUCKET=b [DATABASE=d] [ARGS="--resume"]
 	@[ -n "$(BUCKET)" ] || { echo "[stack] usage: make migrate BUCKET=<InfluxDB 2 bucket> [DATABASE=<InfluxDB 3 database>]" \
 		"[ARGS=\"--resume --start 2024-01-01 --measurement m ...\"] (README, \"Move from InfluxDB 2 to 3\")"; exit 1; }
-	$(COMPOSE) exec ingest python -m ingest migrate --bucket "$(BUCKET)" $(if $(DATABASE),--database "$(DATABASE)") $(ARGS)
+	@# The ingest's own token may only write; migrate reads InfluxDB 2, so it runs with the operator token from .env
+	@# (passed by name, never on a command line).
+	INFLUXDB2_TOKEN="$$(grep -E '^INFLUXDB2_ADMIN_TOKEN=' .env | cut -d= -f2-)" $(COMPOSE) exec -e INFLUXDB2_TOKEN \
+		-e INFLUXDB2_TOKEN_FILE= ingest python -m ingest migrate --bucket "$(BUCKET)" \
+		$(if $(DATABASE),--database "$(DATABASE)") $(ARGS)
 
 bench: ## Run the benchmarks in benchmarks/ (figures and ratio on each one's last line)
 	@set -e; for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(PYTHON) "$$bench"; done

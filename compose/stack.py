@@ -7,6 +7,7 @@ but Docker with Compose v2 to bring the stack up.
     python3 compose/stack.py env      create .env from .env.example with generated secrets (never overwrites)
     python3 compose/stack.py doctor   fail fast if Docker, the engine or Compose v2 is missing, or .env is incomplete
     python3 compose/stack.py wait     wait until every long-running service is healthy and every one-shot succeeded
+    python3 compose/stack.py tokens   restart a service whose InfluxDB 2 token influxdb2-init has just replaced
     python3 compose/stack.py info     print the URLs and where the credentials are (never the secrets themselves)
     python3 compose/stack.py chart    save the forecast chart page (it needs the InfluxDB 3 token) to open locally
     python3 compose/stack.py restore --set NAME|latest [...]   what `make restore` runs (see `restore` below)
@@ -277,6 +278,38 @@ def wait(compose: Sequence[str], timeout: float, interval: float = 3.0,
         sleep(interval)
 
 
+# ------------------------------------------------------------------------------------------------- tokens
+# influxdb2-init's last line: "tokens: grafana kept, ingest replaced" (text or inside a JSON log line).
+_TOKENS_LINE = re.compile(r"tokens: ((?:[a-z0-9-]+ (?:kept|created|replaced)(?:, )?)+)")
+
+
+def replaced_tokens(logs: str) -> list[str]:
+    """The services whose token the latest run of influxdb2-init replaced, from its logs (every run's, in order)."""
+    found = _TOKENS_LINE.findall(logs)
+    if not found:
+        return []
+    return [part.split()[0] for part in found[-1].split(", ") if part.endswith(" replaced")]
+
+
+def restart_replaced(compose: Sequence[str], timeout: float,
+                     capture: Callable[[Sequence[str]], subprocess.CompletedProcess] | None = None,
+                     call: Callable[[Sequence[str]], int] | None = None,
+                     wait_for: Callable[[Sequence[str], float], None] | None = None) -> list[str]:
+    """Restart the services whose InfluxDB 2 token influxdb2-init replaced (a lost token file, or a restore that
+    brought back other tokens): Grafana reads its token only when it starts, and the old one no longer works.
+    A service started after influxdb2-init already has the new one; restarting it again is harmless."""
+    capture = capture or _capture
+    logs = capture([*compose, "logs", "--no-color", "--no-log-prefix", "influxdb2-init"])
+    names = replaced_tokens(logs.stdout or "")
+    if names:
+        print(f"{PREFIX} restarting {', '.join(names)}: influxdb2-init replaced its InfluxDB 2 token", flush=True)
+        if (call or _call)([*compose, "restart", *names]) != 0:
+            raise StackError(f"could not restart {', '.join(names)}; run `{' '.join(compose)} restart "
+                             f"{' '.join(names)}`")
+        (wait_for or wait)(compose, timeout)
+    return names
+
+
 # ------------------------------------------------------------------------------------------------ restore
 def _call(cmd: Sequence[str]) -> int:
     """Run a Compose command with the terminal attached (the user sees its progress and its errors)."""
@@ -335,6 +368,9 @@ def restore(compose: Sequence[str], set_name: str, *, only: str | None = None, b
                          "that is only partly restored: see README, 'When a restore stops half-way'")
     must([*compose, "up", "--detach"])
     wait_for(compose, timeout)
+    # A full InfluxDB 2 restore brings back the set's authorizations: influxdb2-init (run again by `up`) kept the
+    # service tokens the set still accepts and replaced the others; the services holding a replaced one restart.
+    restart_replaced(compose, timeout, capture=capture, call=call, wait_for=wait_for)
     return name
 
 
@@ -395,7 +431,7 @@ def save_chart(env: dict[str, str], target: Path, path: str = "peyton-chart", se
 # ---------------------------------------------------------------------------------------------------- cli
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["env", "doctor", "wait", "info", "chart", "restore"])
+    parser.add_argument("command", choices=["env", "doctor", "wait", "tokens", "info", "chart", "restore"])
     parser.add_argument("--env-file", type=Path, default=REPO / ".env")
     parser.add_argument("--example", type=Path, default=REPO / ".env.example")
     parser.add_argument("--compose", default=os.environ.get("COMPOSE", "docker compose"),
@@ -427,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "wait":
             wait(compose, args.timeout)
             print(f"{PREFIX} every service is healthy and provisioning finished")
+        elif args.command == "tokens":
+            restart_replaced(compose, args.timeout)
         elif args.command == "restore":
             if not args.set:
                 raise StackError("restore needs --set <set name|latest>")

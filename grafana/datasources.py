@@ -3,7 +3,7 @@
 Grafana's InfluxDB datasource in SQL mode sends one database per datasource (the Flight `database` header comes
 from the datasource's `dbName`; a query cannot pick another one), so every InfluxDB 3 database a dashboard
 reads needs its own provisioned SQL datasource. Flux names its bucket in the query, so one InfluxDB 2
-datasource reads every bucket.
+datasource reads every bucket it may: its token reads FLUX_BUCKETS and nothing else (influxdb2-init).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from ingest.schema import TELEMETRY
+from ingest.schema import MONITORING, TELEMETRY
 from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE
 
-__all__ = ["ALL", "FLUX", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_LANGUAGE", "SQL_MONITORING", "SQL_TELEMETRY",
-           "Datasource"]
+__all__ = ["ALL", "FLUX", "FLUX_BUCKETS", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_LANGUAGE", "SQL_MONITORING",
+           "SQL_TELEMETRY", "Datasource"]
 
 # jsonData.version of the provisioned datasource: the query language it speaks.
 SQL_LANGUAGE, FLUX_LANGUAGE = "SQL", "Flux"
@@ -43,5 +43,9 @@ SQL_FORECAST = Datasource("influxdb3-sql-forecast", SQL_LANGUAGE, FORECAST_DATAB
 SQL_MONITORING = Datasource("influxdb3-sql-monitoring", SQL_LANGUAGE, HOST_DATABASE)
 # InfluxDB 2 over Flux; buckets are named in each query.
 FLUX = Datasource("influxdb2-flux", FLUX_LANGUAGE)
+# The InfluxDB 2 buckets the dashboards and alert rules read: Grafana's token may read these and nothing else
+# (docker-compose.yml gives them to influxdb2-init as GRAFANA_INFLUXDB2_BUCKETS; tests/grafana/test_influxdb2_access.py
+# keeps the three equal). A query of another bucket is refused by InfluxDB 2: add the bucket here and there first.
+FLUX_BUCKETS = (TELEMETRY, MONITORING)
 
 ALL = (SQL_TELEMETRY, SQL_FORECAST, SQL_MONITORING, FLUX)

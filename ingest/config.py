@@ -44,6 +44,8 @@ class InfluxDB2Target:
     url: str
     token: str = field(repr=False)
     org: str
+    # False in the stack: influxdb2-init creates the buckets, and the ingest's token may only write to them.
+    create_buckets: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class IngestConfig:
         url3 = env.url("INFLUXDB3_URL", "http://localhost:8181")
         if use2:
             token = env.secret("INFLUXDB2_TOKEN")
-            influxdb2 = InfluxDB2Target(url2 or "", token or "", org or "")
+            create = env.bool("INGEST_INFLUXDB2_CREATE_BUCKETS", True)
+            influxdb2 = InfluxDB2Target(url2 or "", token or "", org or "", create is not False)
         if use3:
             token = env.secret("INFLUXDB3_TOKEN")
             influxdb3 = InfluxDB3Target(url3 or "", token or "")

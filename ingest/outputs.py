@@ -94,6 +94,10 @@ class Outputs:
         A wrong token stops here, with the database's answer; an unreachable database does not."""
         creators = [sink.transport for sink in self.sinks if isinstance(sink, Sink)
                     and hasattr(sink.transport, "ensure_database")]
+        if self.config.influxdb2 is not None and not self.config.influxdb2.create_buckets:
+            # The stack's influxdb2-init made them; this token may write to them only (it cannot even list them).
+            log.info("influxdb2: buckets are created by influxdb2-init (INGEST_INFLUXDB2_CREATE_BUCKETS=false)")
+            creators = [creator for creator in creators if getattr(creator, "name", "") != "influxdb2"]
         if not creators:
             return
         try:

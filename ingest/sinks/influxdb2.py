@@ -39,8 +39,9 @@ class InfluxDB2Transport:
         self._hints = {
             401: "the token was refused; check INFLUXDB2_TOKEN",
             403: "the token may not write here; use a token with write access to the bucket",
-            404: f"no such bucket in org {org!r} (or no such org); create it with `python -m ingest buckets` "
-                 "or check INGEST_BUCKET and INFLUXDB2_ORG",
+            404: f"no such bucket in org {org!r} (or no such org); create it with `python -m ingest buckets` and a "
+                 "token that may create buckets (in the stack, influxdb2-init creates those of ingest/buckets.yaml: "
+                 "`docker compose up influxdb2-init`), or check INGEST_BUCKET and INFLUXDB2_ORG",
         }
 
     def send(self, payload: bytes, database: str) -> None:

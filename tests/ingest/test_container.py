@@ -57,16 +57,24 @@ def test_the_image_is_pinned_slim_non_root_with_a_healthcheck():
             assert re.fullmatch(r"[A-Za-z0-9_.\[\]-]+==[^\s=]+", line.strip()), f"not pinned: {line}"
 
 
-def test_compose_gives_the_service_a_configuration_it_accepts_and_everything_it_reads(ingest_service: dict):
-    environment = Reads(ingest_service["environment"])
+def test_compose_gives_the_service_a_configuration_it_accepts_and_everything_it_reads(ingest_service: dict,
+                                                                                     tmp_path: Path):
+    values = dict(ingest_service["environment"])
+    # influxdb2-init writes this file in the container (tests/stack/test_compose.py checks the mount).
+    assert values["INFLUXDB2_TOKEN_FILE"] == "/run/secrets/influxdb2/token" and "INFLUXDB2_TOKEN" not in values
+    token_file = tmp_path / "token"
+    token_file.write_text("ingest-token\n")
+    values["INFLUXDB2_TOKEN_FILE"] = str(token_file)
+    environment = Reads(values)
     config = IngestConfig.from_env(environment)
     assert config.influxdb2 is not None and config.influxdb2.url == "http://influxdb2:8086"
+    assert config.influxdb2.token == "ingest-token" and config.influxdb2.create_buckets is False
     assert config.influxdb3 is not None and config.influxdb3.url == "http://influxdb3:8181"
     assert config.run_jobs == ("birds", "weather", "sensors")
     documented = {name for name, _, _ in stack_module().parse_template((REPO / ".env.example").read_text())}
     read = {name for name in environment.asked if not name.endswith("_FILE")}
     fixed = {"INFLUXDB2_URL", "INFLUXDB2_TOKEN", "INFLUXDB3_URL", "INFLUXDB3_TOKEN", "INGEST_STATE_DIR",
-             "INGEST_BUCKETS_FILE"}
+             "INGEST_BUCKETS_FILE", "INGEST_INFLUXDB2_CREATE_BUCKETS"}
     assert read - fixed <= set(ingest_service["environment"]), "a variable the app reads is not passed by compose"
     assert read - fixed <= documented, "a variable the app reads is not documented in .env.example"
 

@@ -112,6 +112,7 @@ def test_the_service_runs_its_schedule_and_reports_its_health(stack):
 
 
 def test_a_wrong_token_stops_with_a_clear_message(stack):
-    result = run_ingest(stack, "sensors", "--ticks", "1", env={"INFLUXDB2_TOKEN": "not-the-token"})
+    result = run_ingest(stack, "sensors", "--ticks", "1", env={"INFLUXDB2_TOKEN": "not-the-token",
+                                                                      "INFLUXDB2_TOKEN_FILE": ""})
     assert result.returncode == 3
     assert "401" in result.stderr and "INFLUXDB2_TOKEN" in result.stderr and "Traceback" not in result.stderr

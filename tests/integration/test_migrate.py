@@ -39,7 +39,7 @@ def test_migrate_moves_the_ingested_birds_and_sensors_into_a_new_database_and_ve
     args = ("migrate", "--bucket", "telemetry", "--database", DATABASE, "--measurement", *MEASUREMENTS,
             "--stop", str(stop), "--no-progress")
     try:
-        first = stack.ingest(*args)
+        first = stack.ingest(*args, env=stack.operator_env)
         assert first.returncode == 0, first.stderr[-3000:]
         assert "no difference" in first.stderr and "Traceback" not in first.stderr
         for measurement, field in (("bird_fixes", "lat"), ("sensors", "co2")):
@@ -49,10 +49,10 @@ def test_migrate_moves_the_ingested_birds_and_sensors_into_a_new_database_and_ve
             # The service wrote the same points into InfluxDB 3 itself: the move gives the same rows.
             assert _rows(stack, DATABASE, measurement, stop) == _rows(stack, "telemetry", measurement, stop)
 
-        again = stack.ingest(*args)
+        again = stack.ingest(*args, env=stack.operator_env)
         assert again.returncode == 0, again.stderr[-3000:]
         assert "written 0 " in again.stderr and "already stored unchanged" in again.stderr
-        check = stack.ingest(*args, "--verify-only")
+        check = stack.ingest(*args, "--verify-only", env=stack.operator_env)
         assert check.returncode == 0 and "no difference" in check.stderr, check.stderr[-3000:]
     finally:
         # Core allows 5 databases; leave the stack as it was for the tests after this one.
@@ -80,9 +80,10 @@ def test_migrate_and_export_exit_with_their_own_code_every_time(stack):
     export = ("export", "--bucket", DATABASE, "--measurement", "sensors", "--range", "1d", "--window", "1m")
     try:
         for run in range(1, MOVE_RUNS + 1):
-            _exited_cleanly(stack.ingest(*args), f"migrate, run {run}")
+            _exited_cleanly(stack.ingest(*args, env=stack.operator_env), f"migrate, run {run}")
         with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
-            verified = list(pool.map(lambda _: stack.ingest(*args, "--verify-only"), range(VERIFY_RUNS)))
+            verified = list(pool.map(lambda _: stack.ingest(*args, "--verify-only", env=stack.operator_env),
+                                     range(VERIFY_RUNS)))
             exported = list(pool.map(lambda _: stack.ingest(*export), range(EXPORT_RUNS)))
         for run, result in enumerate(verified, 1):
             _exited_cleanly(result, f"migrate --verify-only, run {run}")

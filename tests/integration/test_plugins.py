@@ -79,6 +79,8 @@ def test_load_forecast_and_chart_in_the_stack(stack, temporary_triggers, tmp_pat
     chart = stack.engine("peyton-chart", series=SERIES)
     assert chart.status_code == 200 and chart.headers["Content-Type"].startswith("text/html")
     assert "plotly" in chart.text.lower() and "forecast run " in chart.text
+    # The page is saved to a file to open in a browser (make chart): it must never carry the admin token.
+    assert stack.env["INFLUXDB3_ADMIN_TOKEN"] not in chart.text
 
 
 def test_the_host_metrics_plugin_is_downloaded_by_the_server_and_writes(stack, plugin_repository):

@@ -200,6 +200,122 @@ def test_influxdb2_answers_migrate_queries_as_influxd(influxd, influxd_standin, 
     assert _answer(unknown[0]) == _answer(unknown[1])
 
 
+# ---- InfluxDB 2 tokens and permissions (README, "Security") -----------------------------------------------------
+def _ids_out(value: Any, ids: dict[str, str]) -> Any:
+    """An answer with each server's own ids (buckets, authorizations, users) and times replaced by stable names."""
+    if isinstance(value, dict):
+        return {key: ("<time>" if key in ("createdAt", "updatedAt") else _ids_out(item, ids))
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_ids_out(item, ids) for item in value]
+    if isinstance(value, str):
+        for real, name in ids.items():
+            value = value.replace(real, name)
+    return value
+
+
+def _scoped(url: str, org_id: str) -> dict[str, Any]:
+    """Three buckets and two tokens as influxdb2-init makes them: one reads `readable`, one writes `writable`."""
+    ids: dict[str, str] = {}
+    for name in ("readable", "writable", "untouched"):
+        created = requests.post(f"{url}/api/v2/buckets", json={"orgID": org_id, "name": name}, headers=AUTH2,
+                                timeout=10)
+        assert created.status_code == 201, created.text
+        ids[created.json()["id"]] = f"<{name}>"
+    by_name = {name[1:-1]: real for real, name in ids.items()}
+    made = {}
+    for kind, action, bucket in (("reader", "read", "readable"), ("writer", "write", "writable")):
+        body = {"orgID": org_id, "description": f"conformance {kind}", "permissions": [
+            {"action": action, "resource": {"type": "buckets", "id": by_name[bucket], "orgID": org_id}}]}
+        created = requests.post(f"{url}/api/v2/authorizations", json=body, headers=AUTH2, timeout=10)
+        made[kind] = created
+        ids[created.json()["id"]] = f"<{kind} id>"
+        ids[created.json()["userID"]] = "<user id>"
+        ids[created.json()["token"]] = f"<{kind} token>"
+    return {"ids": ids, "buckets": by_name, "made": made}
+
+
+def test_influxdb2_tokens_and_permissions_answer_as_influxd(influxd, influxd_standin, influxd_fake):
+    """The requests of influxdb2-init and of each service token's refusals, to both: the same status and body,
+    each server's ids and times named alike."""
+    version = requests.get(f"{influxd}/health", timeout=10).json()["version"]
+    influxd_fake.version = version  # v2.9 lists tokens hashed (empty), v2.7 in clear
+    influxd_fake.user = "conformance"
+    org_id = influxd_fake.org_id
+    answers: dict[str, dict[str, Any]] = {}
+    for name, url in (("influxd", influxd), ("stand-in", influxd_standin)):
+        made = _scoped(url, org_id)
+        ids, buckets = made["ids"], made["buckets"]
+        reader = {"Authorization": f"Token {made['made']['reader'].json()['token']}"}
+        writer = {"Authorization": f"Token {made['made']['writer'].json()['token']}"}
+
+        def ask(response: requests.Response, ids: dict[str, str] = ids) -> tuple[int, Any]:
+            status, body = _answer(response)
+            return status, _ids_out(body, ids)
+
+        def names(response: requests.Response) -> tuple[int, list[str]]:
+            return response.status_code, sorted(b["name"] for b in response.json().get("buckets", []))
+
+        def flux(headers: dict[str, str], query: str, url: str = url) -> requests.Response:
+            return requests.post(f"{url}/api/v2/query", params={"org": ORG}, json={"query": query, "type": "flux"},
+                                 headers=headers, timeout=30)
+
+        def write(headers: dict[str, str], bucket: str, body: str = "", url: str = url) -> requests.Response:
+            return requests.post(f"{url}/api/v2/write", params={"org": ORG, "bucket": bucket}, data=body,
+                                 headers=headers, timeout=10)
+
+        def delete(headers: dict[str, str], bucket: str, url: str = url) -> requests.Response:
+            return requests.post(f"{url}/api/v2/delete", params={"org": ORG, "bucket": bucket}, headers=headers,
+                                 json={"start": "1971-01-01T00:00:00Z", "stop": "1971-01-02T00:00:00Z"}, timeout=10)
+
+        listed = requests.get(f"{url}/api/v2/authorizations", params={"orgID": org_id}, headers=AUTH2, timeout=10)
+        ours = [auth for auth in listed.json()["authorizations"] if auth["description"].startswith("conformance ")]
+        got = {
+            "create the reader": ask(made["made"]["reader"]),
+            "list them": (listed.status_code, _ids_out(sorted(ours, key=lambda a: a["description"]), ids)),
+            "an authorization without permissions": ask(requests.post(
+                f"{url}/api/v2/authorizations", json={"orgID": org_id, "permissions": []}, headers=AUTH2,
+                timeout=10)),
+            "the reader lists its buckets": names(requests.get(f"{url}/api/v2/buckets", params={"orgID": org_id},
+                                                               headers=reader, timeout=10)),
+            "the writer lists its buckets": names(requests.get(f"{url}/api/v2/buckets", params={"orgID": org_id},
+                                                               headers=writer, timeout=10)),
+            "the writer looks its bucket up": names(requests.get(
+                f"{url}/api/v2/buckets", params={"orgID": org_id, "name": "writable"}, headers=writer, timeout=10)),
+            "the reader looks up the org": ask(requests.get(f"{url}/api/v2/orgs", params={"org": ORG},
+                                                            headers=reader, timeout=10)),
+            "the reader lists tokens": ask(requests.get(f"{url}/api/v2/authorizations", headers=reader, timeout=10)),
+            "the reader reads": ask(flux(reader, 'from(bucket: "readable") |> range(start: 2020-01-01T00:00:00Z, '
+                                                 'stop: 2020-01-02T00:00:00Z)')),
+            "the reader reads another bucket": ask(flux(reader, 'from(bucket: "untouched") |> range(start: -1h)')),
+            "the reader runs to()": ask(flux(reader, 'from(bucket: "readable") |> range(start: -1h) '
+                                                     '|> to(bucket: "readable")')),
+            "the reader runs to() into another bucket": ask(flux(
+                reader, 'from(bucket: "readable") |> range(start: -1h) |> to(bucket: "untouched")')),
+            "the reader writes": ask(write(reader, "readable", "m v=1 1")),
+            "the reader deletes": ask(delete(reader, "readable")),
+            "the writer writes nothing": write(writer, "writable").status_code,
+            "the writer writes elsewhere": ask(write(writer, "untouched", "m v=1 1")),
+            "the writer reads": ask(flux(writer, 'from(bucket: "writable") |> range(start: -1h)')),
+            "the writer deletes elsewhere": ask(delete(writer, "untouched")),
+            "the writer deletes in its bucket": delete(writer, "writable").status_code,
+            "the writer creates a bucket": ask(requests.post(f"{url}/api/v2/buckets", json={
+                "orgID": org_id, "name": "new"}, headers=writer, timeout=10)),
+            "the writer deletes another bucket": ask(requests.delete(
+                f"{url}/api/v2/buckets/{buckets['untouched']}", headers=writer, timeout=10)),
+            "delete the reader": requests.delete(f"{url}/api/v2/authorizations/{made['made']['reader'].json()['id']}",
+                                                 headers=AUTH2, timeout=10).status_code,
+            "the revoked reader": ask(requests.get(f"{url}/api/v2/buckets", headers=reader, timeout=10)),
+            "delete it again": ask(requests.delete(
+                f"{url}/api/v2/authorizations/{made['made']['reader'].json()['id']}", headers=AUTH2, timeout=10)),
+        }
+        answers[name] = got
+    differences = [f"{what}:\n    influxd {version}: {answers['influxd'][what]}\n    stand-in:       "
+                   f"{answers['stand-in'][what]}" for what in answers["influxd"]
+                   if answers["influxd"][what] != answers["stand-in"][what]]
+    assert not differences, "\n".join(differences)
+
+
 # ---- InfluxDB 3 Core ------------------------------------------------------------------------------------------
 TOKEN3 = "apiv3_" + "C" * 43
 PLUGIN = ('def process_request(influxdb3_local, query_parameters, request_headers, request_body, args=None):\n'

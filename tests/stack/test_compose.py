@@ -15,7 +15,7 @@ from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
 
 PINNED_TAG = re.compile(r"^[a-z0-9][a-z0-9._/-]*:\d+\.\d+\.\d+(-[a-z0-9]+)*$")
-ONE_SHOTS = {"influxdb3-prepare", "influxdb3-init"}
+ONE_SHOTS = {"influxdb3-prepare", "influxdb3-init", "influxdb2-init"}
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_an_empty_secret_stops_compose_with_its_name(tmp_path: Path, secret: str
 
 
 def test_the_stack_has_the_expected_services(config: dict):
-    assert set(config["services"]) == {"influxdb2", "influxdb3-prepare", "influxdb3", "influxdb3-init", "grafana",
-                                       "ingest", "backup"}
+    assert set(config["services"]) == {"influxdb2", "influxdb2-init", "influxdb3-prepare", "influxdb3",
+                                       "influxdb3-init", "grafana", "ingest", "backup"}
 
 
 def test_every_pulled_image_is_pinned_to_a_full_version(config: dict):
@@ -91,9 +91,12 @@ def test_dependencies_wait_for_health_or_completion(config: dict):
     expected = {
         "influxdb3": {"influxdb3-prepare": "service_completed_successfully"},
         "influxdb3-init": {"influxdb3": "service_healthy"},
-        "grafana": {"influxdb2": "service_healthy", "influxdb3": "service_healthy"},
+        "influxdb2-init": {"influxdb2": "service_healthy"},
+        # Grafana and the ingest read the token files influxdb2-init writes.
+        "grafana": {"influxdb2-init": "service_completed_successfully", "influxdb3": "service_healthy"},
         "ingest": {"influxdb2": "service_healthy", "influxdb3": "service_healthy",
-                   "influxdb3-init": "service_completed_successfully"},
+                   "influxdb3-init": "service_completed_successfully",
+                   "influxdb2-init": "service_completed_successfully"},
         "backup": {"influxdb2": "service_healthy", "influxdb3": "service_healthy", "grafana": "service_healthy"},
     }
     for name, wants in expected.items():
@@ -169,7 +172,7 @@ def test_no_secret_is_written_in_the_compose_file():
     sensitive = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$")
     for name, service in raw["services"].items():
         for key, value in (service.get("environment") or {}).items():
-            if sensitive.search(key) and not key.endswith(("_FILE", "_USER", "_NAME")):
+            if sensitive.search(key) and not key.endswith(("_FILE", "_USER", "_NAME", "_OWNER")):
                 assert re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*)?\}", str(value)), (
                     f"{name}.{key} must come from .env as ${{VAR:?...}}, not {value!r}")
 
@@ -192,6 +195,54 @@ def test_secrets_reach_the_services_that_need_them(config: dict, env_file: Path)
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == env["GRAFANA_ADMIN_PASSWORD"]
     # The server itself gets the token only through the prepared file, not its environment.
     assert env["INFLUXDB3_ADMIN_TOKEN"] not in str(services["influxdb3"])
+
+
+def test_each_secret_reaches_only_the_services_that_need_it(config: dict, env_file: Path):
+    """Least privilege (README, "Security"): the InfluxDB 2 operator token only where buckets and tokens are made
+    and where backups are taken and restored; InfluxDB 3 Core has admin tokens only, so its one token goes to every
+    service that talks to InfluxDB 3, and to nothing else."""
+    env = stack_module().read_env(env_file)
+    # (the `restore` service, in its own profile, is the backup service's copy: tests/backup checks it.)
+    holders = {secret: {name for name, service in config["services"].items() if env[secret] in str(service)}
+               for secret in ("INFLUXDB2_ADMIN_TOKEN", "INFLUXDB2_ADMIN_PASSWORD", "INFLUXDB3_ADMIN_TOKEN",
+                              "GRAFANA_ADMIN_PASSWORD")}
+    assert holders == {
+        "INFLUXDB2_ADMIN_TOKEN": {"influxdb2", "influxdb2-init", "backup"},
+        "INFLUXDB2_ADMIN_PASSWORD": {"influxdb2"},
+        "INFLUXDB3_ADMIN_TOKEN": {"influxdb3-prepare", "influxdb3-init", "grafana", "ingest", "backup"},
+        "GRAFANA_ADMIN_PASSWORD": {"grafana", "backup"},
+    }
+
+
+def test_each_influxdb2_service_token_is_mounted_only_into_its_service(config: dict):
+    """influxdb2-init writes each token into a volume of its own; only that service mounts it, read-only, and finds
+    its token where its configuration reads it."""
+    mounts = {name: {v["source"]: (v["target"], bool(v.get("read_only"))) for v in service.get("volumes") or []
+                     if v["type"] == "volume"} for name, service in config["services"].items()}
+    init = config["services"]["influxdb2-init"]["environment"]
+    for service, volume, variable in (("grafana", "influxdb2-grafana-token", "GRAFANA_TOKEN_FILE"),
+                                      ("ingest", "influxdb2-ingest-token", "INGEST_TOKEN_FILE")):
+        assert {name for name, volumes in mounts.items() if volume in volumes} == {"influxdb2-init", service}
+        target, read_only = mounts[service][volume]
+        assert read_only and target == "/run/secrets/influxdb2"
+        written, _ = mounts["influxdb2-init"][volume]
+        assert init[variable] == f"{written}/token"
+    assert config["services"]["ingest"]["environment"]["INFLUXDB2_TOKEN_FILE"] == "/run/secrets/influxdb2/token"
+    assert config["services"]["ingest"]["environment"]["INGEST_INFLUXDB2_CREATE_BUCKETS"] == "false"
+    datasources = (REPO / "grafana/provisioning/datasources/influxdb.yaml").read_text()
+    assert "$__file{/run/secrets/influxdb2/token}" in datasources
+    # The owners are the uids the images run as: Grafana's 472 (group 0), the ingest's Dockerfile USER.
+    assert init["GRAFANA_TOKEN_OWNER"] == "472:0"
+    assert "USER 10001:10001" in (REPO / "ingest/Dockerfile").read_text()
+    assert init["INGEST_TOKEN_OWNER"] == "10001:10001"
+
+
+def test_influxdb2_init_is_root_only_for_the_token_files(config: dict):
+    init = config["services"]["influxdb2-init"]
+    assert init["user"] == "0:0"
+    assert init["cap_drop"] == ["ALL"] and sorted(init["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+    assert init["security_opt"] == ["no-new-privileges:true"]
+    assert "ports" not in init
 
 
 def test_every_variable_the_compose_file_reads_is_documented():

@@ -11,6 +11,9 @@ from tests.support.paths import REPO
 
 PROVISIONING = REPO / "grafana" / "provisioning"
 INTERPOLATION = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+# Grafana's file expander, `$__file{PATH}` (pkg/setting/expanders.go; applied to provisioning values by
+# pkg/services/provisioning/values/values.go before environment interpolation): a secret read from a file.
+FILE_EXPANSION = re.compile(r"\$__file\{([^}]+)\}")
 
 
 def datasources() -> list[dict]:
@@ -69,9 +72,28 @@ def test_query_languages_and_targets(env_file: Path):
 def test_every_secret_is_interpolated_never_written():
     for source in datasources():
         for key, value in source.get("secureJsonData", {}).items():
-            names = INTERPOLATION.findall(value)
-            assert names, f"{source['uid']}.{key} must come from the environment"
-            assert INTERPOLATION.sub("", value).strip() in ("", "Bearer"), f"{source['uid']}.{key} has a literal"
+            files = FILE_EXPANSION.findall(value)
+            names = INTERPOLATION.findall(FILE_EXPANSION.sub("", value))
+            assert names or files, f"{source['uid']}.{key} must come from the environment or a secret file"
+            rest = INTERPOLATION.sub("", FILE_EXPANSION.sub("", value)).strip()
+            assert rest in ("", "Bearer"), f"{source['uid']}.{key} has a literal"
+
+
+def test_tokens_are_only_in_secure_json_data():
+    """Grafana keeps secureJsonData encrypted in its database and hands the browser only which keys are set
+    (`secureJsonFields`); jsonData and the URL are sent to every viewer's browser in the boot data
+    (pkg/api/frontendsettings.go), so no token may be there."""
+    for source in datasources():
+        visible = {key: value for key, value in source.items() if key != "secureJsonData"}
+        text = str(visible)
+        assert "TOKEN" not in text and "$__file" not in text, source["uid"]
+        assert set(source.get("secureJsonData", {})) <= {"token", "httpHeaderValue1"}, source["uid"]
+
+
+def test_the_flux_datasource_reads_grafanas_own_token_file():
+    """Not the operator token: the read-only one influxdb2-init writes (README, "Security")."""
+    flux = by_uid()["influxdb2-flux"]["secureJsonData"]["token"]
+    assert FILE_EXPANSION.fullmatch(flux) and FILE_EXPANSION.fullmatch(flux).group(1) == "/run/secrets/influxdb2/token"
 
 
 def test_every_interpolated_variable_is_given_to_grafana(env_file: Path):
@@ -80,8 +102,8 @@ def test_every_interpolated_variable_is_given_to_grafana(env_file: Path):
     environment = grafana_environment(env_file)
     text = "\n".join(p.read_text() for p in PROVISIONING.rglob("*.yaml") if p.parent.name != "alerting")
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    used = set(INTERPOLATION.findall(code))
-    assert used == {"INFLUXDB2_ORG", "INFLUXDB2_BUCKET", "INFLUXDB2_TOKEN", "INFLUXDB3_TOKEN", "INFLUXDB3_DATABASE",
+    used = set(INTERPOLATION.findall(FILE_EXPANSION.sub("", code)))
+    assert used == {"INFLUXDB2_ORG", "INFLUXDB2_BUCKET", "INFLUXDB3_TOKEN", "INFLUXDB3_DATABASE",
                     "INFLUXDB2_URL", "INFLUXDB3_URL", "GRAFANA_DASHBOARDS_DIR"}
     missing = {name for name in used if not environment.get(name)}
     assert missing == set()

@@ -24,8 +24,9 @@ def row(service: str, state: str, health: str = "", code: int = 0) -> dict:
 def test_one_shots_are_read_from_the_real_config(env_file: Path):
     result = run_compose(env_file, "config", "--format", "json")
     services = stack_module().compose_services(result.stdout)
-    assert {name for name, one_shot in services.items() if one_shot} == {"influxdb3-prepare", "influxdb3-init"}
-    assert len(services) == 7
+    one_shots = {name for name, one_shot in services.items() if one_shot}
+    assert one_shots == {"influxdb3-prepare", "influxdb3-init", "influxdb2-init"}
+    assert len(services) == 8
 
 
 def test_ps_output_is_parsed_in_both_formats():
@@ -211,15 +212,32 @@ def test_make_restore_pauses_the_scheduled_backups_and_resolves_the_set_once():
         "stop influxdb3 grafana",
         "up --detach --wait influxdb2",
         "run --rm --no-deps restore restore 20250107T225900Z --skip-verify",
-        "up --detach"]
+        "up --detach",
+        "logs --no-color --no-log-prefix influxdb2-init"]
     assert compose.waited
+
+
+def test_a_service_whose_influxdb2_token_was_replaced_is_restarted():
+    """influxdb2-init's last run names each token's fate; only the replaced ones need their service restarted
+    (Grafana reads its token file only at start), after a restore as after `make up`."""
+    cli = stack_module()
+    runs = ("[influxdb2-init] 2026-01-01T00:00:00.000Z INFO    run=a tokens: grafana created, ingest created\n"
+            '{"ts": "x", "service": "influxdb2-init", "msg": "tokens: grafana replaced, ingest kept"}\n')
+    assert cli.replaced_tokens(runs) == ["grafana"]
+    assert cli.replaced_tokens(runs.splitlines()[0]) == [] and cli.replaced_tokens("") == []
+    calls, waited = [], []
+    logs = subprocess.CompletedProcess([], 0, stdout=runs)
+    assert cli.restart_replaced(["docker", "compose"], 60, capture=lambda cmd: logs,
+                                call=lambda cmd: calls.append(list(cmd)) or 0,
+                                wait_for=lambda compose, timeout: waited.append(timeout)) == ["grafana"]
+    assert calls == [["docker", "compose", "restart", "grafana"]] and waited == [60]
 
 
 def test_make_restore_stops_only_what_it_replaces_and_passes_the_choices_on():
     compose = ComposeLog()
     compose.restore("20250101T000000Z", only="grafana", accept_credential_mismatch=True, pre_restore_backup=False)
     assert "stop grafana" in compose.commands() and "stop influxdb3 grafana" not in compose.commands()
-    assert compose.commands()[-2] == ("run --rm --no-deps restore restore 20250107T225900Z --skip-verify --only "
+    assert compose.commands()[-3] == ("run --rm --no-deps restore restore 20250107T225900Z --skip-verify --only "
                                       "grafana --accept-credential-mismatch --no-pre-restore-backup")
     bucket = ComposeLog()
     bucket.restore("latest", bucket="telemetry", new_bucket="telemetry-old")

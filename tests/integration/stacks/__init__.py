@@ -62,6 +62,12 @@ class Stack(ABC):
         return {"Authorization": f"Token {self.env['INFLUXDB2_ADMIN_TOKEN']}"}
 
     @property
+    def operator_env(self) -> dict[str, str]:
+        """What `make migrate` gives the ingest command: the operator token instead of the service's own write-only
+        one (migrate reads InfluxDB 2)."""
+        return {"INFLUXDB2_TOKEN": self.env["INFLUXDB2_ADMIN_TOKEN"], "INFLUXDB2_TOKEN_FILE": ""}
+
+    @property
     def grafana_auth(self) -> tuple[str, str]:
         return self.env["GRAFANA_ADMIN_USER"], self.env["GRAFANA_ADMIN_PASSWORD"]
 
@@ -165,6 +171,22 @@ class Stack(ABC):
     @abstractmethod
     def rerun_init(self) -> str:
         """Run the influxdb3-init one-shot again; its log."""
+
+    @abstractmethod
+    def rerun_influxdb2_init(self) -> str:
+        """Run the influxdb2-init one-shot again (as the next `make up` does); the output of that run."""
+
+    @abstractmethod
+    def service_token(self, service: str) -> str:
+        """The InfluxDB 2 token influxdb2-init gave `service` (grafana, ingest), as that service reads it."""
+
+    @abstractmethod
+    def service_token_file(self, service: str) -> tuple[int, int]:
+        """(mode, owner uid) of `service`'s InfluxDB 2 token file."""
+
+    @abstractmethod
+    def lose_service_token(self, service: str) -> None:
+        """Delete `service`'s InfluxDB 2 token file (a lost volume)."""
 
     @abstractmethod
     def logs(self, service: str) -> str: ...

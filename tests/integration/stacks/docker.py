@@ -171,6 +171,22 @@ class DockerStack(Stack):
         self.wait_healthy()
         return self.logs("influxdb3-init")
 
+    def rerun_influxdb2_init(self) -> str:
+        result = self.compose("run", "--rm", "--no-deps", "-T", "influxdb2-init", check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout + result.stderr
+
+    def service_token(self, service: str) -> str:
+        return self.compose("exec", "-T", service, "cat", "/run/secrets/influxdb2/token").stdout.strip()
+
+    def service_token_file(self, service: str) -> tuple[int, int]:
+        out = self.compose("exec", "-T", service, "stat", "-c", "%a %u", "/run/secrets/influxdb2/token").stdout.split()
+        return int(out[0], 8), int(out[1])
+
+    def lose_service_token(self, service: str) -> None:
+        self.compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "rm", "influxdb2-init", "-f",
+                     f"/secrets/{service}/token")
+
     def logs(self, service: str) -> str:
         return self.compose("logs", "--no-color", service, check=False).stdout
 

@@ -8,17 +8,21 @@ a container image does before its server starts is done the way the image does i
   here the same values go to the same HTTP API (`POST /api/v2/setup`) once influxd answers. The image's default
   config puts the bolt file and engine under /var/lib/influxdb2, which is the `influxdb2-data` volume.
 - influxdb3-prepare: compose/influxdb3-prepare.sh itself, with the volume folders and this user's ids.
-- influxdb3-init, ingest, backup: the Python packages of this repository, run with the interpreter of the tests,
-  their Dockerfile's ENTRYPOINT/CMD and ENV; BACKUP_RUN_AS is left out (it exists to drop the container's root
-  to the InfluxDB 3 image's uid 1500; here everything runs as the user who runs the tests).
+- influxdb2-init, influxdb3-init, ingest, backup: the Python packages of this repository, run with the interpreter
+  of the tests, their Dockerfile's ENTRYPOINT/CMD and ENV; BACKUP_RUN_AS is left out (it exists to drop the
+  container's root to the InfluxDB 3 image's uid 1500; here everything runs as the user who runs the tests), and
+  so are influxdb2-init's token file owners (the images' uids 472 and 10001: here this user's), and the buckets
+  file its image copies from ingest/ is read where it is.
 - grafana (only with GRAFANA_BIN and GRAFANA_HOME): `grafana server` with the image's GF_PATHS_* pointing at the
-  volume and at the repository's provisioning, exactly as the compose file mounts them.
+  volume and at the repository's provisioning, exactly as the compose file mounts them (a `$__file{PATH}` in the
+  provisioning files names the host file behind PATH).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -208,7 +212,8 @@ class NativeStack(Stack):
         """A Python service's environment: the compose file's (translated) over this process's PATH and HOME."""
         base = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
         env = {**base, **self.service(name).host_env(drop=CONTAINER_ONLY), **extra}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "compose" / "influxdb3-init")])
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "compose" / "influxdb3-init"),
+                                             str(REPO / "compose" / "influxdb2-init")])
         return env
 
     def _log(self, name: str) -> Path:
@@ -219,6 +224,7 @@ class NativeStack(Stack):
         """Start `services` (InfluxDB 3 with its prepare and init one-shots) and wait until they are healthy."""
         if "influxdb2" in services:
             self._start_influxdb2()
+            self._init_influxdb2()
         if "influxdb3" in services:
             self._prepare_influxdb3()
             self._start_influxdb3()
@@ -275,6 +281,19 @@ class NativeStack(Stack):
         answer = requests.post(f"{self.influxdb2_url}/api/v2/setup", json=body, timeout=30)
         if answer.status_code != 201:
             raise RuntimeError(f"influxdb2 setup failed: {answer.status_code} {answer.text}")
+
+    def _init_influxdb2(self) -> str:
+        """influxdb2-init as its one-shot container runs it (its image's ENV, the compose file's environment), the
+        token files owned by this user; its output, also appended to its log."""
+        owner = f"{os.getuid()}:{os.getgid()}"
+        env = self.python_env("influxdb2-init", GRAFANA_TOKEN_OWNER=owner, INGEST_TOKEN_OWNER=owner,
+                              INGEST_BUCKETS_FILE=str(REPO / "ingest" / "buckets.yaml"))
+        result = run([sys.executable, "-m", "influxdb2_init"], timeout=600, env=env, cwd=REPO)
+        with open(self._log("influxdb2-init"), "a") as handle:
+            handle.write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"influxdb2-init exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result.stdout + result.stderr
 
     def _prepare_influxdb3(self) -> None:
         """compose/influxdb3-prepare.sh as the one-shot runs it, on the volume folders, for this user's ids."""
@@ -333,8 +352,6 @@ class NativeStack(Stack):
         alerting files, GRAFANA_ALERTING_DIR) laid over it, copied into one folder, since a process reads one path."""
         base = "/etc/grafana/provisioning"
         nested = [(target, source) for target, source, _ in service.mounts if target.startswith(base + "/")]
-        if not nested:
-            return service.host_path(base)
         merged = self.root / "grafana-provisioning"
         shutil.rmtree(merged, ignore_errors=True)
         shutil.copytree(service.host_path(base), merged)
@@ -342,6 +359,10 @@ class NativeStack(Stack):
             inside = merged / target[len(base) + 1:]
             shutil.rmtree(inside, ignore_errors=True)
             shutil.copytree(source, inside)
+        for path in merged.rglob("*.yaml"):  # $__file{/run/secrets/...}: the host file of that mount
+            text = path.read_text(encoding="utf-8")
+            path.write_text(re.sub(r"\$__file\{([^}]+)\}", lambda m: f"$__file{{{service.host_path(m.group(1))}}}",
+                                   text), encoding="utf-8")
         return merged
 
     def _start_python(self, name: str) -> None:
@@ -399,6 +420,8 @@ class NativeStack(Stack):
         restored = self.backup("restore", name, "--skip-verify", *args)
         if restored.returncode != 0:
             raise RuntimeError(f"backup restore failed:\n{restored.stdout}\n{restored.stderr}")
+        # `up --detach` runs influxdb2-init again before Grafana and the ingest start (their depends_on).
+        self._init_influxdb2()
         self.start("influxdb3", "grafana", "ingest", "backup")
         return name
 
@@ -427,6 +450,23 @@ class NativeStack(Stack):
     def rerun_init(self) -> str:
         self._init_influxdb3()
         return self.logs("influxdb3-init")
+
+    def rerun_influxdb2_init(self) -> str:
+        return self._init_influxdb2()
+
+    def _service_token_path(self, service: str) -> Path:
+        init = self.service("influxdb2-init")
+        return init.host_path(init.environment[f"{service.upper()}_TOKEN_FILE"])
+
+    def service_token(self, service: str) -> str:
+        return self._service_token_path(service).read_text().strip()
+
+    def service_token_file(self, service: str) -> tuple[int, int]:
+        status = self._service_token_path(service).stat()
+        return status.st_mode & 0o777, status.st_uid
+
+    def lose_service_token(self, service: str) -> None:
+        self._service_token_path(service).unlink()
 
     def logs(self, service: str) -> str:
         try:
