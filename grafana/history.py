@@ -12,8 +12,8 @@ panel: one UNION ALL of every tier, each bounded by time so that
   raw rows for the newest hour: the newest data is always there, and every reading is counted once;
 - every bound is a constant expression of Grafana's `$__timeFrom()`, `$__timeTo()` and `now()`. DataFusion folds
   it to a timestamp before the scan, and Core prunes files by it (measured on Core 3.6.0: a branch switched off by
-  a constant-false *guard* still counts its files against `--query-file-limit`; one whose time bounds fold to an
-  empty interval counts none). So the tiers are switched by their bounds, never by a guard.
+  a constant-false *guard* still counts its files against `--query-file-limit`; one whose time bounds fold to a
+  narrow interval counts only the files there). So the tiers are switched by their bounds, never by a guard.
 
 Each tier's rows carry, per field f, `f_count`, `f_sum`, `f_min`, `f_max` and `f_last` (a raw row is a bucket of
 one reading); the aggregates below combine them exactly: a mean is the sum of sums over the sum of counts.

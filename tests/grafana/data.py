@@ -24,8 +24,8 @@ from tests.engine import PLUGIN_DIR, LocalEngine
 from tests.grafana.sqlrun import rollup_tables
 
 __all__ = [
-    "StackData", "bird_fixes", "build", "host_lines", "movebank_csv", "open_meteo_hourly", "sensor_rows",
-    "series_lines", "weather_rows",
+    "StackData", "bird_fixes", "build", "create_rollup_tables", "host_lines", "movebank_csv", "open_meteo_hourly",
+    "sensor_rows", "series_lines", "weather_rows",
 ]
 
 HOUR = timedelta(hours=1)
@@ -216,15 +216,22 @@ def open_meteo_hourly(rows: pd.DataFrame) -> dict[str, Any]:
     return {"latitude": 52.99, "longitude": 6.56, "utc_offset_seconds": 0, "timezone": "GMT", "hourly": hourly}
 
 
-def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, runs: int = 3) -> None:
-    """What influxdb3-init and the rollup triggers do: the rollup tables created up front (from provision.yaml,
-    as influxdb3-init derives them), then the scheduled trigger run a few times at `moment`, every table's
-    completed buckets computed."""
+def create_rollup_tables(engine: LocalEngine, database: str | None = None) -> None:
+    """The rollup tables influxdb3-init creates up front (of one database, or of all), in the local engine."""
     for table in rollup_tables():
+        if database not in (None, table.database):
+            continue
         if not engine.has_database(table.database):
             engine.create_database(table.database)
         engine.database(table.database).create_table(table.name, table.tags, [
             (name, ENGINE_KINDS[kind]) for name, kind in table.fields])
+
+
+def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, runs: int = 3) -> None:
+    """What influxdb3-init and the rollup triggers do: the rollup tables created up front (from provision.yaml,
+    as influxdb3-init derives them), then the scheduled trigger run a few times at `moment`, every table's
+    completed buckets computed."""
+    create_rollup_tables(engine)
     scheduled = [trigger for trigger in triggers.values()
                  if _plugin(trigger) == "history/rollups" and str(trigger["spec"]).startswith("every:")]
     for trigger in scheduled:

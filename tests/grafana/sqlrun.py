@@ -18,7 +18,7 @@ import yaml
 from datafusion import SessionConfig, SessionContext
 
 from backup import metrics as backup_metrics
-from influxdb3_init.spec import load_provision
+from influxdb3_init.spec import Table, load_provision
 from ingest.schema import MEASUREMENTS, MONITORING, TELEMETRY
 from plugins.stacklib.tables import (
     EVALUATION,
@@ -117,13 +117,9 @@ def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
     return tables
 
 
-def rollup_tables() -> list:
+def rollup_tables() -> tuple[Table, ...]:
     """The rollup tables influxdb3-init creates from the rollup triggers of plugins/provision.yaml."""
-    provision = load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR)
-    triggers = [trigger for trigger in provision.triggers if trigger.plugin == "history/rollups"]
-    names = {(trigger.database, f"{table}_{level}") for trigger in triggers
-             for table in trigger.arguments["tables"].split() for level in trigger.arguments["levels"].split()}
-    return [table for table in provision.tables if (table.database, table.name) in names]
+    return load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR).rollups
 
 
 @cache

@@ -21,6 +21,7 @@ from grafana.datasources import SQL_LANGUAGE
 from tests.engine import PLUGIN_DIR, LocalEngine
 from tests.engine.timebounds import scan_bounds
 from tests.grafana.dashboards import boards, queries, variables
+from tests.grafana.data import create_rollup_tables
 from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms, resolve_time
 from tests.grafana.sqlrun import declared, rollup_tables
 
@@ -151,10 +152,7 @@ def rolled_up() -> tuple[LocalEngine, pd.DataFrame, datetime]:
     engine = LocalEngine()
     engine.create_database(DB)
     engine.load_frame(DB, TABLE, raw, tags=("device", "location"))
-    for table in rollup_tables():
-        if table.database == DB and table.name.startswith(f"{TABLE}_"):
-            kinds = {"float64": "float", "int64": "int"}
-            engine.database(DB).create_table(table.name, table.tags, [(n, kinds[k]) for n, k in table.fields])
+    create_rollup_tables(engine, DB)
     now = end + timedelta(minutes=3)
     for _ in range(6):  # 3,000 files a level a run: the hourly level catches up in three runs, the others after
         engine.run_schedule(PLUGIN, DB, now.replace(tzinfo=None), args={

@@ -114,6 +114,8 @@ class Provision:
     bootstrap: tuple[Bootstrap, ...] = ()
     # The request trigger that proves, inside the engine, that every package imports at its pinned version.
     packages_check: Trigger | None = None
+    # The rollup tables derived from the rollups triggers (also in `tables`, which influxdb3-init creates).
+    rollups: tuple[Table, ...] = ()
 
 
 def _spec_problem(spec: str) -> str | None:
@@ -273,13 +275,15 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             arguments={str(k): _argument_text(v) for k, v in arguments.items()},
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False)), packages=needs))
-    tables += _rollup_tables(triggers, tables, problems)
+    rollups = _rollup_tables(triggers, tables, problems)
+    tables += rollups
     packages = _merge_packages(packages, triggers, problems)
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
     check = _packages_check(raw, triggers, packages, problems)
     if problems:
         raise SpecError(path, problems)
-    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap, check)
+    return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap, check,
+                     tuple(rollups))
 
 
 def _rollup_tables(triggers: list[Trigger], tables: list[Table], problems: list[str]) -> list[Table]:
