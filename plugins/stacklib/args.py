@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
-    "REQUIRED", "ArgumentError", "Param", "database_name", "duration_ns", "fraction", "identifier", "integer",
+    "REQUIRED", "ArgumentError", "Param", "choice", "database_name", "duration_ns", "fraction", "identifier", "integer",
     "parse", "tag_value", "url_or_path",
 ]
 
@@ -132,6 +132,17 @@ def integer(minimum: int, maximum: int) -> Callable[[str], int]:
         return value
 
     return parse_int
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    """A parser for one of `options`."""
+
+    def parse_choice(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text
+
+    return parse_choice
 
 
 def fraction(text: str) -> float:

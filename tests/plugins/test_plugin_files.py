@@ -12,14 +12,15 @@ import pytest
 import yaml
 
 from backup import metrics as backup_metrics
-from ingest.schema import INGEST_RUNS, SENSORS, WEATHER
+from influxdb3_init import spec as init_spec
+from ingest.schema import BIRD_FIXES, INGEST_RUNS, SENSORS, WEATHER
 from tests.engine import PLUGIN_DIR
 from tests.engine.loader import load_plugin, resolve_plugin
 
 if str(PLUGIN_DIR) not in sys.path:
     sys.path.append(str(PLUGIN_DIR))
 
-from stacklib import tables
+from stacklib import tables, tracks
 from stacklib.args import ArgumentError, parse
 
 PROVISION = yaml.safe_load((PLUGIN_DIR / "provision.yaml").read_text())
@@ -81,7 +82,7 @@ def test_provisioned_tables_are_the_declared_ones():
     for spec in declared:
         table = provisioned.pop((tables.FORECAST_DATABASE, spec.name))
         assert tuple(table["tags"]) == spec.tags and table["fields"] == spec.field_types
-    for measurement in (SENSORS, WEATHER, INGEST_RUNS):  # the plugins' input (rollups too); what the alerts read
+    for measurement in (SENSORS, WEATHER, BIRD_FIXES, INGEST_RUNS):  # the plugins' input (rollups too); alerts
         table = provisioned.pop((measurement.database, measurement.name))
         assert tuple(table["tags"]) == measurement.tags and table["fields"] == measurement.field_types
     # The backup service's run points (backup/metrics.py), also read by the alert rules from the start.
@@ -119,3 +120,7 @@ def test_packages_file_pins_every_import():
     pins = [line.split("#")[0].strip() for line in (PLUGIN_DIR / PROVISION["packages_file"]).read_text().splitlines()]
     pins = {line.split("==")[0].lower() for line in pins if line}
     assert {"prophet", "plotly", "pandas", "numpy"} <= pins
+
+
+def test_influxdb3_init_creates_the_track_columns_the_plugin_writes():
+    assert init_spec.TRACK_COLUMNS == tracks.TRACK_COLUMNS

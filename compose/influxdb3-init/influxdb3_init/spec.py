@@ -33,6 +33,13 @@ ROLLUP_DEFAULT_LEVELS = "1h 1d"
 ROLLUP_NUMERIC = ("float64", "int64", "uint64")
 ROLLUP_AGGREGATES = (("count", "int64"), ("sum", "float64"), ("min", "float64"), ("max", "float64"),
                      ("last", "float64"), ("mean", "float64"))
+# `kind: tracks` (plugins/stacklib/tracks.py TRACK_COLUMNS; a test checks they are the same): a summary per bucket of
+# the tags named by `by` (default every tag), whatever the raw table's fields.
+TRACK_COLUMNS = (("fixes", "int64"), ("outliers", "int64"), ("good", "int64"), ("placed", "int64"),
+                 ("km", "float64"), ("hours", "float64"), ("newest_ns", "int64"), ("first_ns", "int64"),
+                 ("first_lat", "float64"), ("first_lon", "float64"), ("last_ns", "int64"), ("last_lat", "float64"),
+                 ("last_lon", "float64"), ("outlier_ns", "int64"), ("outlier_lat", "float64"),
+                 ("outlier_lon", "float64"))
 _LEVEL = re.compile(r"^\d+[mhdw]$")
 # `plugin: gh:<path>`: a plugin the server itself downloads when the trigger is created (and at every start) from
 # --plugin-repo, by default InfluxData's community repository (influxdb3_processing_engine/src/lib.rs
@@ -306,15 +313,23 @@ def _rollup_tables(triggers: list[Trigger], tables: list[Table], problems: list[
                 problems.append(f"trigger {trigger.name!r}: table {name!r} must be listed under tables (database "
                                 f"{trigger.database!r}) so that its rollup tables can be created up front")
                 continue
-            fields = tuple((f"{field_name}_{what}", kind) for field_name, field_type in raw.fields
-                           if field_type in ROLLUP_NUMERIC for what, kind in ROLLUP_AGGREGATES)
+            tags = raw.tags
+            if trigger.arguments.get("kind", "numeric") == "tracks":
+                fields = TRACK_COLUMNS
+                tags = tuple(trigger.arguments.get("by", "").replace(",", " ").split()) or raw.tags
+                unknown = [tag for tag in tags if tag not in raw.tags]
+                if unknown:
+                    problems.append(f"trigger {trigger.name!r}: by names {', '.join(unknown)}, not a tag of {name}")
+            else:
+                fields = tuple((f"{field_name}_{what}", kind) for field_name, field_type in raw.fields
+                               if field_type in ROLLUP_NUMERIC for what, kind in ROLLUP_AGGREGATES)
             for level in filter(_LEVEL.match, levels):
                 key = (trigger.database, f"{name}_{level}")
                 if key in declared:
                     problems.append(f"trigger {trigger.name!r}: {key[1]} is written by the rollups; do not list it "
                                     "under tables")
                 else:
-                    derived[key] = Table(trigger.database, key[1], raw.tags, fields)
+                    derived[key] = Table(trigger.database, key[1], tags, fields)
     return list(derived.values())
 
 

@@ -25,6 +25,18 @@
             "example": "2m",
             "description": "A bucket is computed this long after it ends (later data for it is marked).",
             "required": false
+        },
+        {
+            "name": "kind",
+            "example": "tracks",
+            "description": "numeric (default) or tracks (summaries of tracking fixes: stacklib/tracks.py).",
+            "required": false
+        },
+        {
+            "name": "by",
+            "example": "species individual",
+            "description": "tracks only: the tags a track is kept per (default: every tag).",
+            "required": false
         }
     ],
     "onwrite_args_config": [
@@ -51,6 +63,18 @@
             "example": "2m",
             "description": "The same settle time as the scheduled trigger.",
             "required": false
+        },
+        {
+            "name": "kind",
+            "example": "tracks",
+            "description": "Accepted so both triggers take the same arguments; unused here.",
+            "required": false
+        },
+        {
+            "name": "by",
+            "example": "species individual",
+            "description": "Accepted so both triggers take the same arguments; unused here.",
+            "required": false
         }
     ]
 }
@@ -74,20 +98,23 @@ _PLUGIN_DIR = str(Path(__file__).resolve().parents[2])
 if _PLUGIN_DIR not in sys.path:
     sys.path.append(_PLUGIN_DIR)
 
-from stacklib.args import ArgumentError, Param, duration_ns, identifier, integer, parse  # noqa: E402
+from stacklib.args import ArgumentError, Param, choice, duration_ns, identifier, integer, parse  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
 from stacklib.sql import column_types, table_span, tag_columns  # noqa: E402
 from stacklib.stats import bucket_ranges, bucket_start  # noqa: E402
+from stacklib.tracks import TRACK_COLUMNS  # noqa: E402
 
 from .levels import Level, chain  # noqa: E402
-from .queries import aggregate_sql, fields_of, points  # noqa: E402
+from .queries import aggregate_sql, fields_of, points, track_points, track_sql  # noqa: E402
 from .state import MARKS, STATE, Cursor, read_cursor, read_marks  # noqa: E402
 
 PLUGIN = "rollups"
 # Marks are read once they are this old: a mark lands a moment after it is stamped (the write trigger's lines are
 # written when it returns), and a run must not step past one still on its way.
 MARK_SETTLE_NS = 30 * 10**9
+# The columns a tracks level reads: raw fixes, or the finer level's summaries.
+TRACK_SOURCE = {True: ("lat", "lon", "outlier", "visible"), False: tuple(name for name, _ in TRACK_COLUMNS)}
 _LEVEL_NAMES = {"m": 60, "h": 3_600, "d": 86_400, "w": 7 * 86_400}
 
 
@@ -118,6 +145,8 @@ PARAMS = (
     Param("levels", _levels, default=(("1h", 3_600 * 10**9), ("1d", 86_400 * 10**9))),
     Param("max_files", integer(1, 100_000), default=300),
     Param("settle", duration_ns, default=120 * 10**9),
+    Param("kind", choice("numeric", "tracks"), default="numeric"),
+    Param("by", _names, default=()),
 )
 
 
@@ -164,13 +193,22 @@ class _Step:
         """Query each span of adjacent buckets and queue its points; the number of points."""
         columns = column_types(self.api, self.level.source)
         tags, fields = tag_columns(columns), fields_of(self.level, columns)
+        tracks = self.config["kind"] == "tracks"
+        if tracks:
+            missing = [name for name in (*self.config["by"], *TRACK_SOURCE[self.level.from_raw])
+                       if name not in columns]
+            if missing:
+                raise RuntimeError(f"{self.level.source} has no column {', '.join(missing)} (kind tracks)")
+            tags = list(self.config["by"]) or tags
         written = 0
         for start, end in bucket_ranges(buckets, self.level.width_ns):
+            sql = (track_sql(self.level, tags, start, end) if tracks
+                   else aggregate_sql(self.level, tags, fields, start, end))
             try:
-                rows = self.api.query(aggregate_sql(self.level, tags, fields, start, end))
+                rows = self.api.query(sql)
             except Exception as exc:
                 raise RuntimeError(f"{self.level.source} {_when(start)}..{_when(end)}: {exc}") from exc
-            for labels, values, bucket in points(rows, tags, fields):
+            for labels, values, bucket in (track_points(rows, tags) if tracks else points(rows, tags, fields)):
                 written += self.writer.add(self.level.output, labels, values, bucket)
         return written
 

@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stacklib.sql import quote, timestamp_literal
+from stacklib.tracks import TRACK_COLUMNS, TRACK_COUNTS, fix_columns, summary_sql
 
 from .levels import Level
 
-__all__ = ["NUMERIC_TYPES", "aggregate_sql", "fields_of", "points"]
+__all__ = ["NUMERIC_TYPES", "aggregate_sql", "fields_of", "points", "track_points", "track_sql"]
 
 NUMERIC_TYPES = ("Float64", "Int64", "UInt64")
 _BUCKET = "_bucket"
@@ -74,3 +75,36 @@ def points(rows: Iterable[Mapping[str, Any]], tags: Iterable[str], fields: Itera
         if values:
             labels = {tag: (str(row[tag]) if row.get(tag) not in (None, "") else None) for tag in tags}
             yield labels, values, int(row[_BUCKET])
+
+
+def track_sql(level: Level, tags: Iterable[str], start_ns: int, end_ns: int) -> str:
+    """Track summaries (stacklib/tracks.py) per bucket and tag set of [start, end): from raw fixes, each a summary
+    of one fix, or from the finer level's summaries."""
+    tags = list(tags)
+    columns = fix_columns() if level.from_raw else [name for name, _ in TRACK_COLUMNS]
+    rows = (f"SELECT time, {', '.join(f'coalesce({quote(tag)}, {chr(39)}{chr(39)}) AS {quote(tag)}' for tag in tags)}"
+            f"{', ' if tags else ''}{', '.join(columns)} FROM {quote(level.source)} "
+            f"WHERE time >= {timestamp_literal(start_ns)} AND time < {timestamp_literal(end_ns)}")
+    bucket = f"date_bin(INTERVAL '{level.width_ns // 10**9} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z')"
+    return summary_sql(rows, bucket, [quote(tag) for tag in tags])
+
+
+_POSITIONS = {"good": ("first_ns", "first_lat", "first_lon", "last_ns", "last_lat", "last_lon"),
+              "placed": ("outlier_ns", "outlier_lat", "outlier_lon")}
+
+
+def track_points(rows: Iterable[Mapping[str, Any]], tags: Iterable[str]
+                 ) -> Iterable[tuple[dict[str, str | None], dict[str, int | float], int]]:
+    """(tags, fields, time) of each summary point: the counts always, a position only where one was seen."""
+    tags = list(tags)
+    for row in rows:
+        values: dict[str, int | float] = {name: (int(row[name] or 0) if kind == "int64" else float(row[name] or 0))
+                                          for name, kind in TRACK_COUNTS}
+        if values["fixes"] <= 0:
+            continue
+        for count, names in _POSITIONS.items():
+            if values[count] > 0:
+                values.update({name: (int(row[name]) if name.endswith("_ns") else float(row[name]))
+                               for name in names})
+        labels = {tag: (str(row[tag]) if row.get(tag) not in (None, "") else None) for tag in tags}
+        yield labels, values, int(row[_BUCKET])
