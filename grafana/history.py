@@ -28,9 +28,11 @@ from pathlib import Path
 
 import yaml
 
+from plugins.stacklib.tracks import TRACK_COLUMNS, fix_columns
+
 __all__ = [
     "LAG_S", "ROLLUP_LEVELS", "TIERS", "Tier", "coarsest", "count", "last", "maximum", "mean", "minimum",
-    "rolled_up", "source", "tier_bounds",
+    "reads", "rolled_up", "source", "tier_bounds", "track_source",
 ]
 
 HOUR, DAY = 3_600, 86_400
@@ -63,10 +65,12 @@ PROVISION = Path(__file__).resolve().parent.parent / "plugins" / "provision.yaml
 
 
 @cache
-def rolled_up() -> frozenset[str]:
-    """The tables the rollup triggers of plugins/provision.yaml roll up: the only ones `source()` may read."""
+def rolled_up(kind: str = "numeric") -> frozenset[str]:
+    """The tables the rollup triggers of plugins/provision.yaml roll up as `kind` (numeric: `source()`, tracks:
+    `track_source()`): the only ones those may read."""
     triggers = yaml.safe_load(PROVISION.read_text(encoding="utf-8"))["triggers"]
     return frozenset(name for trigger in triggers if trigger["plugin"] == "history/rollups"
+                     and trigger["arguments"].get("kind", "numeric") == kind
                      for name in str(trigger["arguments"]["tables"]).split())
 
 
@@ -97,6 +101,11 @@ def _done(index: int) -> str:
 def _used(index: int) -> str:
     """Tier `index` is read: the range is longer than what the next finer tier serves alone."""
     return _longer_than(TIERS[index - 1].coarsest_up_to_s)
+
+
+def reads(tier: Tier) -> str:
+    """SQL that is true when the range reads `tier` (folds to a constant): e.g. to bin by its bucket."""
+    return "true" if tier is TIERS[0] else _used(TIERS.index(tier))
 
 
 def tier_bounds(index: int) -> tuple[str, str]:
@@ -143,6 +152,23 @@ def source(table: str, tags: Sequence[str], fields: Sequence[str], where: str = 
     for index, tier in enumerate(TIERS):
         lower, upper = tier_bounds(index)
         columns = ["time", *tags, *(_raw_columns(fields) if index == 0 else _rollup_columns(fields))]
+        branches.append(f"SELECT {', '.join(columns)} FROM {table}{tier.suffix}\n"
+                        f"  WHERE time >= {lower} AND time <= {upper}{extra}")
+    return "(" + "\n  UNION ALL\n".join(branches) + f") AS {table}"
+
+
+def track_source(table: str, tags: Sequence[str], where: str = "") -> str:
+    """`(SELECT ... UNION ALL ...) AS <table>`: the track summaries (plugins/stacklib/tracks.py) of `table` within
+    the panel's range, tier by tier as `source()` reads them, a raw fix being the summary of itself. The columns:
+    time, `tags` and TRACK_COLUMNS; a leg between two rows is not in them (`lag()` over the rows gives it)."""
+    if table not in rolled_up("tracks"):
+        raise ValueError(f"{table} has no track summaries: add it to a rollup trigger with kind: tracks in "
+                         f"{PROVISION.name}")
+    extra = f" AND {where}" if where else ""
+    branches = []
+    for index, tier in enumerate(TIERS):
+        lower, upper = tier_bounds(index)
+        columns = ["time", *tags, *(fix_columns() if index == 0 else [name for name, _ in TRACK_COLUMNS])]
         branches.append(f"SELECT {', '.join(columns)} FROM {table}{tier.suffix}\n"
                         f"  WHERE time >= {lower} AND time <= {upper}{extra}")
     return "(" + "\n  UNION ALL\n".join(branches) + f") AS {table}"

@@ -71,8 +71,9 @@ def rows_in_influxdb2() -> str:
 
 
 def rows_in_influxdb3() -> str:
-    """Points per telemetry measurement in the range; a measurement with rollups counts through its tiers (the
-    sum of the rollups' counts and the newest raw rows), so a wide range opens a few hundred files, not years."""
+    """Points per telemetry measurement in the range; a measurement with rollups or track summaries counts through
+    its tiers (the sum of the rollups' counts and the newest raw rows), so a wide range opens a few hundred files,
+    not years."""
     parts = []
     for item in MEASUREMENTS:
         if item.database != TELEMETRY:
@@ -81,6 +82,9 @@ def rows_in_influxdb3() -> str:
         if item.name in history.rolled_up():
             parts.append(f"SELECT '{item.name}' AS measurement, {history.count(first)} AS points "
                          f"FROM {history.source(item.name, (), (first,))}")
+        elif item.name in history.rolled_up("tracks"):  # fixes with a position (the first fields: lat, lon)
+            parts.append(f"SELECT '{item.name}' AS measurement, sum(good) + sum(placed) AS points "
+                         f"FROM {history.track_source(item.name, ())}")
         else:
             parts.append(f"SELECT '{item.name}' AS measurement, count({first}) AS points FROM {item.name} "
                          f"WHERE {TIME_FILTER}")

@@ -32,7 +32,7 @@ from tests.grafana.dashboards import (
     selection_for,
 )
 from tests.grafana.data import StackData
-from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms
+from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms, resolve_time
 from tests.grafana.sqlrun import grafana_type_problems, run
 
 BOARDS = boards()
@@ -144,19 +144,31 @@ def result(data: StackData, uid: str, title: str, ref: str = "A", kind: str | No
     raise AssertionError(f"{uid} has no panel {title!r} with query {ref}")
 
 
-def test_distance_per_day_is_the_great_circle_sum_of_each_day(stack_data):
-    table = result(stack_data, "birds", "Distance per day").to_pandas()
+@pytest.mark.parametrize(("start", "days"), [("now-20d", 1), ("now-10y", 7)])
+def test_distance_per_day_is_the_great_circle_sum_of_each_day(stack_data, start, days):
+    """Over 20 days (hourly summaries and the newest raw fixes) a bar is a day's legs; over the default 10 years
+    (weekly summaries) a week's legs per day. A leg counts in the bin of its later fix, also across summaries."""
+    board = BOARDS["birds"]
+    query = next(item for item in queries(board, "birds") if item.panel["title"] == "Distance per day")
+    selected, _ = resolve(board, stack_data.now, options_from(stack_data))
+    time_range = TimeRange(resolve_time(start, stack_data.now), stack_data.now)
+    sql = expand_sql(interpolate(query.text, selected), time_range, interval_ms(time_range, 1000, None))
+    # The panel's now() is the moment the summaries ran at (a live stack's run a minute ago).
+    sql = sql.replace("now()", f"TIMESTAMP '{stack_data.now:%Y-%m-%dT%H:%M:%SZ}'")
+    table = run(stack_data.engine.database(query.datasource.database), sql).to_pandas()
     birds = stack_data.birds
     lat, lon = BIRD_FIXES.field_names[:2]
     one = birds[(birds["individual"] == "5515851") & ~birds["outlier"] & birds["visible"]].sort_values("time")
     phi1, phi2 = np.radians(one[lat].shift()), np.radians(one[lat])
     dphi, dlmb = phi2 - phi1, np.radians(one[lon] - one[lon].shift())
     km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.sin(dphi / 2) ** 2 + np.cos(phi1) * np.cos(phi2) * np.sin(dlmb / 2) ** 2))
-    expected = km.groupby(one["time"].dt.floor("D")).sum(min_count=1).dropna()
+    width = days * 86_400 * 10**9
+    stamps = pd.to_datetime(one["time"], utc=True).dt.as_unit("ns").astype("int64")
+    expected = (km.groupby(pd.to_datetime(stamps // width * width)).sum(min_count=1) / days).dropna()
     got = table[table["individual"] == "5515851"].set_index("time")["distance_km"]
-    assert len(got) >= 14
+    assert len(got) == len(expected) >= 14 // days
     for day, value in expected.items():
-        assert got[day.tz_localize(None) if day.tzinfo else day] == pytest.approx(value, rel=1e-9)
+        assert got[day] == pytest.approx(value, rel=1e-9)
 
 
 def test_latest_values_per_device_are_the_newest_readings(stack_data):
