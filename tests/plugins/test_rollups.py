@@ -146,6 +146,24 @@ def test_history_loaded_in_bulk_is_rolled_up_in_steps_that_stay_under_the_file_l
     same(stored(engine, "sensors_1d"), expected(everything, DAY))
 
 
+def test_a_sparse_history_is_caught_up_in_as_many_steps_as_it_has_files(engine):
+    """Three days of readings spread over 40 days: 432 files in 5,760 ten-minute windows. A run steps over the
+    empty windows (system.parquet_files says where the next files are), so three runs of 200 files catch the
+    hourly level up where counting windows would take 29, and no query passes the file limit."""
+    engine.query_file_limit = 250
+    frame = pd.concat([readings(1, start=START + day * DAY, seed=day) for day in (0, 20, 39)])
+    engine.write(DB, sensor_lines(frame))
+    engine.snapshot()
+    runs = []
+    for index in range(6):
+        run = schedule(engine, NOW + index * MINUTE, max_files="200")
+        assert not run.messages("ERROR"), run.log_text()
+        runs.append(len([write for write in run.writes.get(DB, []) if write.startswith("sensors_1h,")]))
+    assert sum(1 for written in runs if written) <= 3, runs
+    same(stored(engine, "sensors_1h"), expected(frame, HOUR))
+    same(stored(engine, "sensors_1d"), expected(frame, DAY))
+
+
 def test_a_failed_run_names_the_table_and_window_and_the_next_run_catches_up(engine):
     frame = readings(2)
     engine.write(DB, sensor_lines(frame))

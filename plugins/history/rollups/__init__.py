@@ -176,18 +176,31 @@ class _Step:
                             self.now_ns - MARK_SETTLE_NS) if MARKS in self.tables else [])
         waiting = len({bucket for _, bucket in marks if bucket < cursor.done_ns})
         pending = max(0, (complete - cursor.done_ns) // width)
-        live = min(pending, budget - min(waiting, (budget + 1) // 2))
+        reserve = min(waiting, (budget + 1) // 2)
+        live = min(pending, max(budget, self._buckets_of_files(cursor.done_ns, pending)) - reserve)
         live_end = cursor.done_ns + live * width
         chosen: list[int] = []
         marks_ns = cursor.marks_ns
         for made, bucket in marks:
             if bucket < cursor.done_ns and bucket not in chosen:
-                if len(chosen) >= budget - live:
+                if len(chosen) >= budget - min(live, budget - reserve):
                     break
                 chosen.append(bucket)
             marks_ns = made  # a mark at or after the cursor: the cursor's own run computes that bucket
         self.marked = chosen
         return list(range(cursor.done_ns, live_end, width)) + chosen, Cursor(live_end, marks_ns)
+
+    def _buckets_of_files(self, start_ns: int, pending: int) -> int:
+        """How many buckets from `start_ns` the source's next `max_files` Parquet files leave room for (every
+        pending one when fewer are left): a sparse table (a bird study, a history load with gaps) is caught up in
+        as many runs as it has files, not as many as its span has 10-minute windows. From system.parquet_files
+        (each file's time span; the write buffer's rows are no files)."""
+        rows = self.api.query(
+            "SELECT min_time FROM system.parquet_files WHERE table_name = $table AND max_time >= "
+            f"{start_ns} ORDER BY min_time LIMIT 1 OFFSET {self.config['max_files']}", {"table": self.level.source})
+        if not rows:
+            return pending
+        return max(0, (bucket_start(int(rows[0]["min_time"]), self.level.width_ns) - start_ns) // self.level.width_ns)
 
     def compute(self, buckets: list[int]) -> int:
         """Query each span of adjacent buckets and queue its points; the number of points."""
