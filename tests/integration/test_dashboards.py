@@ -31,7 +31,7 @@ from backup import metrics as backup_metrics
 from grafana import datasources
 from grafana.boards import BOARDS as BOARD_MODULES
 from grafana.panels import FOLDER_TAG
-from ingest.schema import INGEST_RUNS, SENSORS
+from ingest.schema import BIRD_FIXES, INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, analytics_table, host_table
 from tests.grafana import flight_types
 from tests.grafana.chromium import Chromium
@@ -118,6 +118,9 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:
     # The host metrics trigger runs every 30 s; rates need two samples.
     wait_for("two host-metrics samples", lambda: stack.sql(
         HOST_DATABASE, f"SELECT count(DISTINCT time) AS n FROM {NETWORK.name}")[0]["n"] >= 2, timeout=150)
+    # The bird-tracks trigger (every minute) summarizes the study a level a run: the weekly level comes last.
+    wait_for("weekly bird track summaries", lambda: stack.sql(
+        BIRD_FIXES.database, f"SELECT count(*) AS n FROM {BIRD_FIXES.name}_7d")[0]["n"] > 0, timeout=300)
     return datetime.now(UTC)
 
 
