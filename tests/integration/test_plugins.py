@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 import yaml
@@ -18,6 +19,7 @@ import yaml
 from plugins.stacklib.tables import HOST_TABLES
 from tests.engine import PLUGIN_DIR
 from tests.integration.conftest import wait_for
+from tests.plugins import trackdata
 from tests.plugins.conftest import daily_series, series_csv
 
 pytestmark = pytest.mark.integration
@@ -153,4 +155,45 @@ def test_rollups_equal_the_servers_own_aggregates_and_take_in_late_rows(stack, t
     wait_for("the late reading in its day", lambda: with_late("1d", "1 day"), timeout=180)
     logs = stack.sql("telemetry", "SELECT log_text FROM system.processing_engine_logs "
                                   "WHERE trigger_name IN ('it-rollups', 'it-rollup-marks') AND log_level = 'ERROR'")
+    assert not logs, logs
+
+
+def test_track_summaries_equal_the_fixes_and_take_in_a_late_fix(stack, temporary_triggers):
+    """Four days of two birds' fixes (outliers, hidden fixes, fixes without a position, silent spells) in a table of
+    their own, summarized by the rollups plugin with kind tracks through temporary triggers every 5 s: every hourly
+    and daily row equals the summary computed in Python from the fixes; a late fix is in its hour and day after
+    the next runs."""
+    table, start = "track_check", (time.time_ns() // 86_400_000_000_000 - 6) * 86_400 * 10**9
+    frame = trackdata.fixes(days=4, seed=8, start=start)
+
+    def write(lines: list[str]) -> None:
+        response = requests.post(f"{stack.influxdb3_url}/api/v3/write_lp", headers=stack.influxdb3_headers,
+                                 params={"db": "telemetry", "precision": "nanosecond"}, data="\n".join(lines),
+                                 timeout=60)
+        assert response.status_code in (200, 204), response.text
+
+    write(trackdata.lines(table, frame))
+    arguments = {"tables": table, "kind": "tracks", "by": "species individual"}
+    temporary_triggers("it-tracks", "telemetry", "history/rollups", "every:5s", arguments)
+    temporary_triggers("it-track-marks", "telemetry", "history/rollups", f"table:{table}", arguments)
+
+    def settled(fixes, level: str, width: int) -> list[dict] | None:
+        try:
+            rows = stack.sql("telemetry", f"SELECT * FROM {table}_{level} WHERE time >= '2000-01-01T00:00:00Z' "
+                                          "ORDER BY time, individual")
+        except requests.HTTPError:
+            return None  # the table does not exist yet
+        return rows if not trackdata.differences(rows, trackdata.expected(fixes, width)) else None
+
+    wait_for("hourly track summaries equal to the fixes", lambda: settled(frame, "1h", trackdata.HOUR), timeout=180)
+    wait_for("daily track summaries equal to the fixes", lambda: settled(frame, "1d", trackdata.DAY), timeout=180)
+
+    late = frame[frame["individual"] == "Ada"].iloc[[10]].assign(time=lambda f: f["time"] + 1, lat=60.0, lon=10.0,
+                                                                  outlier=False, visible=True)
+    write(trackdata.lines(table, late))
+    with_late = pd.concat([frame, late], ignore_index=True)
+    wait_for("the late fix in its hour", lambda: settled(with_late, "1h", trackdata.HOUR), timeout=180)
+    wait_for("the late fix in its day", lambda: settled(with_late, "1d", trackdata.DAY), timeout=180)
+    logs = stack.sql("telemetry", "SELECT log_text FROM system.processing_engine_logs "
+                                  "WHERE trigger_name IN ('it-tracks', 'it-track-marks') AND log_level = 'ERROR'")
     assert not logs, logs
