@@ -12,7 +12,8 @@ import pytest
 from tests.engine import PLUGIN_DIR
 from tests.engine.api import PluginApi
 from tests.engine.store import QueryError
-from tests.plugins.conftest import daily_series, series_lines
+from tests.plugins.conftest import daily_series, series_csv, series_lines
+from tests.support.recorder import RecordingServer, Reply
 
 if str(PLUGIN_DIR) not in sys.path:
     sys.path.append(str(PLUGIN_DIR))
@@ -72,3 +73,28 @@ def test_a_read_over_the_file_limit_is_refused_and_the_windowed_read_equals_it(e
     # Rows newer than every file (the write buffer) are in the last window.
     later = windowed_query(api, "peyton_views", READ, {"series": "other"}, max_files=90)
     assert len(later) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.drop")
+def test_the_forecast_plugins_read_a_series_of_more_files_than_the_limit(engine, query_log, monkeypatch):
+    """A 400-day series in 400 files under --query-file-limit 100: the forecast, the chart and a reload of the
+    same CSV each read it in windows of at most `max_files`, and see every observation."""
+    frame = daily_series(400)
+    engine.write_lp("forecast", series_lines(frame))
+    engine.snapshot()
+    engine.query_file_limit = 100
+    small = {"max_files": "90"}
+    query_log.clear()
+    forecast = engine.run_request("forecast/prophet_forecast", "forecast", args={
+        **small, "horizon_days": "10", "holdout_days": "0", "seed": "1"}).raise_for_error().response.json()
+    assert forecast["status"] == "success" and forecast["observations"] == 400
+    chart = engine.run_request("forecast/forecast_chart", "forecast", args=small).raise_for_error().response
+    assert chart.status == 200
+    with RecordingServer(lambda request: Reply(200, series_csv(frame), {"Content-Type": "text/csv"})) as server:
+        loaded = engine.run_request("forecast/load_series", "forecast", args={
+            **small, "url": f"{server.url}/series.csv"}).raise_for_error().response.json()
+    assert loaded["rows_written"] == 0 and loaded["rows_unchanged"] == 400
+    reads = [engine.files_scanned("forecast", sql, {"series": "peyton_manning"})
+             for sql in query_log if "FROM \"peyton_views\"" in sql]
+    assert len(reads) == 3 * 5 and max(reads) <= 90
