@@ -227,7 +227,7 @@ def create_rollup_tables(engine: LocalEngine, database: str | None = None) -> No
             (name, ENGINE_KINDS[kind]) for name, kind in table.fields])
 
 
-def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, runs: int = 3) -> None:
+def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, runs: int = 4) -> None:
     """What influxdb3-init and the rollup triggers do: the rollup tables created up front (from provision.yaml,
     as influxdb3-init derives them), then the scheduled trigger run a few times at `moment`, every table's
     completed buckets computed."""
