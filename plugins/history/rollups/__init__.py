@@ -77,7 +77,7 @@ if _PLUGIN_DIR not in sys.path:
 from stacklib.args import ArgumentError, Param, duration_ns, identifier, integer, parse  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import column_types, table_span, tag_columns  # noqa: E402
+from stacklib.sql import column_types, file_windows, table_span, tag_columns  # noqa: E402
 from stacklib.stats import bucket_ranges, bucket_start  # noqa: E402
 
 from .levels import Level, chain  # noqa: E402
@@ -149,6 +149,8 @@ class _Step:
         pending = max(0, (complete - cursor.done_ns) // width)
         live = min(pending, budget - min(waiting, (budget + 1) // 2))
         live_end = cursor.done_ns + live * width
+        if live < pending and not waiting:
+            live_end = max(live_end, self._files_end(cursor.done_ns, complete))
         chosen: list[int] = []
         marks_ns = cursor.marks_ns
         for made, bucket in marks:
@@ -159,6 +161,15 @@ class _Step:
             marks_ns = made  # a mark at or after the cursor: the cursor's own run computes that bucket
         self.marked = chosen
         return list(range(cursor.done_ns, live_end, width)) + chosen, Cursor(live_end, marks_ns)
+
+    def _files_end(self, start: int, complete: int) -> int:
+        """Where the buckets from `start` reach `max_files` of the source's Parquet files as Core lists them: past
+        the budget above when the source is sparse (a daily series has a file a day, not one per 10 minutes; so
+        does the hourly rollup of one), so a history loaded in bulk is rolled up in a few runs, not thousands."""
+        windows = file_windows(self.api, self.level.source, self.config["max_files"], start, complete - 1)
+        if len(windows) == 1:
+            return complete
+        return max(start, bucket_start(windows[1][0], self.level.width_ns))
 
     def compute(self, buckets: list[int]) -> int:
         """Query each span of adjacent buckets and queue its points; the number of points."""
