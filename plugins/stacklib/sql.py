@@ -7,15 +7,17 @@ timestamps only as literals formatted from integers.
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from stacklib.args import identifier
 
-__all__ = ["LOOKBACK_DAYS", "column_types", "lookback_bounds", "quote", "table_exists", "table_span", "tag_columns",
-           "timestamp_literal"]
+__all__ = ["LOOKBACK_DAYS", "MAX_FILES_PER_QUERY", "column_types", "file_windows", "lookback_bounds", "quote",
+           "split_windows", "table_exists", "table_span", "tag_columns", "timestamp_literal", "window_condition",
+           "windowed_query"]
 
 
 def quote(name: str) -> str:
@@ -85,3 +87,76 @@ def table_span(influxdb3_local: Any, table: str) -> tuple[int, int, int] | None:
         high = int(newer[0]["hi"]) if high is None else max(high, int(newer[0]["hi"]))
         total += int(newer[0]["n"])
     return None if low is None or high is None or not total else (low, high, total)
+
+
+# Core refuses a query whose time bounds select more Parquet files than --query-file-limit (the stack runs with at
+# most 2,000; Core's default is 432): a read of a whole history is cut into windows of at most this many files.
+MAX_FILES_PER_QUERY = 400
+
+Window = tuple[int | None, int | None]
+
+
+def split_windows(spans: Iterable[tuple[int, int]], max_files: int, lower: int | None = None,
+                  upper: int | None = None) -> list[Window]:
+    """Consecutive disjoint windows [start, end] (ns, both inclusive, None: unbounded) covering [lower, upper],
+    each overlapping at most `max_files` of the files whose (min time, max time) are `spans`, as Core selects files
+    (a file is read when its span overlaps the query's time bounds). The last window reaches `upper`, so rows
+    newer than every file (the write buffer) are read too. Files that all start at one instant cannot be told apart
+    by time: more than `max_files` of them make one window over the limit."""
+    spans = sorted((low, high) for low, high in spans
+                   if (upper is None or low <= upper) and (lower is None or high >= lower))
+    windows: list[Window] = []
+    start, first = lower, 0
+    reaching: list[int] = []  # max times of the files before `first` that overlap the window starting at `start`
+    while True:
+        room = max(1, max_files - len(reaching))
+        if len(spans) - first <= room:
+            windows.append((start, upper))
+            return windows
+        cut = first + room  # the first file of the next window, which starts where that file starts
+        while cut > first and spans[cut - 1][0] == spans[cut][0]:
+            cut -= 1
+        if cut == first:
+            cut = first + room
+            while cut < len(spans) and spans[cut][0] == spans[cut - 1][0]:
+                cut += 1
+            if cut == len(spans):
+                windows.append((start, upper))
+                return windows
+        windows.append((start, spans[cut][0] - 1))
+        for _, high in spans[first:cut]:
+            heapq.heappush(reaching, high)
+        start, first = spans[cut][0], cut
+        while reaching and reaching[0] < start:
+            heapq.heappop(reaching)
+
+
+def file_windows(influxdb3_local: Any, table: str, max_files: int = MAX_FILES_PER_QUERY, lower: int | None = None,
+                 upper: int | None = None) -> list[Window]:
+    """`split_windows` over the table's Parquet files as system.parquet_files lists them (each file's min and max
+    time): one query per window then opens at most `max_files` files."""
+    rows = influxdb3_local.query("SELECT min_time, max_time FROM system.parquet_files WHERE table_name = $table",
+                                 {"table": identifier(table)})
+    spans = [(int(row["min_time"]), int(row["max_time"])) for row in rows
+             if row.get("min_time") is not None and row.get("max_time") is not None]
+    return split_windows(spans, max_files, lower, upper)
+
+
+def window_condition(window: Window) -> str:
+    """The `time` condition of a window (`TRUE` when it is unbounded on both sides)."""
+    start, end = window
+    parts = ([f"time >= {timestamp_literal(start)}"] if start is not None else []) + (
+        [f"time <= {timestamp_literal(end)}"] if end is not None else [])
+    return " AND ".join(parts) or "TRUE"
+
+
+def windowed_query(influxdb3_local: Any, table: str, sql: str, params: Mapping[str, str] | None = None,
+                   max_files: int = MAX_FILES_PER_QUERY, lower: int | None = None,
+                   upper: int | None = None) -> list[dict[str, Any]]:
+    """The rows of `sql` over `table` between `lower` and `upper`, read one `file_windows` window at a time: `sql`
+    holds `{window}` where the window's time condition goes (e.g. `... WHERE series = $series AND {window} ORDER
+    BY time`). Windows are disjoint and ascending, so rows ordered by time come out as one query would give them."""
+    rows: list[dict[str, Any]] = []
+    for window in file_windows(influxdb3_local, table, max_files, lower, upper):
+        rows.extend(influxdb3_local.query(sql.replace("{window}", window_condition(window)), params))
+    return rows

@@ -18,7 +18,7 @@ import pytest
 from grafana.boards.weather import WIND_DIRECTION
 from grafana.datasources import SQL_LANGUAGE
 from ingest.schema import BIRD_FIXES, SENSORS
-from plugins.stacklib.tables import HOST_DATABASE
+from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE, SERIES
 from tests.grafana import flight_types
 from tests.grafana.dashboards import (
     Query,
@@ -194,9 +194,18 @@ def test_wind_direction_history_is_a_circular_mean(stack_data):
 
 
 def test_forecast_panel_shows_the_series_and_the_latest_runs_band(stack_data):
-    actual = result(stack_data, "forecast", "Actual and forecast (${series}, run ${run})", "A")
+    """At the default range (20 years back) the series comes from its weekly rollup, in weekly bins: the mean of
+    each week's days, stamped at the week's start (the newest week from the daily and hourly tiers, as far as the
+    rollups, run at the hour here, got)."""
+    actual = result(stack_data, "forecast", "Actual and forecast (${series}, run ${run})", "A").to_pandas()
     forecast = result(stack_data, "forecast", "Actual and forecast (${series}, run ${run})", "B").to_pandas()
-    assert actual.num_rows == 240
+    raw = pd.DataFrame(stack_data.engine.query(FORECAST_DATABASE, f"SELECT time, y FROM {SERIES.name}"))
+    raw["time"] = pd.to_datetime(raw["time"])
+    week, epoch = pd.Timedelta(days=7), pd.Timestamp(0)
+    expected = raw.groupby(epoch + (raw["time"] - epoch) // week * week)["y"].mean()
+    got = actual.set_index("time")["actual"]
+    assert list(got.index) == list(expected.index)
+    assert got.to_numpy()[:-1] == pytest.approx(expected.to_numpy()[:-1], rel=1e-12)
     assert len(forecast) > 0 and (forecast["lower"] <= forecast["forecast"]).all()
     assert (forecast["forecast"] <= forecast["upper"]).all()
     runs = result(stack_data, "forecast", "Latest runs").to_pandas()

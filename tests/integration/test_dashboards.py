@@ -32,7 +32,14 @@ from grafana import datasources
 from grafana.boards import BOARDS as BOARD_MODULES
 from grafana.panels import FOLDER_TAG
 from ingest.schema import BIRD_FIXES, INGEST_RUNS, SENSORS
-from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, analytics_table, host_table
+from plugins.stacklib.tables import (
+    EVALUATION,
+    FORECAST_DATABASE,
+    HOST_DATABASE,
+    analytics_table,
+    host_table,
+)
+from plugins.stacklib.tables import SERIES as SERIES_SPEC
 from tests.grafana import flight_types
 from tests.grafana.chromium import Chromium
 from tests.grafana.dashboards import (
@@ -104,6 +111,11 @@ def loaded(stack, temporary_triggers, tmp_path_factory) -> datetime:
     wait_for("two forecast runs", lambda: stack.sql(FORECAST_DATABASE, f"SELECT count(*) AS n FROM {EVALUATION.name} "
                                                                         f"WHERE series = '{SERIES}'")[0]["n"] >= 2,
              timeout=300)
+    # The Forecast dashboard reads the series from its rollups at its default range (20 years): the forecast-rollups
+    # trigger rolls the 240 days up in a few of its one-minute runs (hours, then days, then weeks).
+    wait_for("the series' weekly rollup", lambda: stack.sql(
+        FORECAST_DATABASE, f"SELECT count(*) AS n FROM {SERIES_SPEC.name}_7d WHERE series = '{SERIES}' "
+                           "AND time >= now() - INTERVAL '400 days'")[0]["n"] >= 30, timeout=480)
 
     backup = stack.backup("now")
     assert backup.returncode == 0, f"backup now failed:\n{backup.stdout}\n{backup.stderr}"

@@ -85,3 +85,22 @@ def test_the_table_fallback_reads_only_recent_files_when_the_statistics_are_rece
     assert response.status == 200 and response.json()["source"] == "table"
     reads = [sql for sql in query_log if "analytics_sensors" in sql and "information_schema" not in sql]
     assert reads and max(engine.files_scanned("forecast", sql) for sql in reads) <= 49
+
+
+def test_old_statistics_are_found_in_the_newest_files_not_the_whole_table(engine, query_log):
+    """Statistics that stopped long ago (older than every lookback window): the last try reads the table's newest
+    MAX_FILES_PER_QUERY files, never the whole table (which Core would refuse past --query-file-limit)."""
+    hour = 3_600 * 10**9
+    last = 1_500_000_000 * 10**9 // hour * hour  # 2017
+    lines = [f"analytics_sensors,field=temperature,bucket=1h count=60i,min=1.0,max=2.0,mean=1.5,median=1.5,mode=1.0,"
+             f"p95={k}.0 {last - k * hour}" for k in range(1_000)]
+    engine.write_lp("forecast", lines)
+    engine.snapshot()
+    engine.query_file_limit = 432
+    response = engine.run_request(API, "forecast", {"table": "sensors"}, trigger="analytics-api").response
+    assert response.status == 200 and response.json()["source"] == "table"
+    newest = response.json()["statistics"]["1h"]["temperature"]
+    assert (newest["time_ns"], newest["p95"]) == (last, 0.0)
+    reads = [sql for sql in query_log if "analytics_sensors" in sql and "parquet_files" not in sql
+             and "information_schema" not in sql]
+    assert max(engine.files_scanned("forecast", sql) for sql in reads) <= 400

@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from tests.plugins.conftest import MINUTE, sensor_frame, sensor_lines
+from tests.engine import PLUGIN_DIR
+from tests.plugins.conftest import MINUTE, daily_series, sensor_frame, sensor_lines, series_lines
 
 PLUGIN = "history/rollups"
 DB = "telemetry"
@@ -195,3 +197,32 @@ def test_a_missing_table_is_said_and_the_others_roll_up(engine):
 def test_arguments_are_checked_before_anything_is_read(engine, args, problem):
     run = engine.run_schedule(PLUGIN, DB, at(START), args=args)
     assert problem in run.log_text() and run.writes == {}
+
+
+@pytest.mark.slow
+def test_a_daily_series_loaded_in_bulk_is_rolled_up_by_the_forecast_trigger_under_cores_default_limit(engine):
+    """plugins/provision.yaml's forecast-rollups arguments over three years of a daily series (one Parquet file a
+    day): a run reads up to max_files of the source's files, not max_files 10-minute spans (which would be 300 / 6 =
+    50 hours of a daily series: two days a run), so every run stays under Core's default --query-file-limit (432)
+    and the weekly level catches up in a few runs, equal to the weekly means of the raw days."""
+    trigger = next(item for item in yaml.safe_load((PLUGIN_DIR / "provision.yaml").read_text())["triggers"]
+                   if item["name"] == "forecast-rollups")
+    args = {key: str(value) for key, value in trigger["arguments"].items()}
+    frame = daily_series(3 * 365, start="2012-01-05")  # a Thursday: epoch weeks start on Thursdays
+    engine.write_lp("forecast", series_lines(frame))
+    engine.snapshot()
+    assert len(engine.parquet_files("forecast", "peyton_views")) == 3 * 365
+    engine.query_file_limit = 432
+    weeks = frame.groupby(frame.index // 7)["y"].mean().to_numpy()
+    rows: list[dict] = []
+    runs = 0
+    while len(rows) < len(weeks) and runs < 15:
+        runs += 1
+        run = engine.run_schedule(PLUGIN, "forecast", at(NOW), args=args).raise_for_error()
+        assert not run.messages("ERROR"), run.log_text()
+        engine.snapshot()  # what the run wrote becomes files, as it does minutes later on the server
+        if "peyton_views_7d" in engine.database("forecast").tables:
+            rows = engine.query("forecast", "SELECT time, y_sum, y_count FROM peyton_views_7d ORDER BY time")
+    assert len(rows) == len(weeks) and runs <= 6
+    assert [row["y_sum"] / row["y_count"] for row in rows] == pytest.approx(weeks, rel=1e-12)
+    assert [row["time"] for row in rows] == [pd.Timestamp("2012-01-05").value + k * 7 * DAY for k in range(len(weeks))]

@@ -162,3 +162,26 @@ def test_integer_fields_and_field_filter(engine):
     assert len(run.writes["telemetry"]) == 1
     row = engine.query("telemetry", "SELECT * FROM analytics_sensors")[0]
     assert_matches(row, expected_stats(pd.Series(range(10))))
+
+
+@pytest.mark.parametrize("bucket", ["30d", None])
+def test_reads_of_more_files_than_the_limit_are_cut_into_windows(engine, query_log, bucket):
+    """A day of readings every minute (145 files) under --query-file-limit 30: a late row in a 30-day bucket
+    recomputes it, and a whole-table rebuild reads the table, both in queries of at most `max_files` files, with
+    the same statistics as pandas over every row."""
+    frame = sensor_frame(3 * 1440, step_ns=MINUTE)
+    engine.write_lp("telemetry", sensor_lines(frame))
+    engine.snapshot()
+    assert len(engine.parquet_files("telemetry", "sensors")) >= 144
+    engine.query_file_limit = 30
+    late = frame.iloc[[5]].copy()
+    late["temperature"] = 99.0
+    args = {"target_database": "forecast", "max_files": "25", **({"bucket": bucket} if bucket else {})}
+    query_log.clear()
+    engine.run_writes(PLUGIN, "telemetry", sensor_lines(late), table="sensors", args=args).raise_for_error()
+    reads = [engine.files_scanned("telemetry", sql) for sql in query_log
+             if 'FROM "sensors"' in sql and "parquet_files" not in sql]
+    assert len(reads) >= 144 // 25 and max(reads) <= 30
+    frame.loc[5, "temperature"] = 99.0
+    row = analytics_rows(engine).set_index("field").loc["temperature"]
+    assert_matches(row, expected_stats(frame["temperature"]))

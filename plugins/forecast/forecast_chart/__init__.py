@@ -19,6 +19,12 @@
             "example": "peyton_forecast",
             "description": "Table with the forecast rows (default peyton_forecast).",
             "required": false
+        },
+        {
+            "name": "max_files",
+            "example": "400",
+            "description": "Most Parquet files one query opens: history is read in time windows (default 400).",
+            "required": false
         }
     ]
 }
@@ -42,7 +48,14 @@ from stacklib.args import ArgumentError, Param, identifier, integer, parse, tag_
 from stacklib.chart import forecast_page  # noqa: E402
 from stacklib.forecasting import frame_from_rows  # noqa: E402
 from stacklib.runlog import RunLog, run_started_ns  # noqa: E402
-from stacklib.sql import lookback_bounds, quote, table_exists, timestamp_literal  # noqa: E402
+from stacklib.sql import (  # noqa: E402
+    MAX_FILES_PER_QUERY,
+    lookback_bounds,
+    quote,
+    table_exists,
+    timestamp_literal,
+    windowed_query,
+)
 from stacklib.tables import FORECAST, RUN_WINDOW_NS, SERIES  # noqa: E402
 
 PLUGIN = "forecast_chart"
@@ -50,6 +63,7 @@ PARAMS = (
     Param("table", identifier, default=SERIES.name),
     Param("series", tag_value, default="peyton_manning"),
     Param("forecast_table", identifier, default=FORECAST.name),
+    Param("max_files", integer(1, 100_000), default=MAX_FILES_PER_QUERY),
 )
 _HTML = {"Content-Type": "text/html; charset=utf-8"}
 
@@ -114,9 +128,12 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
     series = request["series"]
     if not table_exists(influxdb3_local, config["table"]):
         return _error_page(404, f"no table {config['table']} yet: load the series first")
-    history, _ = frame_from_rows(influxdb3_local.query(
-        f"SELECT time, {quote(SERIES.field_names[0])} AS y FROM {quote(config['table'])} "
-        "WHERE series = $series ORDER BY time", {"series": series}))
+    # In time windows of at most max_files Parquet files: one query over the whole history would be refused past
+    # Core's --query-file-limit.
+    history, _ = frame_from_rows(windowed_query(
+        influxdb3_local, config["table"], f"SELECT time, {quote(SERIES.field_names[0])} AS y "
+        f"FROM {quote(config['table'])} WHERE series = $series AND {{window}} ORDER BY time", {"series": series},
+        config["max_files"]))
     if history.empty:
         return _error_page(404, f"no observations for series {series!r}".replace("<", "&lt;"))
     if request["days"]:

@@ -31,6 +31,12 @@
             "example": "20000000",
             "description": "Refuse a download larger than this many bytes (default 20 MB).",
             "required": false
+        },
+        {
+            "name": "max_files",
+            "example": "400",
+            "description": "Most Parquet files one query opens: stored points are read in windows (default 400).",
+            "required": false
         }
     ]
 }
@@ -55,7 +61,7 @@ from stacklib.args import ArgumentError, Param, identifier, integer, parse, tag_
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
 from stacklib.series import SeriesError, fetch_text, parse_series_csv  # noqa: E402
-from stacklib.sql import quote, table_exists, timestamp_literal  # noqa: E402
+from stacklib.sql import MAX_FILES_PER_QUERY, quote, table_exists, windowed_query  # noqa: E402
 from stacklib.tables import SERIES  # noqa: E402
 
 PLUGIN = "load_series"
@@ -66,6 +72,7 @@ PARAMS = (
     Param("series", tag_value, default="peyton_manning"),
     Param("timeout", integer(1, 600), default=30),
     Param("max_bytes", integer(1_000, 500_000_000), default=20_000_000),
+    Param("max_files", integer(1, 100_000), default=MAX_FILES_PER_QUERY),
 )
 _JSON = {"Content-Type": "application/json"}
 
@@ -93,7 +100,7 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
         log.error("no usable row in the CSV", url=config["url"], rejected=len(parsed.rejected))
         return {"status": "error", "error": "no usable row in the CSV", "rows_rejected": len(parsed.rejected),
                 "run": log.run_id}, 422, _JSON
-    stored = _stored(influxdb3_local, config["table"], config["series"], min(parsed.points), max(parsed.points))
+    stored = _stored(influxdb3_local, config, min(parsed.points), max(parsed.points))
     writer = PointWriter(influxdb3_local)
     for stamp, value in sorted(parsed.points.items()):
         if stored.get(stamp) != value:
@@ -106,12 +113,14 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
             "series": config["series"], "run": log.run_id}, 200, _JSON
 
 
-def _stored(influxdb3_local, table: str, series: str, first_ns: int, last_ns: int) -> dict[int, float]:
+def _stored(influxdb3_local, config: dict, first_ns: int, last_ns: int) -> dict[int, float]:
     """The points of the series already stored in the CSV's time range. InfluxDB 3 Core writes every write into
-    new Parquet files and never compacts them, so a reload writes only what is new or changed."""
+    new Parquet files and never compacts them, so a reload writes only what is new or changed. Read in time
+    windows of at most max_files files: the range of a long series holds more than --query-file-limit files."""
+    table = config["table"]
     if not table_exists(influxdb3_local, table):
         return {}
-    rows = influxdb3_local.query(
-        f"SELECT time, {quote(SERIES.field_names[0])} AS y FROM {quote(table)} WHERE series = $series "
-        f"AND time >= {timestamp_literal(first_ns)} AND time <= {timestamp_literal(last_ns)}", {"series": series})
+    rows = windowed_query(
+        influxdb3_local, table, f"SELECT time, {quote(SERIES.field_names[0])} AS y FROM {quote(table)} "
+        "WHERE series = $series AND {window}", {"series": config["series"]}, config["max_files"], first_ns, last_ns)
     return {int(row["time"]): row["y"] for row in rows if isinstance(row.get("time"), int)}

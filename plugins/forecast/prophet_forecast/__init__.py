@@ -64,6 +64,12 @@
             "example": "forecast_evaluation",
             "description": "Table for the holdout grades (default forecast_evaluation).",
             "required": false
+        },
+        {
+            "name": "max_files",
+            "example": "400",
+            "description": "Most Parquet files one query opens: the series is read in windows (default 400).",
+            "required": false
         }
     ],
     "http_args_config": [
@@ -126,6 +132,12 @@
             "example": "forecast_evaluation",
             "description": "Table for the holdout grades (default forecast_evaluation).",
             "required": false
+        },
+        {
+            "name": "max_files",
+            "example": "400",
+            "description": "Most Parquet files one query opens: the series is read in windows (default 400).",
+            "required": false
         }
     ]
 }
@@ -154,7 +166,7 @@ from stacklib import forecasting  # noqa: E402
 from stacklib.args import ArgumentError, Param, fraction, identifier, integer, parse, tag_value  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog, new_run_id, run_started_ns  # noqa: E402
-from stacklib.sql import quote  # noqa: E402
+from stacklib.sql import MAX_FILES_PER_QUERY, quote, windowed_query  # noqa: E402
 from stacklib.tables import EVALUATION, FORECAST, SERIES  # noqa: E402
 
 PLUGIN = "prophet_forecast"
@@ -170,13 +182,17 @@ PARAMS = (
     Param("seed", integer(0, 2**32 - 1), default=None),
     Param("forecast_table", identifier, default=FORECAST.name),
     Param("evaluation_table", identifier, default=EVALUATION.name),
+    Param("max_files", integer(1, 100_000), default=MAX_FILES_PER_QUERY),
 )
 
 
 def _read_series(influxdb3_local, config):
-    rows = influxdb3_local.query(
+    """The whole series, in time windows of at most `max_files` Parquet files each: one query over a long history
+    (Peyton's is ~2,900 daily files) would be refused past Core's --query-file-limit."""
+    rows = windowed_query(
+        influxdb3_local, config["table"],
         f"SELECT time, {quote(config['field'])} AS y FROM {quote(config['table'])} "
-        f"WHERE series = $series ORDER BY time", {"series": config["series"]})
+        "WHERE series = $series AND {window} ORDER BY time", {"series": config["series"]}, config["max_files"])
     return forecasting.frame_from_rows(rows)
 
 

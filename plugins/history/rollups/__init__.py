@@ -101,7 +101,7 @@ if _PLUGIN_DIR not in sys.path:
 from stacklib.args import ArgumentError, Param, choice, duration_ns, identifier, integer, parse  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import column_types, table_span, tag_columns  # noqa: E402
+from stacklib.sql import column_types, file_windows, table_span, tag_columns  # noqa: E402
 from stacklib.stats import bucket_ranges, bucket_start  # noqa: E402
 from stacklib.tracks import TRACK_COLUMNS  # noqa: E402
 
@@ -176,8 +176,11 @@ class _Step:
                             self.now_ns - MARK_SETTLE_NS) if MARKS in self.tables else [])
         waiting = len({bucket for _, bucket in marks if bucket < cursor.done_ns})
         pending = max(0, (complete - cursor.done_ns) // width)
-        reserve = min(waiting, (budget + 1) // 2)
-        live = min(pending, max(budget, self._buckets_of_files(cursor.done_ns, pending)) - reserve)
+        reserve = min(waiting, (budget + 1) // 2)  # marks waiting get at least half the budget
+        live = min(pending, budget - reserve)
+        if live < pending:
+            reach = (self._files_end(cursor.done_ns, complete) - cursor.done_ns) // width
+            live = min(pending, max(live, reach - reserve))
         live_end = cursor.done_ns + live * width
         chosen: list[int] = []
         marks_ns = cursor.marks_ns
@@ -190,17 +193,14 @@ class _Step:
         self.marked = chosen
         return list(range(cursor.done_ns, live_end, width)) + chosen, Cursor(live_end, marks_ns)
 
-    def _buckets_of_files(self, start_ns: int, pending: int) -> int:
-        """How many buckets from `start_ns` the source's next `max_files` Parquet files leave room for (every
-        pending one when fewer are left): a sparse table (a bird study, a history load with gaps) is caught up in
-        as many runs as it has files, not as many as its span has 10-minute windows. From system.parquet_files
-        (each file's time span; the write buffer's rows are no files)."""
-        rows = self.api.query(
-            "SELECT min_time FROM system.parquet_files WHERE table_name = $table AND max_time >= "
-            f"{start_ns} ORDER BY min_time LIMIT 1 OFFSET {self.config['max_files']}", {"table": self.level.source})
-        if not rows:
-            return pending
-        return max(0, (bucket_start(int(rows[0]["min_time"]), self.level.width_ns) - start_ns) // self.level.width_ns)
+    def _files_end(self, start: int, complete: int) -> int:
+        """Where the buckets from `start` reach `max_files` of the source's Parquet files as Core lists them: past
+        the budget above when the source is sparse (a daily series has a file a day, not one per 10 minutes; so
+        does the hourly rollup of one), so a history loaded in bulk is rolled up in a few runs, not thousands."""
+        windows = file_windows(self.api, self.level.source, self.config["max_files"], start, complete - 1)
+        if len(windows) == 1:
+            return complete
+        return max(start, bucket_start(windows[1][0], self.level.width_ns))
 
     def compute(self, buckets: list[int]) -> int:
         """Query each span of adjacent buckets and queue its points; the number of points."""

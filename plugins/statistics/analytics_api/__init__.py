@@ -29,7 +29,7 @@ if _PLUGIN_DIR not in sys.path:
 from stacklib import analytics  # noqa: E402
 from stacklib.args import ArgumentError, Param, duration_ns, identifier, parse  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import lookback_bounds, quote, table_exists  # noqa: E402
+from stacklib.sql import file_windows, lookback_bounds, quote, table_exists, window_condition  # noqa: E402
 from stacklib.tables import ANALYTICS_PREFIX, analytics_table  # noqa: E402
 
 PLUGIN = "analytics_api"
@@ -49,9 +49,12 @@ def _from_table(influxdb3_local, table: str) -> dict | None:
     target = analytics_table(table).name
     if not table_exists(influxdb3_local, target):
         return None
-    # The latest statistics in growing windows back from now, the whole table last (stacklib.sql.lookback_bounds).
+    # The latest statistics in growing windows back from now (stacklib.sql.lookback_bounds), then in the table's
+    # newest MAX_FILES_PER_QUERY Parquet files: the whole table would be refused past Core's --query-file-limit.
     for bound in lookback_bounds():
-        since = "" if bound is None else f" WHERE {bound}"
+        if bound is None:
+            bound = window_condition(file_windows(influxdb3_local, target)[-1])
+        since = f" WHERE {bound}"
         rows = influxdb3_local.query(
             f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY bucket, field ORDER BY time DESC) AS rn "
             f"FROM {quote(target)}{since}) WHERE rn = 1")

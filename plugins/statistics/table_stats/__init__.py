@@ -25,6 +25,12 @@
             "example": "1d",
             "description": "Whole-table mode: lifetime of the running state before a rebuild from the table.",
             "required": false
+        },
+        {
+            "name": "max_files",
+            "example": "400",
+            "description": "Most Parquet files one query of the table opens: reads are cut into time windows.",
+            "required": false
         }
     ]
 }
@@ -45,10 +51,10 @@ if _PLUGIN_DIR not in sys.path:
     sys.path.append(_PLUGIN_DIR)
 
 from stacklib import analytics  # noqa: E402
-from stacklib.args import ArgumentError, Param, database_name, duration_ns, identifier, parse  # noqa: E402
+from stacklib.args import ArgumentError, Param, database_name, duration_ns, identifier, integer, parse  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import column_types, tag_columns  # noqa: E402
+from stacklib.sql import MAX_FILES_PER_QUERY, column_types, tag_columns  # noqa: E402
 from stacklib.tables import ANALYTICS_PREFIX, WHOLE_TABLE_BUCKET, analytics_table  # noqa: E402
 
 from . import buckets, running  # noqa: E402
@@ -74,6 +80,7 @@ PARAMS = (
     Param("target_database", database_name, default=None),
     Param("fields", _field_list, default=None),
     Param("resync", duration_ns, default=86400 * 10**9),
+    Param("max_files", integer(1, 100_000), default=MAX_FILES_PER_QUERY),
 )
 
 
@@ -112,7 +119,8 @@ def _summarize_table(influxdb3_local, log: RunLog, writer: PointWriter, config: 
     written = 0
     if config["bucket"]:
         label, width = config["bucket"]
-        for field, per_bucket in buckets.recompute(influxdb3_local, table, tags, fields, width, columns.rows).items():
+        recomputed = buckets.recompute(influxdb3_local, table, tags, fields, width, columns.rows, config["max_files"])
+        for field, per_bucket in recomputed.items():
             for start, stats in per_bucket.items():
                 written += writer.add(target, {"field": field, "bucket": label}, stats.as_fields(), start)
             newest = max(per_bucket)
@@ -121,7 +129,7 @@ def _summarize_table(influxdb3_local, log: RunLog, writer: PointWriter, config: 
         label = WHOLE_TABLE_BUCKET
         stamp = time.time_ns() // (60 * 10**9) * (60 * 10**9)
         results, rebuilt = running.update(influxdb3_local, table, tags, fields, columns.rows,
-                                          config["resync"] / 10**9)
+                                          config["resync"] / 10**9, config["max_files"])
         if rebuilt:
             log.info("running statistics rebuilt from the table", table=table, fields=",".join(rebuilt))
         for field, stats in results.items():

@@ -22,13 +22,30 @@ __all__ = ["recompute"]
 
 # Time ranges per query: keeps the SQL short when a back-fill touches many separate buckets.
 _RANGES_PER_QUERY = 32
+# Core persists one Parquet file per table per 10 minutes of data time (gen1): a query spanning `max_files` times
+# this opens about `max_files` files of a table written without a break (more snapshots of one window add a few).
+_FILE_SPAN_NS = 600 * 10**9
 
 
-def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str],
-                 ranges: Sequence[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+def _query_groups(ranges: Sequence[tuple[int, int]], max_files: int) -> list[list[tuple[int, int]]]:
+    """The ranges cut into pieces no longer than `max_files` file spans, grouped so that the outer bounds of each
+    group span no more than that either (a wide bucket, e.g. 30 days, is read in several queries)."""
+    longest = max_files * _FILE_SPAN_NS
+    groups: list[list[tuple[int, int]]] = []
+    for start, end in ranges:
+        for piece in range(start, end, longest):
+            item = (piece, min(piece + longest, end))
+            if groups and len(groups[-1]) < _RANGES_PER_QUERY and item[1] - groups[-1][0][0] <= longest:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+    return groups
+
+
+def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str], ranges: Sequence[tuple[int, int]],
+                 max_files: int) -> Iterator[dict[str, Any]]:
     select = ", ".join(["time", *(quote(name) for name in columns)])
-    for first in range(0, len(ranges), _RANGES_PER_QUERY):
-        chunk = ranges[first:first + _RANGES_PER_QUERY]
+    for chunk in _query_groups(ranges, max_files):
         conditions = [f"(time >= {timestamp_literal(start)} AND time < {timestamp_literal(end)})"
                       for start, end in chunk]
         # InfluxDB 3 picks the Parquet files to read from the query's bounds on time, and an OR gives it none
@@ -39,11 +56,12 @@ def _read_ranges(influxdb3_local: Any, table: str, columns: Sequence[str],
 
 
 def recompute(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str], width_ns: int,
-              batch_rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, FieldStats]]:
+              batch_rows: Sequence[Mapping[str, Any]], max_files: int) -> dict[str, dict[int, FieldStats]]:
     """field -> bucket start -> statistics, for every bucket the batch touched."""
     touched = {bucket_start(row["time"], width_ns) for row in batch_rows}
     merged: dict[tuple, Mapping[str, Any]] = {}
-    for row in _read_ranges(influxdb3_local, table, [*tags, *fields], bucket_ranges(sorted(touched), width_ns)):
+    for row in _read_ranges(influxdb3_local, table, [*tags, *fields], bucket_ranges(sorted(touched), width_ns),
+                            max_files):
         merged[row_key(row, tags)] = row
     for row in batch_rows:
         merged[row_key(row, tags)] = row

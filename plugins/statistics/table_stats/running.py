@@ -4,25 +4,20 @@ A flush adds its batch's values to per-field `RunningStats` kept in the trigger'
 not grow with the table. The state is rebuilt from the table when the cache has none for a field (first
 flush, a server restart, a new field) and when it expires after `resync`: a point re-sent with the same
 series and time is counted twice by the running state until that rebuild, which reads the table as it is.
-The rebuild reads the table in time slices so a large table never becomes one huge list of rows.
+The rebuild reads the table in time windows of at most `max_files` Parquet files each.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stacklib.sql import quote, table_span, timestamp_literal
+from stacklib.sql import file_windows, quote, window_condition
 from stacklib.stats import FieldStats, RunningStats
 
 from .batch import row_key
 
 __all__ = ["update"]
-
-# Rows per slice of a rebuild (estimated from the table's row count and time span).
-_REBUILD_SLICE_ROWS = 200_000
-
 
 def _state_key(table: str) -> str:
     return f"table_stats.running:{table}"
@@ -34,27 +29,22 @@ def _dedup_batch(rows: Sequence[Mapping[str, Any]], tags: Sequence[str]) -> list
 
 
 def _rebuild(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str],
-             batch_rows: Sequence[Mapping[str, Any]]) -> dict[str, RunningStats]:
-    """State for `fields` from the whole table, with the batch's rows counted once whether or not the
-    server already shows them."""
-    span = table_span(influxdb3_local, table)
+             batch_rows: Sequence[Mapping[str, Any]], max_files: int) -> dict[str, RunningStats]:
+    """Running statistics of `fields` over the whole table and the batch, the batch's rows counted once whether
+    or not the server already shows them. The table is read in time windows of at most `max_files` Parquet files
+    each (one query over a long history would be refused past Core's --query-file-limit)."""
     values: dict[str, list[float]] = {field: [] for field in fields}
     batch_keys = {row_key(row, tags) for row in batch_rows}
-    if span is not None:
-        low, high, total = span
-        slices = max(1, math.ceil(total / _REBUILD_SLICE_ROWS))
-        step = (high - low) // slices + 1
-        select = ", ".join(["time", *(quote(name) for name in [*tags, *fields])])
-        for start in range(low, high + 1, step):
-            window = f"time >= {timestamp_literal(start)} AND time < {timestamp_literal(min(start + step, high + 1))}"
-            rows = influxdb3_local.query(f"SELECT {select} FROM {quote(table)} WHERE {window}")
-            for row in rows:
-                if row_key(row, tags) in batch_keys:
-                    continue
-                for field in fields:
-                    value = row.get(field)
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        values[field].append(float(value))
+    select = ", ".join(["time", *(quote(name) for name in [*tags, *fields])])
+    for window in file_windows(influxdb3_local, table, max_files):
+        rows = influxdb3_local.query(f"SELECT {select} FROM {quote(table)} WHERE {window_condition(window)}")
+        for row in rows:
+            if row_key(row, tags) in batch_keys:
+                continue
+            for field in fields:
+                value = row.get(field)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    values[field].append(float(value))
     for row in batch_rows:
         for field in fields:
             value = row.get(field)
@@ -64,7 +54,8 @@ def _rebuild(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequ
 
 
 def update(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequence[str],
-           batch_rows: Sequence[Mapping[str, Any]], resync_seconds: float) -> tuple[dict[str, FieldStats], list[str]]:
+           batch_rows: Sequence[Mapping[str, Any]], resync_seconds: float,
+           max_files: int) -> tuple[dict[str, FieldStats], list[str]]:
     """Fold the batch into the state; returns each field's statistics and the fields rebuilt from the table."""
     cache = influxdb3_local.cache
     key = _state_key(table)
@@ -76,7 +67,7 @@ def update(influxdb3_local: Any, table: str, tags: Sequence[str], fields: Sequen
     rows = _dedup_batch(batch_rows, tags)
     missing = [field for field in fields if field not in state]
     if missing:
-        state.update(_rebuild(influxdb3_local, table, tags, missing, rows))
+        state.update(_rebuild(influxdb3_local, table, tags, missing, rows, max_files))
     for field in fields:
         if field in missing:
             continue
