@@ -329,11 +329,14 @@ def forecast_benchmark(stack: NativeStack, folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def real_stack(binaries: Binaries, folder: Path, *influxdb3_extra: str) -> Iterator[NativeStack]:
-    """Both databases as docker-compose.yml starts them (plus `influxdb3_extra`), in a folder of their own."""
+def real_stack(binaries: Binaries, folder: Path, *influxdb3_extra: str,
+               settings: dict[str, str] | None = None) -> Iterator[NativeStack]:
+    """Both databases as docker-compose.yml starts them (plus `influxdb3_extra` and .env `settings`), in a folder
+    of their own."""
     (folder / "backups").mkdir(parents=True)
     env_file, env = write_env(folder, {"INFLUXDB2_PORT": str(free_port()), "INFLUXDB3_PORT": str(free_port()),
-                                       "GRAFANA_PORT": str(free_port()), "BACKUP_DIR": str(folder / "backups")})
+                                       "GRAFANA_PORT": str(free_port()), "BACKUP_DIR": str(folder / "backups"),
+                                       **(settings or {})})
     stack = NativeStack(env=env, root=folder, binaries=binaries, settings=StackSettings.load(env_file, folder / "v"),
                         influxdb3_extra=influxdb3_extra)
     try:
