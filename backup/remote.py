@@ -173,6 +173,16 @@ class Remote:
         self._call("list the bucket", self.client.list_objects_v2, Bucket=self.config.bucket,
                    Prefix=f"{self.config.prefix}/", MaxKeys=1)
 
+    def create_bucket(self) -> bool:
+        """Create the bucket; False when it exists already (and is ours)."""
+        try:
+            self._call(f"create bucket {self.config.bucket}", self.client.create_bucket, Bucket=self.config.bucket)
+        except RemoteError as exc:
+            if "BucketAlreadyOwnedByYou" in str(exc):
+                return False
+            raise
+        return True
+
     def _pages(self, **kwargs) -> Iterator[dict]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:

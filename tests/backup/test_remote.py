@@ -317,3 +317,15 @@ def test_s3_settings_are_checked_up_front(stack: FakeStack):
     with pytest.raises(ConfigError, match="BACKUP_S3_BUCKET: is required"):
         load_config(stack.env(BACKUP_S3_ENDPOINT="http://seaweedfs:8333"))
     assert load_config(stack.env()).remote is None
+
+
+def test_the_seaweedfs_one_shot_creates_its_buckets_once(s3: S3Server):
+    """`python -m backup.buckets` (the seaweedfs-init service): missing buckets created, existing ones kept."""
+    from backup.buckets import ensure_buckets
+
+    env = {"S3_ENDPOINT": s3.url, "S3_BUCKETS": f"influxdb3,{BUCKET}", "S3_ACCESS_KEY_ID": "a",
+           "S3_SECRET_ACCESS_KEY": "b"}
+    assert ensure_buckets(env) == ["influxdb3"]
+    assert ensure_buckets(env) == []
+    with pytest.raises(ConfigError, match="S3_BUCKETS: 'Bad_Name' is not an S3 bucket name"):
+        ensure_buckets({**env, "S3_BUCKETS": "Bad_Name"})
