@@ -174,7 +174,16 @@ class Remote:
                    Prefix=f"{self.config.prefix}/", MaxKeys=1)
 
     def create_bucket(self) -> bool:
-        """Create the bucket; False when it exists already (and is ours)."""
+        """Create the bucket; False when it exists already (asked first: us-east-1 answers 200 to creating a
+        bucket one owns already)."""
+        try:
+            self.client.head_bucket(Bucket=self.config.bucket)
+            return False
+        except ClientError as exc:
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise self.explain(exc, f"look for bucket {self.config.bucket}") from exc
+        except BotoCoreError as exc:
+            raise self.explain(exc, f"look for bucket {self.config.bucket}") from exc
         try:
             self._call(f"create bucket {self.config.bucket}", self.client.create_bucket, Bucket=self.config.bucket)
         except RemoteError as exc:
