@@ -184,6 +184,14 @@ def stack(request: pytest.FixtureRequest, stack_folder: tuple[Path, dict[str, st
             overrides["INFLUXDB3_PLUGIN_REPO"] = plugin_repository.url
         if binaries.grafana is None:
             overrides["BACKUP_STORES"] = "influxdb2,influxdb3"
+        if binaries.weed is not None:
+            # The optional S3 server, and every backup copied to it (README, "Off-host backups").
+            overrides.update({"COMPOSE_PROFILES": "seaweedfs", "SEAWEEDFS_S3_PORT": str(free_port()),
+                              "BACKUP_S3_BUCKET": "backups", "BACKUP_S3_ENDPOINT": "http://seaweedfs:8333",
+                              "BACKUP_S3_PREFIX": "it"})
+            _, generated = write_env(folder, overrides)
+            overrides.update({"BACKUP_S3_ACCESS_KEY_ID": generated["SEAWEEDFS_ACCESS_KEY_ID"],
+                              "BACKUP_S3_SECRET_ACCESS_KEY": generated["SEAWEEDFS_SECRET_ACCESS_KEY"]})
         env_file, env = write_env(folder, overrides)
         running = NativeStack(env=env, root=folder, binaries=binaries,
                               settings=StackSettings.load(env_file, folder / "volumes"))
