@@ -73,6 +73,8 @@ class BackupConfig:
     http_timeout: float
     run_as: RunAs | None
     remote: RemoteConfig | None = None  # an off-host copy of every set (BACKUP_S3_*), or none
+    # InfluxDB 3 on object storage (INFLUXDB3_OBJECT_STORE=s3): its bucket, prefix = the node id; None: files.
+    influxdb3_s3: RemoteConfig | None = None
 
     @property
     def encrypted(self) -> bool:
@@ -140,6 +142,23 @@ def _parse_remote(env: Env, timeout: float) -> RemoteConfig | None:
                         secret_access_key=secret_key, addressing_style=style, timeout=min(timeout, 600.0))
 
 
+def _parse_influxdb3_s3(env: Env, node_id: str, timeout: float) -> RemoteConfig | None:
+    """Core's own bucket (the variables compose gives the server as --bucket and --aws-*) when it runs on S3."""
+    store = env.choice("INFLUXDB3_OBJECT_STORE", ("file", "s3"), "file")
+    if store != "s3":
+        return None
+    bucket = env.str("INFLUXDB3_BUCKET", None)
+    if bucket is None or not BUCKET_NAME.match(bucket):
+        env.problems.append(f"INFLUXDB3_BUCKET: {bucket!r} is not an S3 bucket name (INFLUXDB3_OBJECT_STORE=s3 "
+                            "needs the bucket InfluxDB 3 keeps its data in)")
+        return None
+    return RemoteConfig(bucket=bucket, prefix=node_id, endpoint=env.url("INFLUXDB3_S3_ENDPOINT", None),
+                        region=env.str("INFLUXDB3_S3_REGION", "us-east-1") or "us-east-1",
+                        access_key_id=env.secret("INFLUXDB3_S3_ACCESS_KEY_ID", None),
+                        secret_access_key=env.secret("INFLUXDB3_S3_SECRET_ACCESS_KEY", None),
+                        timeout=min(timeout, 600.0))
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
     """Read every BACKUP_* and store variable; raise one ConfigError naming all that are wrong."""
     env = Env(os.environ if environ is None else environ)
@@ -197,7 +216,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
         http_timeout=env.float("BACKUP_HTTP_TIMEOUT", 600.0, min=1.0),  # type: ignore[arg-type]
         run_as=_parse_run_as(env, "BACKUP_RUN_AS"),
     )
-    config = dataclasses.replace(config, remote=_parse_remote(env, config.http_timeout or 600.0))
+    config = dataclasses.replace(config, remote=_parse_remote(env, config.http_timeout or 600.0),
+                                 influxdb3_s3=_parse_influxdb3_s3(env, node_id or "stack-node0",
+                                                                  config.http_timeout or 600.0))
     if "influxdb2" in stores and not config.influxdb2_token:
         env.problems.append("INFLUXDB2_TOKEN: is required to back up InfluxDB 2 (set it or INFLUXDB2_TOKEN_FILE)")
     if "grafana" in stores and not (config.grafana_user and config.grafana_password):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from backup import grafana, influxdb3
+from backup import grafana, influxdb3, influxdb3_s3
 from backup.archive import Codec
 from backup.config import BackupConfig
 from backup.credentials import fingerprint
@@ -92,7 +92,10 @@ def backup_influxdb3(config: BackupConfig, writer: StoreWriter, base_name: str, 
         version = answer.headers.get("x-influxdb-version") or answer.json().get("version")
     except (requests.RequestException, ValueError) as exc:
         log.warning("InfluxDB 3 did not tell its version (%s); copying its files anyway", exc)
-    details = influxdb3.backup_node(config.influxdb3_data_dir, config.influxdb3_node_id, writer)
+    if config.influxdb3_s3 is not None:
+        details = influxdb3_s3.backup_bucket_node(config.influxdb3_s3, config.influxdb3_node_id, writer, scratch)
+    else:
+        details = influxdb3.backup_node(config.influxdb3_data_dir, config.influxdb3_node_id, writer)
     details["admin_tokens"], details["admin_tokens_error"] = _influxdb3_admin_tokens(config)
     return version, details
 

@@ -152,7 +152,8 @@ class Remote:
             return RemoteError(f"BACKUP_S3_ENDPOINT: {what} at {cfg.describe()} failed: {cause}")
         return RemoteError(f"{what} at {cfg.describe()} failed: {exc}")
 
-    def _call(self, what: str, fn: Callable, *args, **kwargs):
+    def call(self, what: str, fn: Callable, *args, **kwargs):
+        """`fn(*args, **kwargs)`, its botocore error turned into a RemoteError naming the setting."""
         try:
             return fn(*args, **kwargs)
         except (ClientError, BotoCoreError, OSError) as exc:
@@ -170,7 +171,7 @@ class Remote:
 
     def check(self) -> None:
         """Fail with the setting to fix unless the bucket can be listed with these credentials."""
-        self._call("list the bucket", self.client.list_objects_v2, Bucket=self.config.bucket,
+        self.call("list the bucket", self.client.list_objects_v2, Bucket=self.config.bucket,
                    Prefix=f"{self.config.prefix}/", MaxKeys=1)
 
     def create_bucket(self) -> bool:
@@ -185,7 +186,7 @@ class Remote:
         except BotoCoreError as exc:
             raise self.explain(exc, f"look for bucket {self.config.bucket}") from exc
         try:
-            self._call(f"create bucket {self.config.bucket}", self.client.create_bucket, Bucket=self.config.bucket)
+            self.call(f"create bucket {self.config.bucket}", self.client.create_bucket, Bucket=self.config.bucket)
         except RemoteError as exc:
             if "BucketAlreadyOwnedByYou" in str(exc):
                 return False
@@ -208,6 +209,15 @@ class Remote:
                 if SET_NAME.match(name):
                     found.append(name)
         return sorted(found)
+
+    def objects_under(self, prefix: str, limit: int | None = None) -> list[dict]:
+        """Every object whose key starts with `prefix` (a whole bucket path, not under BACKUP_S3_PREFIX)."""
+        found: list[dict] = []
+        for page in self._pages(Prefix=prefix):
+            found.extend(page.get("Contents") or [])
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+        return found
 
     def objects(self, name: str) -> dict[str, int]:
         """Key -> size of every object under a set's folder."""
@@ -265,7 +275,7 @@ class Remote:
             if self._present(key, entry.size, entry.sha256):
                 report.skipped += 1
                 continue
-            self._call(f"upload {key}", self.client.upload_file, str(backup_set.path / entry.path),
+            self.call(f"upload {key}", self.client.upload_file, str(backup_set.path / entry.path),
                        self.config.bucket, key, Config=self.transfer,
                        ExtraArgs={"Metadata": {"sha256": entry.sha256, "backup-set": backup_set.name}})
             report.uploaded += 1
@@ -275,7 +285,7 @@ class Remote:
         size, digest = sha256_file(manifest_path)
         key = self.key(backup_set.name, MANIFEST_NAME)
         if not self._present(key, size, digest):
-            self._call(f"upload {key}", self.client.upload_file, str(manifest_path), self.config.bucket, key,
+            self.call(f"upload {key}", self.client.upload_file, str(manifest_path), self.config.bucket, key,
                        Config=self.transfer, ExtraArgs={"Metadata": {"sha256": digest, "backup-set": backup_set.name},
                                                         "ContentType": "application/json"})
             report.uploaded += 1
@@ -292,7 +302,7 @@ class Remote:
             log.warning("could not list unfinished multipart uploads (%s); leaving them", self.explain(exc, "list"))
             return aborted
         for upload in answer.get("Uploads") or []:
-            self._call(f"abort the unfinished upload of {upload['Key']}", self.client.abort_multipart_upload,
+            self.call(f"abort the unfinished upload of {upload['Key']}", self.client.abort_multipart_upload,
                        Bucket=self.config.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
             aborted.append(upload["Key"])
         return aborted
@@ -308,7 +318,7 @@ class Remote:
         """Delete what an interrupted upload left of a set that no longer exists locally: only objects this
         service marked with that set's name."""
         keys = [key for key in self.objects(name) if self._marked(key, name)]
-        self._delete(keys)
+        self.delete(keys)
         return len(keys)
 
     def _marked(self, key: str, name: str) -> bool:
@@ -320,18 +330,18 @@ class Remote:
 
     def _delete_folder(self, name: str, *, manifest_first: bool) -> int:
         if manifest_first:
-            self._call("delete a manifest", self.client.delete_object, Bucket=self.config.bucket,
+            self.call("delete a manifest", self.client.delete_object, Bucket=self.config.bucket,
                        Key=self.key(name, MANIFEST_NAME))
         keys = list(self.objects(name))
-        self._delete(keys)
+        self.delete(keys)
         return len(keys) + (1 if manifest_first else 0)
 
-    def _delete(self, keys: list[str]) -> None:
+    def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             batch = keys[start:start + 1000]
             if not batch:
                 continue
-            answer = self._call("delete objects", self.client.delete_objects, Bucket=self.config.bucket,
+            answer = self.call("delete objects", self.client.delete_objects, Bucket=self.config.bucket,
                                 Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True})
             errors = answer.get("Errors") or []
             if errors:
@@ -355,7 +365,7 @@ class Remote:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 key = self.key(name, entry.path)
-                self._call(f"download {key}", self.client.download_file, self.config.bucket, key, str(target),
+                self.call(f"download {key}", self.client.download_file, self.config.bucket, key, str(target),
                            Config=self.transfer)
                 got = sha256_file(target)
                 if got != (entry.size, entry.sha256):

@@ -329,3 +329,49 @@ def test_the_seaweedfs_one_shot_creates_its_buckets_once(s3: S3Server):
     assert ensure_buckets(env) == []
     with pytest.raises(ConfigError, match="S3_BUCKETS: 'Bad_Name' is not an S3 bucket name"):
         ensure_buckets({**env, "S3_BUCKETS": "Bad_Name"})
+
+
+# ------------------------------------------------------------------------------ InfluxDB 3 on object storage
+def test_influxdb3_on_a_bucket_is_backed_up_verified_and_restored_through_the_bucket(tmp_path: Path, s3: S3Server):
+    """INFLUXDB3_OBJECT_STORE=s3: Core's node tree in its bucket goes into the set as a folder's would (WAL first,
+    catalog last, checked as the server reads it), and a restore puts exactly the set's tree back under the node,
+    deleting what the server wrote since; other nodes' objects are left alone."""
+    from backup import influxdb3_s3
+    from backup.archive import Codec
+    from backup.setfiles import StoreReader, StoreWriter
+    from tests.backup.influxdb3_server import rows_after_restart
+    from tests.backup.test_influxdb3 import NODE, server_tree
+
+    tree = server_tree(tmp_path / "server")
+    client = s3.client()
+    client.create_bucket(Bucket="influxdb3")
+    for relative, data in tree.items():
+        client.put_object(Bucket="influxdb3", Key=f"{NODE}/{relative}", Body=data)
+    client.put_object(Bucket="influxdb3", Key="other-node/catalog/v3/snapshot", Body=b"not ours")
+    config = load_config({"INFLUXDB3_OBJECT_STORE": "s3", "INFLUXDB3_BUCKET": "influxdb3", "INFLUXDB3_NODE_ID": NODE,
+                          "INFLUXDB3_S3_ENDPOINT": s3.url, "INFLUXDB3_S3_ACCESS_KEY_ID": "a",
+                          "INFLUXDB3_S3_SECRET_ACCESS_KEY": "b", "BACKUP_STORES": "influxdb3"}).influxdb3_s3
+    assert config is not None and config.prefix == NODE
+    writer = StoreWriter(tmp_path / "set", "influxdb3", Codec("zstd", 3, None))
+    (tmp_path / "scratch").mkdir()
+    details = influxdb3_s3.backup_bucket_node(config, NODE, writer, tmp_path / "scratch")
+    assert details["object_store"]["objects"] == len(tree) - 1, "table-snapshots/ is regenerated, left out"
+    reader = StoreReader(writer.set_dir, "influxdb3", writer.entries, None)
+    from backup import influxdb3
+    assert influxdb3.check(reader, details) == []
+    assert influxdb3_s3.holds_node(config, NODE)
+
+    client.put_object(Bucket="influxdb3", Key=f"{NODE}/wal/99999999999999999999.wal", Body=b"written later")
+    result = influxdb3_s3.restore_bucket_node(reader, config, NODE, tmp_path / "scratch",
+                                              server_running=lambda: False)
+    assert result["deleted"] >= 1
+    restored = {key[len(NODE) + 1:]: client.get_object(Bucket="influxdb3", Key=key)["Body"].read()
+                for key in s3.keys("influxdb3", f"{NODE}/")}
+    assert restored == {name: data for name, data in tree.items() if not name.startswith("table-snapshots/")}
+    assert "other-node/catalog/v3/snapshot" in s3.keys("influxdb3")
+    local = tmp_path / "check" / NODE
+    for name, data in restored.items():
+        _put = local / name
+        _put.parent.mkdir(parents=True, exist_ok=True)
+        _put.write_bytes(data)
+    assert rows_after_restart(local) == rows_after_restart(tmp_path / "server" / NODE)
