@@ -375,3 +375,14 @@ def test_influxdb3_on_a_bucket_is_backed_up_verified_and_restored_through_the_bu
         _put.parent.mkdir(parents=True, exist_ok=True)
         _put.write_bytes(data)
     assert rows_after_restart(local) == rows_after_restart(tmp_path / "server" / NODE)
+
+
+def test_the_keys_can_come_from_files_and_never_appear_in_messages(stack: FakeStack, s3: S3Server, tmp_path: Path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("secret-from-a-file\n")
+    secret_file.chmod(0o600)
+    env = {**stack.env(), **s3.env(), "BACKUP_S3_SECRET_ACCESS_KEY_FILE": str(secret_file)}
+    env.pop("BACKUP_S3_SECRET_ACCESS_KEY")
+    assert load_config(env).remote.secret_access_key == "secret-from-a-file"
+    with pytest.raises(ConfigError, match="set both BACKUP_S3_SECRET_ACCESS_KEY and BACKUP_S3_SECRET_ACCESS_KEY_FILE"):
+        load_config({**env, "BACKUP_S3_SECRET_ACCESS_KEY": "x"})
