@@ -129,6 +129,10 @@ def test_the_optional_s3_server_is_off_by_default_and_on_with_its_profile(tmp_pa
     assert core["environment"]["INFLUXDB3_BUCKET"] == "influxdb3"
     assert core["environment"]["AWS_ENDPOINT"] == "http://seaweedfs:8333"
     assert core["environment"]["AWS_ALLOW_HTTP"] == "true"
+    # Core refuses an empty --aws-endpoint even on the file store: the default is AWS's own, for the region.
+    (tmp_path / "aws").mkdir()
+    default = resolved_config(make_env(tmp_path / "aws", INFLUXDB3_S3_REGION="eu-central-1"))["services"]
+    assert default["influxdb3"]["environment"]["AWS_ENDPOINT"] == "https://s3.eu-central-1.amazonaws.com"
     for name in ("SEAWEEDFS_ACCESS_KEY_ID", "SEAWEEDFS_SECRET_ACCESS_KEY"):
         (tmp_path / name).mkdir()
         blank = make_env(tmp_path / name, COMPOSE_PROFILES="seaweedfs", **{name: ""})
