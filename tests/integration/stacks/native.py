@@ -130,7 +130,8 @@ def start_weed(server: Path, folder: Path, access_key: str, secret_key: str, *, 
     port = port or weed_port()
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    base = args or ["server", "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0"]
+    base = args or ["server", "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0",
+                    "-master.volumeSizeLimitMB=1024"]
     env = {"PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
     process = Process(name, [str(server), "-logtostderr=true", *weed_args(base, data, port)], env,
                       folder / f"{name}.log")
