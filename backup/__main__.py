@@ -17,11 +17,13 @@ from pathlib import Path
 
 from backup.config import STORES, BackupConfig, load_config
 from backup.health import assess, update_state
-from backup.job import PRE_RESTORE, apply_retention, run_backup
+from backup.job import PRE_RESTORE, apply_retention, run_backup, sync_remote
 from backup.manifest import iso, utc_now
 from backup.privileges import drop_privileges
+from backup.remote import Remote, RemoteError, RemoteSet
 from backup.restore import RestoreFailed, RestoreRefused, RestoreRequest, prepare_restore, restore_set
 from backup.setfiles import StoreReader
+from backup.sets import SET_NAME as SET_NAME_PATTERN
 from backup.sets import BackupSet, LockTimeout, SetStore
 from backup.verify import verify_directory
 from common.config import ConfigError
@@ -64,18 +66,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resolve(sets: SetStore, name: str) -> BackupSet:
+def _resolve(config: BackupConfig, sets: SetStore, name: str) -> BackupSet:
     """A set by name; `latest` is the newest complete set whose last verification passed (a partial or broken
-    set is never what a user means by it)."""
-    if name == "latest":
-        found = sets.sets()
-        if not found:
-            raise LookupError(f"there are no backup sets in {sets.root}")
-        good = [item for item in found if item.complete and item.verified]
-        if not good:
-            raise LookupError(f"no set in {sets.root} is complete and verified; name one (backup list)")
-        return good[-1]
-    return sets.get(name)
+    set is never what a user means by it). With a bucket (BACKUP_S3_BUCKET), its sets count too (each was verified
+    before it was uploaded): one that is not in BACKUP_DIR is downloaded into it first, so a fresh host with an
+    empty BACKUP_DIR restores from the bucket alone. Call with the lock held."""
+    local = sets.sets()
+    remote = Remote(config.remote) if config.remote is not None else None
+    if name != "latest":
+        if remote is None or (sets.root / name).is_dir() or not SET_NAME_PATTERN.match(name):
+            return sets.get(name)
+        if remote.manifest(name) is None:
+            raise LookupError(f"no backup set {name} in {sets.root} nor in {remote.config.describe()}; run "
+                              "`backup list`")
+        log.info("set %s is not in %s: downloading it from %s", name, sets.root, remote.config.describe())
+        return remote.download(name, sets)
+    good = [item for item in local if item.complete and item.verified]
+    newest: BackupSet | RemoteSet | None = good[-1] if good else None
+    if remote is not None:
+        try:
+            in_bucket = [item for item in remote.sets()[0] if item.manifest.status == "complete"]
+        except RemoteError as exc:
+            log.warning("cannot list the bucket (%s): `latest` is the newest set in %s", exc, sets.root)
+            in_bucket = []
+        if in_bucket and (newest is None or (in_bucket[-1].manifest.finished, in_bucket[-1].name) >
+                          (newest.manifest.finished, newest.name)):
+            newest = in_bucket[-1]
+    if newest is None:
+        where = sets.root if remote is None else f"{sets.root} nor in {remote.config.describe()}"
+        if not local:
+            raise LookupError(f"there are no backup sets in {where}")
+        raise LookupError(f"no set in {where} is complete and verified; name one (backup list)")
+    if isinstance(newest, RemoteSet):
+        assert remote is not None
+        log.info("the newest set, %s, is only in %s: downloading it", newest.name, remote.config.describe())
+        return remote.download(newest.name, sets)
+    return newest
 
 
 def _size(count: int) -> str:
@@ -87,42 +113,75 @@ def _size(count: int) -> str:
     return f"{count} B"
 
 
+def _remote_listing(config: BackupConfig) -> tuple[list[RemoteSet], list[str], str | None]:
+    if config.remote is None:
+        return [], [], None
+    try:
+        complete, incomplete = Remote(config.remote).sets()
+    except RemoteError as exc:
+        return [], [], str(exc)
+    return complete, incomplete, None
+
+
 def cmd_list(config: BackupConfig, as_json: bool) -> int:
     sets = SetStore(config.backup_dir)
     found, partials = sets.sets(), sets.partials()
+    in_bucket, uploading, remote_error = _remote_listing(config)
+    remote_names = {item.name for item in in_bucket}
+    local_names = {item.name for item in found}
+    remote_only = [item for item in in_bucket if item.name not in local_names]
     if as_json:
         print(json.dumps({
             "sets": [{"name": item.name, "finished_at": item.manifest.finished_at, "status": item.manifest.status,
                       "trigger": item.manifest.trigger, "verified": item.verified, "bytes": item.manifest.bytes,
-                      "stores": {store: result.status for store, result in item.manifest.stores.items()}}
+                      "stores": {store: result.status for store, result in item.manifest.stores.items()},
+                      "remote": item.name in remote_names}
                      for item in found],
-            "incomplete": [partial.name for partial in partials]}, indent=2))
-        return 0
-    if not found and not partials:
-        print(f"no backup sets in {config.backup_dir}")
-        return 0
+            "incomplete": [partial.name for partial in partials],
+            "remote_only": [{"name": item.name, "finished_at": item.manifest.finished_at,
+                             "status": item.manifest.status, "bytes": item.manifest.bytes} for item in remote_only],
+            "remote_incomplete": uploading, "remote_error": remote_error,
+            "remote": config.remote.describe() if config.remote else None}, indent=2))
+        return 0 if remote_error is None else 1
+    if remote_error:
+        log.error("cannot list the bucket: %s", remote_error)
+    if not found and not partials and not remote_only:
+        print(f"no backup sets in {config.backup_dir}" + (f" nor in {config.remote.describe()}" if config.remote
+                                                          else ""))
+        return 0 if remote_error is None else 1
+    remote_column = config.remote is not None
     print(f"{'SET':<20} {'FINISHED (' + config.timezone.key + ')':<27} {'STATUS':<9} {'VERIFIED':<9} "
-          f"{'SIZE':>10}  STORES")
-    for item in found:
-        finished = item.finished.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
-        verified = "yes" if item.verified else ("FAILED" if item.verification else "no")
-        stores = " ".join(f"{store}{'' if result.ok else '(failed)'}" for store, result in
-                          item.manifest.stores.items())
-        if item.manifest.trigger == PRE_RESTORE:
+          f"{'SIZE':>10}  {'OFF-HOST  ' if remote_column else ''}STORES")
+    rows = [(item.name, item.manifest, item.verified, bool(item.verification), "local") for item in found]
+    rows += [(item.name, item.manifest, True, True, "bucket") for item in remote_only]
+    for name, manifest, verified_ok, verified_ever, where in sorted(rows, key=lambda row: (row[1].finished, row[0])):
+        finished = manifest.finished.astimezone(config.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        verified = "yes" if verified_ok else ("FAILED" if verified_ever else "no")
+        stores = " ".join(f"{store}{'' if result.ok else '(failed)'}" for store, result in manifest.stores.items())
+        if manifest.trigger == PRE_RESTORE:
             stores += "  (taken before a restore)"
-        print(f"{item.name:<20} {finished:<27} {item.manifest.status:<9} {verified:<9} "
-              f"{_size(item.manifest.bytes):>10}  {stores}")
+        off_host = ""
+        if remote_column:
+            off_host = "only" if where == "bucket" else ("yes" if name in remote_names else
+                                                          ("UPLOADING" if name in uploading else "no"))
+            off_host = f"{off_host:<10}"
+        print(f"{name:<20} {finished:<27} {manifest.status:<9} {verified:<9} "
+              f"{_size(manifest.bytes):>10}  {off_host}{stores}")
     for partial in partials:
         print(f"{partial.name:<20} {'-':<27} {'INCOMPLETE':<9} {'-':<9} {'-':>10}  interrupted or running; "
               "not usable, removed by the next run")
-    return 0
+    if remote_column:
+        print(f"off-host copies: {config.remote.describe()}; `only`: in the bucket alone, verify and restore "
+              "download it first")
+    return 0 if remote_error is None else 1
 
 
 def cmd_verify(config: BackupConfig, name: str) -> int:
     sets = SetStore(config.backup_dir)
-    backup_set = _resolve(sets, name)
-    problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
-    sets.record_verification(backup_set, not problems, problems)
+    with sets.lock(on_wait=lambda: log.info("a backup or restore is running; waiting for it to finish")):
+        backup_set = _resolve(config, sets, name)
+        problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
+        sets.record_verification(backup_set, not problems, problems)
     if problems:
         for problem in problems:
             log.error("verify %s: %s", backup_set.name, problem)
@@ -144,7 +203,7 @@ def cmd_restore(config: BackupConfig, args: argparse.Namespace) -> int:
     sets = SetStore(config.backup_dir)
     try:
         with sets.lock(on_wait=lambda: log.info("a backup is running; waiting for it to finish")):
-            backup_set = _resolve(sets, args.set)
+            backup_set = _resolve(config, sets, args.set)
             if not args.skip_verify:
                 problems = verify_directory(backup_set.path, backup_set.manifest, config.encryption_key)
                 sets.record_verification(backup_set, not problems, problems)
@@ -169,9 +228,11 @@ def cmd_restore(config: BackupConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_extract(config: BackupConfig, name: str, destination: Path, only: str | None) -> int:
-    backup_set = _resolve(SetStore(config.backup_dir), name)
     if destination.exists() and any(destination.iterdir()):
         raise ValueError(f"{destination} is not empty")
+    sets = SetStore(config.backup_dir)
+    with sets.lock():
+        backup_set = _resolve(config, sets, name)
     for store, result in backup_set.manifest.stores.items():
         if (only and store != only) or not result.ok:
             continue
@@ -248,9 +309,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "prune":
             sets = SetStore(config.backup_dir)
             with sets.lock():
-                apply_retention(config, sets, dry_run=args.dry_run)
+                protect: set[str] = set()
+                if config.remote is not None:
+                    remote = sync_remote(config, sets, upload=False, dry_run=args.dry_run)
+                    if remote.error:
+                        return 1
+                    protect = set(remote.pending)
+                apply_retention(config, sets, dry_run=args.dry_run, protect=protect)
             return 0
         return cmd_health(config)
+    except RemoteError as exc:
+        log.error("%s", exc)
+        return 1
     except (LookupError, ValueError, LockTimeout) as exc:
         log.error("%s", exc)
         return 2 if isinstance(exc, ValueError) else 1

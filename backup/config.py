@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from backup.remote import RemoteConfig
 from backup.schedule import Schedule, ScheduleError
 from common.config import Env
 
@@ -18,6 +21,9 @@ __all__ = ["STORES", "BackupConfig", "RetentionPolicy", "RunAs", "load_config"]
 STORES = ("influxdb2", "influxdb3", "grafana")
 COMPRESSIONS = ("gzip", "zstd", "none")
 MIN_KEY_LENGTH = 16
+# S3's bucket naming rules (3-63 lowercase letters, digits, dots and hyphens, a letter or digit at each end).
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class BackupConfig:
     metrics_enabled: bool
     http_timeout: float
     run_as: RunAs | None
+    remote: RemoteConfig | None = None  # an off-host copy of every set (BACKUP_S3_*), or none
+    # InfluxDB 3 on object storage (INFLUXDB3_OBJECT_STORE=s3): its bucket, prefix = the node id; None: files.
+    influxdb3_s3: RemoteConfig | None = None
 
     @property
     def encrypted(self) -> bool:
@@ -105,6 +114,49 @@ def _parse_key(env: Env, name: str) -> bytes | None:
         decoded = b""
     # A 32-byte base64 key is used as-is; anything else is treated as a passphrase (both go through scrypt).
     return decoded if len(decoded) == 32 else raw.encode("utf-8")
+
+
+def _parse_remote(env: Env, timeout: float) -> RemoteConfig | None:
+    """BACKUP_S3_*: an S3-compatible bucket every set is copied to, or None when BACKUP_S3_BUCKET is empty."""
+    bucket = env.str("BACKUP_S3_BUCKET", None)
+    endpoint = env.url("BACKUP_S3_ENDPOINT", None)
+    access_key = env.secret("BACKUP_S3_ACCESS_KEY_ID", None)
+    secret_key = env.secret("BACKUP_S3_SECRET_ACCESS_KEY", None)
+    prefix = (env.str("BACKUP_S3_PREFIX", "influx-stack") or "influx-stack").strip("/")
+    region = env.str("BACKUP_S3_REGION", "us-east-1") or "us-east-1"
+    style = env.choice("BACKUP_S3_ADDRESSING_STYLE", ADDRESSING_STYLES, "auto") or "auto"
+    if bucket is None:
+        if endpoint or access_key or secret_key:
+            env.problems.append("BACKUP_S3_BUCKET: is required when BACKUP_S3_ENDPOINT or the BACKUP_S3_ keys are "
+                                "set (empty: no off-host copy)")
+        return None
+    if not BUCKET_NAME.match(bucket):
+        env.problems.append(f"BACKUP_S3_BUCKET: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, "
+                            "digits, dots and hyphens)")
+    if not prefix or ".." in prefix.split("/") or "//" in prefix:
+        env.problems.append(f"BACKUP_S3_PREFIX: {prefix!r} is not a folder such as influx-stack or backups/site-a")
+    if (access_key is None) != (secret_key is None):
+        env.problems.append("BACKUP_S3_ACCESS_KEY_ID/BACKUP_S3_SECRET_ACCESS_KEY: set both (or their _FILE), or "
+                            "neither to use the machine's AWS credentials (instance role, ~/.aws)")
+    return RemoteConfig(bucket=bucket, prefix=prefix, endpoint=endpoint, region=region, access_key_id=access_key,
+                        secret_access_key=secret_key, addressing_style=style, timeout=min(timeout, 600.0))
+
+
+def _parse_influxdb3_s3(env: Env, node_id: str, timeout: float) -> RemoteConfig | None:
+    """Core's own bucket (the variables compose gives the server as --bucket and --aws-*) when it runs on S3."""
+    store = env.choice("INFLUXDB3_OBJECT_STORE", ("file", "s3"), "file")
+    if store != "s3":
+        return None
+    bucket = env.str("INFLUXDB3_BUCKET", None)
+    if bucket is None or not BUCKET_NAME.match(bucket):
+        env.problems.append(f"INFLUXDB3_BUCKET: {bucket!r} is not an S3 bucket name (INFLUXDB3_OBJECT_STORE=s3 "
+                            "needs the bucket InfluxDB 3 keeps its data in)")
+        return None
+    return RemoteConfig(bucket=bucket, prefix=node_id, endpoint=env.url("INFLUXDB3_S3_ENDPOINT", None),
+                        region=env.str("INFLUXDB3_S3_REGION", "us-east-1") or "us-east-1",
+                        access_key_id=env.secret("INFLUXDB3_S3_ACCESS_KEY_ID", None),
+                        secret_access_key=env.secret("INFLUXDB3_S3_SECRET_ACCESS_KEY", None),
+                        timeout=min(timeout, 600.0))
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
@@ -164,6 +216,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> BackupConfig:
         http_timeout=env.float("BACKUP_HTTP_TIMEOUT", 600.0, min=1.0),  # type: ignore[arg-type]
         run_as=_parse_run_as(env, "BACKUP_RUN_AS"),
     )
+    config = dataclasses.replace(config, remote=_parse_remote(env, config.http_timeout or 600.0),
+                                 influxdb3_s3=_parse_influxdb3_s3(env, node_id or "stack-node0",
+                                                                  config.http_timeout or 600.0))
     if "influxdb2" in stores and not config.influxdb2_token:
         env.problems.append("INFLUXDB2_TOKEN: is required to back up InfluxDB 2 (set it or INFLUXDB2_TOKEN_FILE)")
     if "grafana" in stores and not (config.grafana_user and config.grafana_password):

@@ -48,6 +48,11 @@ INFLUX_MANIFEST_VERSION = 2
 GZIP = 1  # influx-cli's FileCompression: 0 none, 1 gzip (encoded as a JSON number)
 SQLITE_MAGIC = b"SQLite format 3\x00"
 CONNECT_TIMEOUT = 10.0
+# A shard download gets a longer budget than other requests: influxd 2.9.1 was seen answering
+# GET /api/v2/backup/shards/<id> HTTP 500 three times within 0.9 s, most likely its snapshot racing a compaction
+# of that shard (influxdata/influxdb#21743), which a few seconds later is over. 8 attempts with full-jitter
+# backoff capped at 8 s: at most 39 s of waiting (1+2+4+8+8+8+8), about 20 s on average.
+SHARD_RETRY = RetryPolicy(attempts=8, base=1.0, cap=8.0)
 
 
 class InfluxDB2Error(RuntimeError):
@@ -179,7 +184,8 @@ class InfluxDB2:
     """One InfluxDB 2 server. `api_client` (a StreamingApiClient) is injectable for tests."""
 
     def __init__(self, url: str, token: str, org: str, *, timeout: float = 600.0,
-                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] | None = None):
+                 retry: RetryPolicy | None = None, shard_retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] | None = None):
         self.url, self.org = url, org
         # (connect, read) in ms: influxdb-client turns a single number into a TOTAL timeout per request.
         self.client = InfluxDBClient(url=url, token=token, org=org,
@@ -188,6 +194,7 @@ class InfluxDB2:
         self.backup_service = BackupService(self.api)
         self.restore_service = RestoreService(self.api)
         self.retry = retry or RetryPolicy(attempts=3)
+        self.shard_retry = shard_retry or SHARD_RETRY
         self.sleep = sleep
 
     def close(self) -> None:
@@ -197,20 +204,23 @@ class InfluxDB2:
         return self.client.version()
 
     # ---------------------------------------------------------------------------------------- backup
-    def _with_retry(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _with_retry(self, what: str, fn: Callable[[], Any], policy: RetryPolicy | None = None) -> Any:
+        policy = policy or self.retry
+
         def attempt():
             try:
                 return fn()
             except ApiException as exc:
-                if self.retry.is_retryable_status(exc.status or 0):
+                if policy.is_retryable_status(exc.status or 0):
                     raise RetryableError(f"{what}: {describe(exc)}", status=exc.status) from exc
                 raise
             except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
                 raise RetryableError(f"{what}: {describe(exc)}") from exc
 
         kwargs = {"sleep": self.sleep} if self.sleep else {}
-        return call_with_retry(attempt, self.retry,
-                               on_retry=lambda n, exc, delay: log.warning("%s; retry %d in %.1f s", exc, n, delay),
+        return call_with_retry(attempt, policy,
+                               on_retry=lambda n, exc, delay: log.warning("%s; retry %d of %d in %.1f s", exc, n,
+                                                                          policy.attempts - 1, delay),
                                **kwargs)
 
     def backup(self, writer: StoreWriter, base_name: str) -> BackupReport:
@@ -324,7 +334,7 @@ class InfluxDB2:
             return {"fileName": f"{name}.gz", "size": sink.compressed_size, "compression": GZIP}
 
         try:
-            stored = self._with_retry(f"download shard {shard_id}", download)
+            stored = self._with_retry(f"download shard {shard_id}", download, self.shard_retry)
         except ApiException as exc:
             if exc.status == 404:
                 log.warning("shard %d was removed during the backup; skipped (as influx backup does)", shard_id)

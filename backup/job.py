@@ -20,20 +20,22 @@ from pathlib import Path
 
 import requests
 
-from backup import grafana, influxdb3
+from backup import grafana, influxdb3, influxdb3_s3
 from backup.archive import Codec
 from backup.config import BackupConfig
 from backup.credentials import fingerprint
 from backup.health import update_state
 from backup.influxdb2 import InfluxDB2, describe
 from backup.manifest import SetManifest, StoreResult, iso, utc_now
+from backup.remote import Remote, RemoteError, record_upload, uploaded_to
 from backup.report import MetricsReporter, run_points
 from backup.retention import plan_retention
 from backup.setfiles import StoreWriter
 from backup.sets import BackupSet, SetStore
 from backup.verify import verify_directory
 
-__all__ = ["PRE_RESTORE", "RunOutcome", "apply_retention", "run_backup", "take_pre_restore_set"]
+__all__ = ["PRE_RESTORE", "RemoteOutcome", "RunOutcome", "apply_retention", "run_backup", "sync_remote",
+           "take_pre_restore_set"]
 
 log = logging.getLogger("backup.job")
 
@@ -50,6 +52,21 @@ class RunOutcome:
     duration_seconds: float = 0.0
     pruned: list[str] = field(default_factory=list)
     metrics: dict[str, str] = field(default_factory=dict)
+    remote: RemoteOutcome | None = None
+
+
+@dataclass
+class RemoteOutcome:
+    """What a run did in the bucket: sets uploaded (the new one and any earlier one still missing there), sets
+    pruned there, and the error that stopped it (the local sets are then all kept)."""
+
+    uploaded: list[str] = field(default_factory=list)
+    skipped_files: int = 0
+    bytes: int = 0
+    pruned: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # kept by the policy, only local, not uploaded by this call
+    error: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------ stores
@@ -75,7 +92,10 @@ def backup_influxdb3(config: BackupConfig, writer: StoreWriter, base_name: str, 
         version = answer.headers.get("x-influxdb-version") or answer.json().get("version")
     except (requests.RequestException, ValueError) as exc:
         log.warning("InfluxDB 3 did not tell its version (%s); copying its files anyway", exc)
-    details = influxdb3.backup_node(config.influxdb3_data_dir, config.influxdb3_node_id, writer)
+    if config.influxdb3_s3 is not None:
+        details = influxdb3_s3.backup_bucket_node(config.influxdb3_s3, config.influxdb3_node_id, writer, scratch)
+    else:
+        details = influxdb3.backup_node(config.influxdb3_data_dir, config.influxdb3_node_id, writer)
     details["admin_tokens"], details["admin_tokens_error"] = _influxdb3_admin_tokens(config)
     return version, details
 
@@ -130,16 +150,26 @@ def _reporter(config: BackupConfig) -> MetricsReporter:
 
 
 def run_backup(config: BackupConfig, *, trigger: str, store_functions: dict[str, StoreFn] | None = None,
-               reporter: MetricsReporter | None = None, clock: Callable[[], datetime] = utc_now) -> RunOutcome:
+               reporter: MetricsReporter | None = None, clock: Callable[[], datetime] = utc_now,
+               remote: Remote | None = None) -> RunOutcome:
     """Take one backup set now. Never raises for a store's failure; the outcome says what happened."""
     functions = store_functions or STORE_FUNCTIONS
     sets = SetStore(config.backup_dir)
     with sets.lock(on_wait=lambda: log.info("another backup or restore is running; waiting for it")):
         begun = time.monotonic()
         outcome = _run_locked(config, sets, trigger, functions, clock)
+        protect: set[str] = set()
+        if config.remote is not None:
+            outcome.remote = sync_remote(config, sets, remote=remote)
+            if outcome.remote.error:
+                # Nothing that is not in the bucket yet is deleted here; the next run uploads it.
+                protect = {item.name for item in sets.sets() if not uploaded_to(item, config.remote)}
+                outcome.success = False
+                upload_error = f"off-host copy failed: {outcome.remote.error}"
+                outcome.error = f"{outcome.error}; {upload_error}" if outcome.error else upload_error
         outcome.duration_seconds = time.monotonic() - begun
         if outcome.backup_set is not None:
-            outcome.pruned = apply_retention(config, sets)
+            outcome.pruned = apply_retention(config, sets, protect=protect)
         name = outcome.backup_set.name if outcome.backup_set else ""
         update_state(config.backup_dir, last_run={"set": name, "at": iso(clock()), "error": outcome.error},
                      **({"last_success_at": clock()} if outcome.success else {}))
@@ -210,11 +240,17 @@ def _run_locked(config: BackupConfig, sets: SetStore, trigger: str, functions: d
     return RunOutcome(not failed, backup_set, results, error)
 
 
-def apply_retention(config: BackupConfig, sets: SetStore, *, dry_run: bool = False) -> list[str]:
-    """Prune sets the policy does not keep (the lock must be held). Returns the names pruned."""
+def apply_retention(config: BackupConfig, sets: SetStore, *, dry_run: bool = False,
+                    protect: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Prune sets the policy does not keep, except those in `protect` (the lock must be held). Returns the names
+    pruned."""
     pruned = []
     for decision in plan_retention(sets.sets(), config.retention, config.timezone):
         if decision.keep:
+            continue
+        if decision.backup_set.name in protect:
+            log.warning("kept set %s although retention would prune it: it is not in the bucket yet",
+                        decision.backup_set.name)
             continue
         if not dry_run:
             sets.remove(decision.backup_set)
@@ -238,3 +274,72 @@ def take_pre_restore_set(config: BackupConfig, sets: SetStore, stores: Sequence[
     log.info("pre-restore set %s holds %s as they were before the restore", outcome.backup_set.name,
              ", ".join(stores))
     return outcome.backup_set
+
+
+def sync_remote(config: BackupConfig, sets: SetStore, *, remote: Remote | None = None, upload: bool = True,
+                dry_run: bool = False) -> RemoteOutcome:
+    """Bring the bucket in line with the retention policy (the lock must be held): upload, newest first, every
+    local set the policy keeps that is not there yet (the new set and any an earlier run could not upload), then
+    delete there the sets the policy does not keep, and what interrupted uploads left of sets that are gone.
+    The policy is the local one, applied to the local and the bucket's sets together, so a set that retention
+    would delete at once is never uploaded. Never raises for the bucket: the outcome carries the error."""
+    assert config.remote is not None
+    outcome = RemoteOutcome()
+    remote = remote or Remote(config.remote)
+    try:
+        remote.check()
+        if upload and not dry_run:
+            for key in remote.abort_stale_uploads():
+                log.warning("aborted an unfinished multipart upload of %s left by an interrupted run", key)
+        in_bucket, incomplete = remote.sets()
+        local = {item.name: item for item in sets.sets() if not item.failed_verification}
+        candidates = {item.name: BackupSet(item.name, Path(remote.key(item.name)), item.manifest, {"ok": True})
+                      for item in in_bucket}
+        candidates.update(local)
+        decisions = plan_retention(list(candidates.values()), config.retention, config.timezone)
+        keep = [decision.backup_set.name for decision in decisions if decision.keep]
+        there = {item.name for item in in_bucket}
+        for name in keep:
+            if name not in local:
+                continue
+            if name in there:
+                if not uploaded_to(local[name], config.remote) and not dry_run:
+                    record_upload(local[name], config.remote)
+                continue
+            if not upload:
+                outcome.pending.append(name)
+                continue
+            if dry_run:
+                outcome.uploaded.append(name)
+                continue
+            began = time.monotonic()
+            report = remote.upload(local[name])
+            record_upload(local[name], config.remote)
+            outcome.uploaded.append(name)
+            outcome.skipped_files += report.skipped
+            outcome.bytes += report.bytes
+            log.info("uploaded set %s to %s: %d files, %d bytes in %.1f s%s", name, config.remote.describe(),
+                     report.uploaded, report.bytes, time.monotonic() - began,
+                     f" ({report.skipped} already there)" if report.skipped else "")
+        for decision in decisions:
+            name = decision.backup_set.name
+            if decision.keep or name not in there:
+                continue
+            if not dry_run:
+                remote.remove(name)
+            outcome.pruned.append(name)
+            log.info("%s set %s in %s (no daily/weekly/monthly slot)", "would prune" if dry_run else "pruned",
+                     name, config.remote.describe())
+        for name in incomplete:
+            if name in keep and name in local:
+                continue  # an upload of a kept local set that stopped: completed above or by the next run
+            if not dry_run and upload:
+                removed = remote.remove_incomplete(name)
+                if removed:
+                    log.info("removed %d object(s) an interrupted upload left of set %s", removed, name)
+            outcome.cleaned.append(name)
+    except RemoteError as exc:
+        outcome.error = str(exc)
+        log.error("off-host copy to %s failed: %s. The local sets are kept; the next run uploads what is "
+                  "missing", config.remote.describe(), exc)
+    return outcome

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from backup import grafana, influxdb3
+from backup import grafana, influxdb3, influxdb3_s3
 from backup.config import BackupConfig
 from backup.credentials import Mismatch, check_restore
 from backup.influxdb2 import InfluxDB2
@@ -99,8 +99,12 @@ def _check_credentials(config: BackupConfig, backup_set: BackupSet, stores: list
 def _holding_data(config: BackupConfig, stores: list[str]) -> list[str]:
     """The stores with something to lose: a wiped InfluxDB 3 volume (no node directory) or Grafana volume (no
     grafana.db) has nothing a pre-restore set could keep."""
-    empty = {"influxdb3": not (config.influxdb3_data_dir / config.influxdb3_node_id).exists(),
-             "grafana": not config.grafana_db.exists()}
+    if config.influxdb3_s3 is not None:
+        influxdb3_empty = "influxdb3" in stores and not influxdb3_s3.holds_node(config.influxdb3_s3,
+                                                                                 config.influxdb3_node_id)
+    else:
+        influxdb3_empty = not (config.influxdb3_data_dir / config.influxdb3_node_id).exists()
+    empty = {"influxdb3": influxdb3_empty, "grafana": not config.grafana_db.exists()}
     for store in stores:
         if empty.get(store):
             log.info("%s holds no data here: nothing of it to keep before the restore", store)
@@ -185,6 +189,9 @@ def restore_set(config: BackupConfig, sets: SetStore, backup_set: BackupSet, req
 def _restore_store(config: BackupConfig, store: str, reader: StoreReader, request: RestoreRequest, scratch: Path,
                    influxdb3_running: Callable[[], bool], grafana_running: Callable[[], bool],
                    influxdb2_factory: Callable[[], InfluxDB2] | None) -> dict:
+    if store == "influxdb3" and config.influxdb3_s3 is not None:
+        return influxdb3_s3.restore_bucket_node(reader, config.influxdb3_s3, config.influxdb3_node_id, scratch,
+                                                server_running=influxdb3_running)
     if store == "influxdb3":
         return influxdb3.restore_node(reader, config.influxdb3_data_dir, config.influxdb3_node_id,
                                       server_running=influxdb3_running)

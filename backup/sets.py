@@ -128,6 +128,22 @@ class SetStore:
         fsync_dir(self.root)
         return Partial(name, path)
 
+    def begin_named(self, name: str) -> Partial:
+        """The partial directory of a set that already has its name (a download from the bucket); a partial one
+        an earlier download left is taken up again, so what it holds need not be fetched twice."""
+        if not SET_NAME.match(name):
+            raise LookupError(f"{name!r} is not a backup set name (like 20250101T235900Z)")
+        if (self.root / name).exists():
+            raise FileExistsError(f"{self.root / name} exists already")
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{PARTIAL_PREFIX}{name}"
+        if not (path / RUN_MARKER).is_file():
+            path.mkdir(exist_ok=True)
+            marker = {"name": name, "pid": os.getpid(), "started_at": iso(utc_now()), "download": True}
+            (path / RUN_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+            fsync_dir(self.root)
+        return Partial(name, path)
+
     def finalize(self, partial: Partial, manifest: SetManifest) -> BackupSet:
         """Write the manifest last, then give the directory its final name in one rename."""
         write_json_atomic(partial.path / MANIFEST_NAME, manifest.to_json())

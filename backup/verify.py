@@ -23,7 +23,8 @@ from backup.sets import RUN_MARKER, VERIFICATION_NAME
 
 __all__ = ["verify_directory"]
 
-_OWN_FILES = {MANIFEST_NAME, VERIFICATION_NAME, RUN_MARKER}
+# remote.json: where the set was uploaded (backup/remote.py); written after the manifest, never part of it.
+_OWN_FILES = {MANIFEST_NAME, VERIFICATION_NAME, RUN_MARKER, "remote.json"}
 
 
 def verify_directory(path: Path, manifest: SetManifest, key: bytes | None) -> list[str]:

@@ -61,8 +61,14 @@ def _key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
+def _access_key() -> str:
+    # S3 access key ids are 20 upper-case letters and digits (AWS's form; SeaweedFS takes any string).
+    return "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(20))
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "password": _password,
+    "access-key": _access_key,
     "token": _token,
     "influxdb3-token": _influxdb3_token,
     "key": _key,

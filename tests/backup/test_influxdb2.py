@@ -19,7 +19,7 @@ from backup.influxdb2 import InfluxDB2, InfluxDB2Error, RestoreStopped
 from backup.setfiles import StoreReader, StoreWriter
 from common.retry import RetryPolicy
 from tests.backup.influxdb2_api import FakeInfluxDB2
-from tests.support.recorder import RecordingServer
+from tests.support.recorder import RecordingServer, Reply
 
 BASE = "20250107T235900Z"
 
@@ -96,6 +96,54 @@ def test_transient_server_errors_are_retried_and_leave_no_stray_files(tmp_path: 
     assert len(server.matching("GET", "/api/v2/backup/shards/3")) == 3
     assert sorted(entry.path for entry in writer.entries) == sorted(
         f"influxdb2/{path.name}" for path in (tmp_path / "influxdb2").iterdir())
+
+
+def _internal_errors(fake: FakeInfluxDB2, path: str, count: int):
+    """The fake, but `path` answers `count` times what influxd 2.9.1 answered there: 500 {"code":"internal error"}
+    (kit/transport/http/error_handler.go)."""
+    left = {"count": count}
+
+    def respond(request):
+        if request.path == path and left["count"] > 0:
+            left["count"] -= 1
+            return Reply(500, {"code": "internal error", "message": "An internal error has occurred"})
+        return fake.respond(request)
+
+    return respond
+
+
+def test_a_shard_answering_500_while_a_compaction_runs_gets_a_longer_budget(tmp_path: Path, fake, caplog):
+    """influxd 2.9.1 answered one shard HTTP 500 three times within 0.9 s (a snapshot racing a compaction): the
+    shard downloads back off for up to about half a minute, one log line per retry, where other requests give up
+    after three attempts."""
+    from backup.influxdb2 import SHARD_RETRY
+
+    waits: list[float] = []
+    caplog.set_level(logging.WARNING, logger="backup.influxdb2")
+    with RecordingServer(_internal_errors(fake, "/api/v2/backup/shards/3", 2)) as server:
+        client = InfluxDB2(server.url, fake.token, fake.org, timeout=10, sleep=waits.append)
+        try:
+            report = client.backup(StoreWriter(tmp_path, "influxdb2", Codec()), BASE)
+        finally:
+            client.close()
+    assert report.shards == 4 and len(server.matching("GET", "/api/v2/backup/shards/3")) == 3
+    assert gzip.decompress((tmp_path / "influxdb2" / f"{BASE}.3.tar.gz").read_bytes()) == fake.shards[3]
+    retries = [record.getMessage() for record in caplog.records if "download shard 3" in record.getMessage()]
+    assert len(retries) == 2 and "retry 1 of 7" in retries[0] and "retry 2 of 7" in retries[1]
+    assert "500" in retries[0] and len(waits) == 2
+    ceilings = [min(SHARD_RETRY.cap, SHARD_RETRY.base * 2 ** n) for n in range(SHARD_RETRY.attempts - 1)]
+    assert 30 <= sum(ceilings) <= 45, "the budget outlasts a compaction, not a dead server"
+
+
+def test_a_shard_still_failing_after_its_budget_fails_the_store(tmp_path: Path, fake):
+    with RecordingServer(_internal_errors(fake, "/api/v2/backup/shards/3", 20)) as server:
+        client = InfluxDB2(server.url, fake.token, fake.org, timeout=10, sleep=lambda _: None)
+        try:
+            with pytest.raises(Exception, match="download shard 3"):
+                client.backup(StoreWriter(tmp_path, "influxdb2", Codec()), BASE)
+        finally:
+            client.close()
+    assert len(server.matching("GET", "/api/v2/backup/shards/3")) == 8
 
 
 def test_a_refused_token_fails_with_the_servers_reason(tmp_path: Path, server, fake):

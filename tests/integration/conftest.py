@@ -26,7 +26,7 @@ from tests.integration.plugin_repo import PluginRepository
 from tests.integration.stacks import Stack, wait_for
 from tests.integration.stacks import docker as docker_provider
 from tests.integration.stacks.docker import DockerStack, docker_problem
-from tests.integration.stacks.native import NativeStack, find_binaries, free_port
+from tests.integration.stacks.native import NativeStack, find_binaries, free_port, weed_port
 from tests.integration.stacks.settings import StackSettings
 from tests.integration.webhook import WebhookReceiver
 from tests.support.paths import REPO
@@ -184,6 +184,14 @@ def stack(request: pytest.FixtureRequest, stack_folder: tuple[Path, dict[str, st
             overrides["INFLUXDB3_PLUGIN_REPO"] = plugin_repository.url
         if binaries.grafana is None:
             overrides["BACKUP_STORES"] = "influxdb2,influxdb3"
+        if binaries.weed is not None:
+            # The optional S3 server, and every backup copied to it (README, "Off-host backups").
+            overrides.update({"COMPOSE_PROFILES": "seaweedfs", "SEAWEEDFS_S3_PORT": str(weed_port()),
+                              "BACKUP_S3_BUCKET": "backups", "BACKUP_S3_ENDPOINT": "http://seaweedfs:8333",
+                              "BACKUP_S3_PREFIX": "it"})
+            _, generated = write_env(folder, overrides)
+            overrides.update({"BACKUP_S3_ACCESS_KEY_ID": generated["SEAWEEDFS_ACCESS_KEY_ID"],
+                              "BACKUP_S3_SECRET_ACCESS_KEY": generated["SEAWEEDFS_SECRET_ACCESS_KEY"]})
         env_file, env = write_env(folder, overrides)
         running = NativeStack(env=env, root=folder, binaries=binaries,
                               settings=StackSettings.load(env_file, folder / "volumes"))

@@ -89,7 +89,9 @@ def test_long_running_services_restart_and_have_a_healthcheck(config: dict):
 
 def test_dependencies_wait_for_health_or_completion(config: dict):
     expected = {
-        "influxdb3": {"influxdb3-prepare": "service_completed_successfully"},
+        # seaweedfs-init only exists with COMPOSE_PROFILES=seaweedfs (required: false, checked below).
+        "influxdb3": {"influxdb3-prepare": "service_completed_successfully",
+                      "seaweedfs-init": "service_completed_successfully"},
         "influxdb3-init": {"influxdb3": "service_healthy"},
         "influxdb2-init": {"influxdb2": "service_healthy"},
         # Grafana and the ingest read the token files influxdb2-init writes.
@@ -102,6 +104,40 @@ def test_dependencies_wait_for_health_or_completion(config: dict):
     for name, wants in expected.items():
         depends = config["services"][name].get("depends_on", {})
         assert {dep: spec["condition"] for dep, spec in depends.items()} == wants, name
+    assert config["services"]["influxdb3"]["depends_on"]["seaweedfs-init"]["required"] is False
+
+
+def test_the_optional_s3_server_is_off_by_default_and_on_with_its_profile(tmp_path: Path):
+    """SeaweedFS (README, "InfluxDB 3 on object storage"): absent unless COMPOSE_PROFILES=seaweedfs; then pinned,
+    with the keys make up generated (never a default), its S3 port on loopback only, and a one-shot that creates
+    its buckets before InfluxDB 3 starts."""
+    env_file = make_env(tmp_path, COMPOSE_PROFILES="seaweedfs", INFLUXDB3_OBJECT_STORE="s3",
+                        INFLUXDB3_BUCKET="influxdb3", INFLUXDB3_S3_ENDPOINT="http://seaweedfs:8333",
+                        INFLUXDB3_S3_ALLOW_HTTP="true")
+    env = stack_module().read_env(env_file)
+    assert len(env["SEAWEEDFS_ACCESS_KEY_ID"]) == 20 and len(env["SEAWEEDFS_SECRET_ACCESS_KEY"]) == 32
+    services = resolved_config(env_file)["services"]
+    weed, init, core = services["seaweedfs"], services["seaweedfs-init"], services["influxdb3"]
+    assert PINNED_TAG.match(weed["image"]) or re.fullmatch(r"chrislusf/seaweedfs:\d+\.\d+", weed["image"])
+    assert weed["environment"] == {"AWS_ACCESS_KEY_ID": env["SEAWEEDFS_ACCESS_KEY_ID"],
+                                   "AWS_SECRET_ACCESS_KEY": env["SEAWEEDFS_SECRET_ACCESS_KEY"]}
+    assert [(p["target"], p["host_ip"]) for p in weed["ports"]] == [(8333, "127.0.0.1")]
+    assert init["depends_on"] == {"seaweedfs": {"condition": "service_healthy", "required": True, "restart": False}} \
+        or init["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+    assert init["environment"]["S3_BUCKETS"] == "influxdb3,backups"
+    assert "--object-store=s3" in core["command"]
+    assert core["environment"]["INFLUXDB3_BUCKET"] == "influxdb3"
+    assert core["environment"]["AWS_ENDPOINT"] == "http://seaweedfs:8333"
+    assert core["environment"]["AWS_ALLOW_HTTP"] == "true"
+    # Core refuses an empty --aws-endpoint even on the file store: the default is AWS's own, for the region.
+    (tmp_path / "aws").mkdir()
+    default = resolved_config(make_env(tmp_path / "aws", INFLUXDB3_S3_REGION="eu-central-1"))["services"]
+    assert default["influxdb3"]["environment"]["AWS_ENDPOINT"] == "https://s3.eu-central-1.amazonaws.com"
+    for name in ("SEAWEEDFS_ACCESS_KEY_ID", "SEAWEEDFS_SECRET_ACCESS_KEY"):
+        (tmp_path / name).mkdir()
+        blank = make_env(tmp_path / name, COMPOSE_PROFILES="seaweedfs", **{name: ""})
+        result = run_compose(blank, "config", "--quiet")
+        assert result.returncode != 0 and name in result.stderr
 
 
 def test_influxdb3_runs_the_engine_with_read_only_plugins(config: dict):

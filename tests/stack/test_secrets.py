@@ -11,7 +11,8 @@ from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
 
 EXAMPLE = REPO / ".env.example"
-SECRETS = ("INFLUXDB2_ADMIN_PASSWORD", "INFLUXDB2_ADMIN_TOKEN", "INFLUXDB3_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD")
+SECRETS = ("INFLUXDB2_ADMIN_PASSWORD", "INFLUXDB2_ADMIN_TOKEN", "INFLUXDB3_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD",
+           "SEAWEEDFS_ACCESS_KEY_ID", "SEAWEEDFS_SECRET_ACCESS_KEY")
 
 
 def test_example_marks_the_secrets_and_ships_none():
@@ -26,7 +27,8 @@ def test_generated_env_has_strong_secrets_in_the_servers_formats(tmp_path: Path)
     actions = cli.ensure_env(EXAMPLE, target)
     assert actions == [f"created .env (mode 0600) with generated {', '.join(SECRETS)}"]
     env = cli.read_env(target)
-    for password in (env["INFLUXDB2_ADMIN_PASSWORD"], env["GRAFANA_ADMIN_PASSWORD"]):
+    for password in (env["INFLUXDB2_ADMIN_PASSWORD"], env["GRAFANA_ADMIN_PASSWORD"],
+                     env["SEAWEEDFS_SECRET_ACCESS_KEY"]):
         assert re.fullmatch(r"[A-Za-z0-9]{32}", password)  # ~190 bits, safe unquoted everywhere
     token3 = env["INFLUXDB3_ADMIN_TOKEN"]
     assert token3.startswith("apiv3_")
@@ -34,7 +36,8 @@ def test_generated_env_has_strong_secrets_in_the_servers_formats(tmp_path: Path)
     assert len(raw) == 32  # InfluxDB asks for at least 16 random bytes
     token2 = env["INFLUXDB2_ADMIN_TOKEN"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{64}", token2)
-    assert len(set(env[name] for name in SECRETS)) == 4
+    assert re.fullmatch(r"[A-Z0-9]{20}", env["SEAWEEDFS_ACCESS_KEY_ID"])  # the S3 access key id form
+    assert len(set(env[name] for name in SECRETS)) == len(SECRETS)
     # Every non-secret setting keeps the example's default.
     for name, value, kind in cli.parse_template(EXAMPLE.read_text()):
         if not kind:

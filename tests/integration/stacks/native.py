@@ -13,6 +13,10 @@ a container image does before its server starts is done the way the image does i
   container's root to the InfluxDB 3 image's uid 1500; here everything runs as the user who runs the tests), and
   so are influxdb2-init's token file owners (the images' uids 472 and 10001: here this user's), and the buckets
   file its image copies from ingest/ is read where it is.
+- seaweedfs (only with WEED_BIN, `weed` 4.x): the compose file's `weed server` command with the folder of its
+  volume as -dir (the image's entrypoint adds -dir=/data) and loopback addresses and free ports for its master,
+  volume, filer and S3 servers; seaweedfs-init (python -m backup.buckets) then creates its buckets. `wipe` keeps its
+  volume: it stands for the bucket on another machine that off-host backups outlive a lost host with.
 - grafana (only with GRAFANA_BIN and GRAFANA_HOME): `grafana server` with the image's GF_PATHS_* pointing at the
   volume and at the repository's provisioning, exactly as the compose file mounts them (a `$__file{PATH}` in the
   provisioning files names the host file behind PATH).
@@ -38,7 +42,8 @@ from tests.integration.stacks import Stack, keep, run, wait_for
 from tests.integration.stacks.settings import Service, StackSettings
 from tests.support.paths import REPO
 
-__all__ = ["Binaries", "NativeStack", "binary", "find_binaries", "free_port", "start_influxd", "start_influxdb3"]
+__all__ = ["Binaries", "NativeStack", "binary", "find_binaries", "free_port", "start_influxd", "start_influxdb3",
+           "start_weed"]
 
 # Container-only settings a process on this machine must not take over (see the module docstring).
 CONTAINER_ONLY = ("BACKUP_RUN_AS", "PYTHONPATH", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK")
@@ -51,10 +56,12 @@ class Binaries:
     influx: Path | None = None
     grafana: Path | None = None
     grafana_home: Path | None = None
+    weed: Path | None = None
 
     def describe(self) -> str:
         parts = [f"influxd={self.influxd}", f"influxdb3={self.influxdb3}"]
         parts.append(f"influx={self.influx}" if self.influx else "influx CLI: none")
+        parts.append(f"weed={self.weed}" if self.weed else "weed: none (WEED_BIN)")
         parts.append(f"grafana={self.grafana}" if self.grafana else "grafana: none (GRAFANA_BIN and GRAFANA_HOME)")
         return ", ".join(parts)
 
@@ -81,13 +88,61 @@ def find_binaries() -> tuple[Binaries | None, str]:
     home = os.environ.get("GRAFANA_HOME")
     grafana = binary("GRAFANA_BIN", "grafana") if home else None
     return Binaries(influxd, influxdb3, binary("INFLUX_BIN", "influx"), grafana,
-                    Path(home) if home and grafana else None), ""
+                    Path(home) if home and grafana else None, binary("WEED_BIN", "weed")), ""
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def weed_port() -> int:
+    """A free loopback port whose gRPC twin (SeaweedFS listens on port + 10000 too) is free as well."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535 and _free(port + 10000):
+            return port
+
+
+def weed_args(args: list[str], data_dir: Path, s3_port: int) -> list[str]:
+    """`weed server` arguments for a process here: the compose file's, with the data folder, loopback addresses
+    and free ports instead of the container's."""
+    kept = [arg for arg in args if not arg.startswith(("-ip=", "-ip.bind=", "-s3.port=", "-dir="))]
+    return [*kept, f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={s3_port}",
+            f"-master.port={weed_port()}", f"-volume.port={weed_port()}", f"-filer.port={weed_port()}"]
+
+
+def start_weed(server: Path, folder: Path, access_key: str, secret_key: str, *, port: int | None = None,
+               args: list[str] | None = None, name: str = "seaweedfs", timeout: float = 90) -> tuple[Process, str]:
+    """A `weed server` with its S3 API on loopback (`port`, else a free one), data and log in `folder`, whose one
+    identity is `access_key`/`secret_key` (weed reads them from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, which
+    turns its S3 authentication on); waited for until /healthz answers. `args`: the compose file's command."""
+    port = port or weed_port()
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    base = args or ["server", "-s3", "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=0",
+                    "-master.volumeSizeLimitMB=1024"]
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    process = Process(name, [str(server), "-logtostderr=true", *weed_args(base, data, port)], env,
+                      folder / f"{name}.log")
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(name, lambda: requests.get(f"{url}/healthz", timeout=5).ok, timeout=timeout, interval=0.5)
+    except BaseException:
+        process.stop(60)
+        raise
+    return process, url
 
 
 @dataclass
@@ -201,6 +256,12 @@ class NativeStack(Stack):
         return self.binaries is not None and self.binaries.grafana is not None
 
     @property
+    def has_seaweedfs(self) -> bool:
+        """The optional S3 server runs: WEED_BIN given and the test .env turns its profile on."""
+        return (self.binaries is not None and self.binaries.weed is not None and self.settings is not None
+                and "seaweedfs" in self.settings.config["services"])
+
+    @property
     def server_uid(self) -> int:
         return os.getuid()
 
@@ -225,6 +286,9 @@ class NativeStack(Stack):
         if "influxdb2" in services:
             self._start_influxdb2()
             self._init_influxdb2()
+        if self.has_seaweedfs and "influxdb3" in services:
+            self._start_seaweedfs()
+            self._init_seaweedfs()
         if "influxdb3" in services:
             self._prepare_influxdb3()
             self._start_influxdb3()
@@ -332,6 +396,26 @@ class NativeStack(Stack):
         if result.returncode != 0:
             raise RuntimeError(f"influxdb3-init exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
 
+    def _start_seaweedfs(self) -> None:
+        service = self.service("seaweedfs")
+        assert self.binaries is not None and self.binaries.weed is not None
+        env = {"PATH": os.environ.get("PATH", ""), **service.host_env()}
+        data = service.host_path("/data")
+        command = [str(self.binaries.weed), "-logtostderr=true",
+                   *weed_args(service.command, data, service.published(8333))]
+        self._start("seaweedfs", command, env)
+        url = f"http://127.0.0.1:{service.published(8333)}"
+        self._wait("seaweedfs", "weed /healthz", lambda: requests.get(f"{url}/healthz", timeout=5).ok, 120)
+
+    def _init_seaweedfs(self) -> None:
+        """seaweedfs-init as its one-shot runs it: `python -m backup.buckets` (its entrypoint) with its environment."""
+        result = run([sys.executable, "-m", "backup.buckets"], timeout=300, env=self.python_env("seaweedfs-init"),
+                     cwd=REPO)
+        with open(self._log("seaweedfs-init"), "a") as handle:
+            handle.write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"seaweedfs-init exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+
     def _start_grafana(self) -> None:
         service = self.service("grafana")
         assert self.binaries is not None and self.binaries.grafana and self.binaries.grafana_home
@@ -379,9 +463,9 @@ class NativeStack(Stack):
         return run([sys.executable, "-m", name, "health"], timeout=60, env=self.python_env(name), cwd=REPO)
 
     def _stop_all(self) -> None:
-        """Stop every service, the last started first."""
+        """Stop every service, the last started first (weed takes up to half a minute to stop on SIGTERM)."""
         for process in reversed(list(self.processes.values())):
-            process.stop()
+            process.stop(60 if process.name == "seaweedfs" else 30)
 
     def close(self) -> None:
         self._stop_all()
@@ -426,10 +510,13 @@ class NativeStack(Stack):
         return name
 
     def wipe(self) -> None:
+        """Lose every store; the S3 server's volume stays (it stands for the bucket on another machine)."""
         self._stop_all()
         self.processes.clear()
         assert self.settings is not None
-        shutil.rmtree(self.settings.volumes_root, ignore_errors=True)
+        for volume in (self.settings.volumes_root.iterdir() if self.settings.volumes_root.is_dir() else ()):
+            if volume.name != "seaweedfs-data":
+                shutil.rmtree(volume, ignore_errors=True)
         self.up()
 
     def stop(self, *services: str) -> None:
@@ -439,6 +526,7 @@ class NativeStack(Stack):
 
     def start(self, *services: str) -> None:
         starters = {"influxdb2": self._start_influxdb2, "influxdb3": self._start_influxdb3,
+                    "seaweedfs": self._start_seaweedfs,
                     "grafana": self._start_grafana if self.has_grafana else (lambda: None),
                     "ingest": lambda: self._start_python("ingest"),
                     "backup": lambda: self._start_python("backup")}

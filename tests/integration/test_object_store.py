@@ -1,0 +1,93 @@
+"""InfluxDB 3 Core on object storage (README, "InfluxDB 3 on object storage"), on real servers: `influxdb3 serve
+--object-store s3` with the compose file's S3 settings against a real SeaweedFS `weed server`. Needs INFLUXDB3_BIN
+and WEED_BIN (or `influxdb3` and `weed` on PATH); skipped with the reason otherwise, never faked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from backup.remote import Remote, RemoteConfig
+
+pytestmark = pytest.mark.integration
+
+ACCESS, SECRET = "OBJECTSTORETEST00001", "object-store-test-secret-key-0001"
+NODE, BUCKET = "stack-node0", "influxdb3"
+TOKEN = "apiv3_" + "s" * 43
+
+
+@pytest.fixture
+def servers(tmp_path: Path):
+    from tests.integration.stacks.native import binary, start_weed
+
+    core, weed = binary("INFLUXDB3_BIN", "influxdb3"), binary("WEED_BIN", "weed")
+    if core is None or weed is None:
+        pytest.skip("needs InfluxDB 3 Core and SeaweedFS binaries (INFLUXDB3_BIN and WEED_BIN, or `influxdb3` and "
+                    "`weed` on PATH)")
+    process, url = start_weed(weed, tmp_path / "weed", ACCESS, SECRET)
+    try:
+        Remote(RemoteConfig(bucket=BUCKET, endpoint=url, access_key_id=ACCESS, secret_access_key=SECRET)) \
+            .create_bucket()
+        yield core, url
+    finally:
+        process.stop(60)
+
+
+def _serve(core: Path, tmp_path: Path, endpoint: str, name: str):
+    """Core as the compose file starts it with INFLUXDB3_OBJECT_STORE=s3: the same --data-dir (the volume, which
+    then holds nothing the server needs), the bucket and S3 settings in the environment variables compose sets."""
+    import os
+
+    from tests.integration.stacks.native import Process, _started, free_port
+
+    port = free_port()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "admin-token.json").write_text(f'{{"token": "{TOKEN}", "name": "_admin"}}')
+    (secrets / "admin-token.json").chmod(0o600)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "INFLUXDB3_BUCKET": BUCKET,
+           "AWS_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    command = [str(core), "serve", f"--node-id={NODE}", "--object-store=s3", f"--data-dir={tmp_path / 'data'}",
+               f"--admin-token-file={secrets / 'admin-token.json'}", "--disable-authz=health,ping",
+               "--disable-telemetry-upload", f"--http-bind=127.0.0.1:{port}"]
+    process = Process(name, command, env, tmp_path / f"{name}.log")
+    process.start()
+    return _started(process, f"http://127.0.0.1:{port}", 120)
+
+
+def _rows(url: str) -> list[int] | int:
+    answer = requests.post(f"{url}/api/v3/query_sql", timeout=60, headers={"Authorization": f"Bearer {TOKEN}"},
+                           json={"db": "objects", "q": "SELECT value FROM m ORDER BY value", "format": "json"})
+    return [row["value"] for row in answer.json()] if answer.status_code == 200 else answer.status_code
+
+
+def test_core_on_a_bucket_keeps_every_row_when_its_machine_loses_its_disk(servers, tmp_path: Path):
+    """Written, stopped, every local folder wiped (the data dir, the token file, the server's home), started again
+    on the same bucket: every row is back, from the WAL and catalog in the bucket alone."""
+    core, endpoint = servers
+    first, url = _serve(core, tmp_path / "host-a", endpoint, "influxdb3-a")
+    try:
+        written = requests.post(f"{url}/api/v3/write_lp", params={"db": "objects"}, timeout=30,
+                                headers={"Authorization": f"Bearer {TOKEN}"},
+                                data="\n".join(f"m value={v}i {1_700_000_000 + v}000000000" for v in range(50)))
+        assert written.status_code == 204, written.text
+        assert _rows(url) == list(range(50))
+    finally:
+        first.stop()
+    local = tmp_path / "host-a" / "data"
+    assert not [path for path in local.rglob("*") if path.is_file()], "with s3 the data dir holds no data"
+    keys = Remote(RemoteConfig(bucket=BUCKET, prefix=NODE, endpoint=endpoint, access_key_id=ACCESS,
+                               secret_access_key=SECRET)).client.list_objects_v2(Bucket=BUCKET, Prefix=f"{NODE}/")
+    names = [item["Key"] for item in keys.get("Contents") or []]
+    assert any("/wal/" in key for key in names) and any("/catalog/" in key for key in names), names
+    shutil.rmtree(tmp_path / "host-a")
+
+    second, url = _serve(core, tmp_path / "host-b", endpoint, "influxdb3-b")
+    try:
+        assert _rows(url) == list(range(50))
+    finally:
+        second.stop()
