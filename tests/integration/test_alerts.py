@@ -107,6 +107,21 @@ def test_every_rule_query_answers_on_the_real_databases_as_the_stack_is(stack, r
     assert not problems, "\n".join(problems)
 
 
+def test_the_influxdb2_probe_is_quiet_from_the_first_start_with_grafanas_own_token(stack):
+    """The InfluxDB 2 reachability rule lists the monitoring bucket with the read-only token Grafana's Flux
+    datasource holds. influxdb2-init creates that bucket before any service starts (the ingest service may not
+    create buckets: INGEST_INFLUXDB2_CREATE_BUCKETS=false, its token only writes), so on a new stack the probe
+    answers 1 and the rule stays quiet; with a token that cannot read the bucket it would fire."""
+    item = rules()["influx-stack-influxdb2-unreachable"]
+    at = datetime.now(UTC)
+    flux = expand_flux(item["data"][0]["model"]["query"], time_range(item, at), 1000,
+                       default_bucket=stack.env["INFLUXDB2_BUCKET"], organization=stack.env["INFLUXDB2_ORG"])
+    rows = stack.flux_table(flux, token=stack.service_token("grafana"))
+    values = [({}, float(rows[-1]["_value"]))] if rows else []
+    assert values == [({}, 1.0)] and not firing(item, values)
+    assert firing(item, []), "no bucket listed (a token without access, a server down): the rule fires"
+
+
 def test_grafana_lists_the_provisioned_rules_contact_points_and_policy(grafana):
     api = grafana.grafana_api()
     expected = {uid: item["title"] for uid, item in rules(ALERT_SETTINGS).items()}

@@ -106,19 +106,20 @@ class Stack(ABC):
         return requests.request(method, f"{self.influxdb3_url}/api/v3/engine/{path}", headers=self.influxdb3_headers,
                                 params=params, timeout=300)
 
-    def flux(self, query: str) -> str:
-        """Annotated CSV of a Flux query on InfluxDB 2."""
+    def flux(self, query: str, token: str | None = None) -> str:
+        """Annotated CSV of a Flux query on InfluxDB 2 (with the operator token, or `token`)."""
+        auth = {"Authorization": f"Token {token}"} if token else {}
         response = requests.post(f"{self.influxdb2_url}/api/v2/query", params={"org": self.env["INFLUXDB2_ORG"]},
                                  json={"query": query, "type": "flux"},
-                                 headers={**self.influxdb2_headers, "Accept": "application/csv"}, timeout=120)
+                                 headers={**self.influxdb2_headers, **auth, "Accept": "application/csv"}, timeout=120)
         if not response.ok:
             raise requests.HTTPError(f"{response.status_code}: {response.text[:500]}", response=response)
         return response.text
 
-    def flux_table(self, query: str) -> list[dict[str, str]]:
+    def flux_table(self, query: str, token: str | None = None) -> list[dict[str, str]]:
         """The rows of a Flux answer (annotated CSV: one header per table, blank lines between tables)."""
         found = []
-        for block in self.flux(query).split("\r\n\r\n"):
+        for block in self.flux(query, token).split("\r\n\r\n"):
             lines = [line for line in block.splitlines() if line and not line.startswith("#")]
             if len(lines) > 1:
                 found += list(csv.DictReader(io.StringIO("\n".join(lines))))
