@@ -178,9 +178,9 @@ class _Step:
         pending = max(0, (complete - cursor.done_ns) // width)
         reserve = min(waiting, (budget + 1) // 2)  # marks waiting get at least half the budget
         live = min(pending, budget - reserve)
-        if live < pending:
-            reach = (self._files_end(cursor.done_ns, complete) - cursor.done_ns) // width
-            live = min(pending, max(live, reach - reserve))
+        if live < pending:  # the files the marks may read are not the cursor's
+            files = max(1, self.config["max_files"] - reserve * width // self.level.input_span_ns)
+            live = min(pending, max(live, (self._files_end(cursor.done_ns, complete, files) - cursor.done_ns) // width))
         live_end = cursor.done_ns + live * width
         chosen: list[int] = []
         marks_ns = cursor.marks_ns
@@ -193,11 +193,11 @@ class _Step:
         self.marked = chosen
         return list(range(cursor.done_ns, live_end, width)) + chosen, Cursor(live_end, marks_ns)
 
-    def _files_end(self, start: int, complete: int) -> int:
-        """Where the buckets from `start` reach `max_files` of the source's Parquet files as Core lists them: past
+    def _files_end(self, start: int, complete: int, files: int) -> int:
+        """Where the buckets from `start` reach `files` of the source's Parquet files as Core lists them: past
         the budget above when the source is sparse (a daily series has a file a day, not one per 10 minutes; so
         does the hourly rollup of one), so a history loaded in bulk is rolled up in a few runs, not thousands."""
-        windows = file_windows(self.api, self.level.source, self.config["max_files"], start, complete - 1)
+        windows = file_windows(self.api, self.level.source, files, start, complete - 1)
         if len(windows) == 1:
             return complete
         return max(start, bucket_start(windows[1][0], self.level.width_ns))
