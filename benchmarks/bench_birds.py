@@ -35,6 +35,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compose" / "influxdb3-init"))  # the declared tables
 
 from benchmarks.bench_real_servers import real_stack
 from grafana import history
@@ -113,11 +114,9 @@ def bulk_load(stack: NativeStack) -> None:
 
 def summarized(stack: NativeStack) -> tuple[int, int]:
     """Wait until the weekly summaries hold every fix; (files of the raw table, fixes)."""
-    fixes = int(stack.sql("telemetry", "SELECT count(*) AS n FROM bird_fixes")[0]["n"])
-    files = int(stack.sql("telemetry", "SELECT count(*) AS n FROM system.parquet_files "
-                                       "WHERE table_name = 'bird_fixes'")[0]["n"])
     started = time.perf_counter()
-    while True:
+    while True:  # counted again each time: right after a load, a snapshot in progress can count rows twice
+        fixes = int(stack.sql("telemetry", "SELECT count(*) AS n FROM bird_fixes")[0]["n"])
         rows = stack.sql("telemetry", "SELECT sum(fixes) AS n FROM bird_fixes_7d")
         done = int(rows[0].get("n") or 0) if rows else 0
         if done == fixes:
@@ -128,6 +127,8 @@ def summarized(stack: NativeStack) -> tuple[int, int]:
     logs = stack.sql("telemetry", "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name = "
                                   "'bird-tracks' AND log_text LIKE '%rolled up%'")
     runs = [float(match.group(1)) for row in logs if (match := _MS.search(row["log_text"]))]
+    files = int(stack.sql("telemetry", "SELECT count(*) AS n FROM system.parquet_files "
+                                       "WHERE table_name = 'bird_fixes'")[0]["n"])
     errors = stack.sql("telemetry", "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name LIKE "
                                     "'bird-track%' AND log_level = 'ERROR'")
     assert not errors, errors[:3]
