@@ -16,6 +16,7 @@ from common.retry import RetryableError, RetryPolicy
 from ingest.buckets import ensure_buckets, load_buckets
 from ingest.config import IngestConfig
 from ingest.lineprotocol import LineEncoder
+from ingest.pacing import WindowPacer
 from ingest.rejects import RejectsFile
 from ingest.schema import INGEST_RUNS
 from ingest.sinks import Sink, Transport
@@ -41,6 +42,7 @@ class Outputs:
         self.lp_out = lp_out
         self.policy = RetryPolicy(attempts=config.retry_attempts, max_wait=config.retry_max_wait)
         self.refused = RejectsFile(self.rejects_dir, "refused", run_id)
+        self.pacer = WindowPacer(0 if lp_out is not None else config.windows_per_second, sleep=sleep)
         self.sinks: list[Sink | LineProtocolFile] = []
         if lp_out is not None:
             self.sinks.append(LineProtocolFile(lp_out))
@@ -76,7 +78,7 @@ class Outputs:
         """A writer to every sink (but the `exclude`d ones, which must leave one: ValueError otherwise)."""
         sinks = [sink for sink in self.sinks if sink.name not in exclude]
         return Writer(sinks, database or self.config.bucket, batch_bytes=self.config.batch_bytes,
-                      batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level)
+                      batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level, pacer=self.pacer)
 
     def sink(self, name: str) -> Sink | LineProtocolFile | None:
         return next((sink for sink in self.sinks if sink.name == name), None)
