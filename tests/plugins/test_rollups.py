@@ -104,10 +104,16 @@ def test_a_bucket_is_computed_once_it_has_settled_not_while_it_fills(engine):
     assert "sensors_1d" not in {row["table_name"] for row in engine.query(DB, "SHOW TABLES")}
 
 
+def minute_ahead() -> int:
+    """The next minute of the wall clock: the scheduled calls of a test whose marks the write trigger stamps with
+    the wall clock start here, however long after the module's import the test runs."""
+    return time.time_ns() // MINUTE * MINUTE + MINUTE
+
+
 def test_a_late_reading_is_in_its_hour_and_day_after_the_next_runs(engine):
     frame = readings(2)
     load(engine, frame)
-    later = NOW
+    later = minute_ahead()
     schedule(engine, later)
     schedule(engine, later + MINUTE)
     late = frame.iloc[[10]].assign(time=START + 5 * HOUR + 7 * MINUTE + 1, co2=5000.0, device="dev1")
@@ -127,11 +133,11 @@ def test_a_late_reading_is_in_its_hour_and_day_after_the_next_runs(engine):
 @pytest.mark.parametrize("clock_ahead_s", [0, 150])
 def test_history_loaded_in_bulk_is_rolled_up_in_steps_that_stay_under_the_file_limit(engine, monkeypatch,
                                                                                        clock_ahead_s):
+    now = minute_ahead()
     wall_clock = time.time_ns
     monkeypatch.setattr(time, "time_ns", lambda: wall_clock() + clock_ahead_s * 10**9)
     engine.query_file_limit = 80
-    now = NOW
-    live = readings(1, start=NOW // DAY * DAY - DAY)
+    live = readings(1, start=now // DAY * DAY - DAY)
     engine.write(DB, sensor_lines(live))
     engine.snapshot()
     schedule(engine, now)  # the stack is live: its cursor stands at today
