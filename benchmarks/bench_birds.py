@@ -9,9 +9,10 @@ file as on a stack that received it live. Steps:
    into InfluxDB 3, while a probe writes one live sensor point every 0.25 s and times each answer.
 2. The real bird-tracks trigger (every minute) summarizes the study: time until the weekly level is done, and each
    run's own time (its log line's `ms=`).
-3. Every panel and variable query of the Birds dashboard over Flight SQL (as Grafana reads it), warm, median of 3,
-   at the whole study's span, 30 days and 7 days at its end, and the dashboard's default 10 years: as generated
-   (summaries) and with every tier read from the raw fixes (the dashboard before the summaries). Answers compared.
+3. Every panel and variable query of the Birds dashboard over Flight SQL (as Grafana reads it), warm (median of 3
+   after a first run), at the whole study's span, 30 days and 7 days at its end, and the dashboard's default 10
+   years: as generated (summaries) and with every tier read from the raw fixes (the dashboard before the
+   summaries). Answers compared.
 
 Without the binaries or the data set it prints why and ends with a skip line (exit 0). The last line is the ratio
 of the whole dashboard's time at its default range, raw / summaries.
@@ -32,22 +33,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pyarrow as pa
 import requests
-from pyarrow import flight
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compose" / "influxdb3-init"))  # the declared tables
 
 from benchmarks.bench_real_servers import real_stack
+from benchmarks.dashboards import Files, parquet_files, run_dashboard
 from grafana import history
 from grafana.boards import birds
 from grafana.generate import render
 from plugins.stacklib.tracks import fix_columns
-from tests.engine.timebounds import scan_bounds
-from tests.grafana.dashboards import queries, repeat_scopes, resolve, selection_for, variables
-from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms
-from tests.grafana.sqlrun import declared
+from tests.grafana.expand import TimeRange
+from tests.grafana.sqlrun import declared_schemas
 from tests.integration.stacks.native import NativeStack, find_binaries
 from tests.support.paths import REPO
 
@@ -140,63 +138,16 @@ def summarized(stack: NativeStack) -> tuple[int, int]:
     return files, fixes
 
 
-def parquet_files(stack: NativeStack) -> dict[str, list[tuple[int, int]]]:
-    """(min time, max time) of every Parquet file of each bird table, as Core lists them."""
-    found: dict[str, list[tuple[int, int]]] = {}
-    for row in stack.sql("telemetry", "SELECT table_name, min_time, max_time FROM system.parquet_files "
-                                      "WHERE table_name LIKE 'bird_fixes%'"):
-        found.setdefault(str(row["table_name"]), []).append((int(row["min_time"]), int(row["max_time"])))
-    return found
-
-
-def files_read(sql: str, files: dict[str, list[tuple[int, int]]]) -> int:
-    """The most Parquet files one scan of `sql` opens, counted as Core counts them: the time bounds of each scan
-    of the optimized plan (tests/engine/timebounds.py) against each file's span."""
-    most = 0
-    for scan in scan_bounds(declared("telemetry").sql(sql).optimized_logical_plan()):
-        low, high = scan.lower if scan.lower is not None else -2**63, scan.upper if scan.upper is not None else 2**63
-        most = max(most, sum(1 for first, last in files.get(scan.table, ()) if first <= high and last >= low))
-    return most
-
-
 def dashboard_seconds(stack: NativeStack, board: dict, time_range: TimeRange, now: datetime,
-                      files: dict[str, list[tuple[int, int]]]) -> tuple[float, int, dict]:
+                      files: dict[str, Files]) -> tuple[float, int, dict]:
     """(the whole dashboard's time: every variable query, then every panel query, each the median of RUNS warm
-    runs; the most files one scan opens; each query's answer by label)."""
-
-    def options_of(variable, text: str, _range: TimeRange) -> list[str]:
-        table = stack.flight(variable.datasource.database, expand_sql(text, time_range, 60_000))
-        return [str(value) for value in table.column(0).to_pylist() if value is not None]
-
-    def timed(sql: str, database: str):
-        """(median seconds, answer), or (0, the server's error) when it refuses or fails the query."""
-        times, answer = [], None
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            try:
-                answer = stack.flight(database, sql)
-            except (flight.FlightError, pa.ArrowException) as exc:  # refused, or failed while streaming
-                return 0.0, exc
-            times.append(time.perf_counter() - started)
-        return statistics.median(times), answer
-
-    total, most, answers = 0.0, 0, {}
-    selected, options = resolve(board, now, options_of)
-    for item in variables(board):
-        sql = expand_sql(interpolate(item.query, selected), time_range, 60_000)
-        seconds, _ = timed(sql, item.datasource.database)
-        total, most = total + seconds, max(most, files_read(sql, files))
-    scopes = repeat_scopes(board)
-    for query in queries(board, "birds"):
-        values = selection_for(query.panel, scopes, selected, options)
-        interval = interval_ms(time_range, 1000, query.panel.get("interval"))
-        sql = expand_sql(interpolate(query.text, values), time_range, interval)
-        seconds, answer = timed(sql, query.datasource.database)
-        total, most = total + seconds, max(most, files_read(sql, files))
-        answers[query.label] = answer
-        if isinstance(answer, Exception):
-            print(f"  {query.label} failed: {str(answer).splitlines()[0][:160]}")
-    return total, most, answers
+    runs; the most files one scan opens; each query's answer, or the server's error, by label)."""
+    samples = run_dashboard(stack.flight, board, "birds", time_range, now, files, RUNS + 1)
+    for sample in samples:
+        if sample.error:
+            print(f"  {sample.label} failed: {sample.error[:160]}")
+    return (sum(sample.median for sample in samples), max(sample.files for sample in samples),
+            {sample.label: sample.error or sample.answer for sample in samples})
 
 
 def main() -> None:
@@ -222,7 +173,7 @@ def main() -> None:
                       "7 days": TimeRange(last - timedelta(days=7), last + timedelta(hours=1)),
                       "default 10 years": TimeRange(now - timedelta(days=3652), now)}
             boards = {"summaries": board_json(raw=False), "raw fixes": board_json(raw=True)}
-            files = parquet_files(stack)
+            files = {"telemetry": parquet_files(stack.sql, "telemetry", declared_schemas()["telemetry"])}
             totals: dict[tuple[str, str], float] = {}
             for name, time_range in ranges.items():
                 results = {kind: dashboard_seconds(stack, board, time_range, now, files)

@@ -330,8 +330,9 @@ def forecast_benchmark(stack: NativeStack, folder: Path) -> None:
 
 @contextlib.contextmanager
 def real_stack(binaries: Binaries, folder: Path, *influxdb3_extra: str,
-               settings: dict[str, str] | None = None) -> Iterator[NativeStack]:
-    """Both databases as docker-compose.yml starts them (plus `influxdb3_extra` and .env `settings`), in a folder
+               settings: dict[str, str] | None = None,
+               services: tuple[str, ...] = ("influxdb2", "influxdb3")) -> Iterator[NativeStack]:
+    """The databases as docker-compose.yml starts them (plus `influxdb3_extra` and .env `settings`), in a folder
     of their own."""
     (folder / "backups").mkdir(parents=True)
     env_file, env = write_env(folder, {"INFLUXDB2_PORT": str(free_port()), "INFLUXDB3_PORT": str(free_port()),
@@ -340,7 +341,7 @@ def real_stack(binaries: Binaries, folder: Path, *influxdb3_extra: str,
     stack = NativeStack(env=env, root=folder, binaries=binaries, settings=StackSettings.load(env_file, folder / "v"),
                         influxdb3_extra=influxdb3_extra)
     try:
-        stack.up(("influxdb2", "influxdb3"))
+        stack.up(services)
         yield stack
     finally:
         stack.close()

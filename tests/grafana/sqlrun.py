@@ -33,7 +33,7 @@ from plugins.stacklib.tables import (
 from tests.engine import PLUGIN_DIR
 from tests.engine.store import Database
 
-__all__ = ["declared", "grafana_reads", "grafana_type_problems", "hydrate", "rollup_tables", "run",
+__all__ = ["declared", "declared_schemas", "grafana_reads", "grafana_type_problems", "hydrate", "rollup_tables", "run",
            "statistics_sources"]
 
 TAG = pa.dictionary(pa.int32(), pa.utf8())
@@ -123,13 +123,14 @@ def rollup_tables() -> tuple[Table, ...]:
 
 
 @cache
-def _declared_schemas() -> dict[str, dict[str, pa.Schema]]:
+def declared_schemas() -> dict[str, dict[str, pa.Schema]]:
+    """database -> table -> the schema its writers declare."""
     return _declared_tables()
 
 
 def declared(database: str) -> SessionContext:
     """A session whose tables are empty and have exactly the declared columns of `database`."""
     ctx = _context()
-    for name, schema in _declared_schemas()[database].items():
+    for name, schema in declared_schemas()[database].items():
         ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=schema)]])
     return ctx

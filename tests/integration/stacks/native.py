@@ -278,6 +278,7 @@ class NativeStack(Stack):
         return env
 
     def _log(self, name: str) -> Path:
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)  # a stack without InfluxDB 2 starts with a one-shot
         return self.root / "logs" / f"{name}.log"
 
     # ---- bring-up, in the compose file's dependency order ----------------------------------------------
@@ -568,10 +569,11 @@ class NativeStack(Stack):
         return status.st_mode & 0o777, status.st_uid
 
     def versions(self) -> dict[str, str]:
-        """What each server says it is (for the test report)."""
+        """What each running server says it is (for the test report)."""
         found = {}
-        ping = requests.get(f"{self.influxdb2_url}/ping", timeout=5)
-        found["influxdb2"] = ping.headers.get("X-Influxdb-Version", "?")
+        if "influxdb2" in self.processes:
+            ping = requests.get(f"{self.influxdb2_url}/ping", timeout=5)
+            found["influxdb2"] = ping.headers.get("X-Influxdb-Version", "?")
         ping3 = requests.get(f"{self.influxdb3_url}/ping", timeout=5)
         found["influxdb3"] = json.loads(ping3.text).get("version", "?") if ping3.ok else "?"
         return found

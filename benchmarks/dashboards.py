@@ -1,0 +1,138 @@
+"""What the real-server dashboard benchmarks share (bench_history.py, bench_birds.py): the Parquet files Core lists,
+the files one query opens as Core counts them, and a dashboard's every variable and panel query sent over Flight
+SQL the way Grafana sends it, timed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from pyarrow import flight
+
+from grafana.datasources import SQL_LANGUAGE
+from tests.engine.timebounds import scan_bounds
+from tests.grafana.dashboards import queries, repeat_scopes, resolve, selection_for, variables
+from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms, resolve_time
+from tests.grafana.sqlrun import declared
+
+__all__ = ["Files", "Flight", "Sample", "files_read", "panel_pixels", "parquet_files", "run_dashboard"]
+
+Files = dict[str, list[tuple[int, int]]]  # table -> (min time, max time) of each of its Parquet files
+Flight = Callable[[str, str], pa.Table]  # (database, sql) -> the answer, as Grafana's FlightSQL client reads it
+SCREEN_PX = 1_900  # a full-width (24-column) panel on a 1920-pixel screen: Grafana's max data points is its width
+VARIABLE_INTERVAL_MS = 60_000
+
+
+def parquet_files(rows: Callable[[str, str], list[dict[str, Any]]], database: str, tables: Iterable[str]) -> Files:
+    """(min time, max time) of every Parquet file of each of `tables`, as `system.parquet_files` lists them
+    (`rows(database, sql)` answers JSON rows). One query per table: without a `table_name = ...` filter Core 3.6.0
+    pairs every database's table ids with this database's files (influxdb3_system_tables/src/parquet_files.rs,
+    `scan`: `list_db_schema()` of all databases, `parquet_files(self.db_id, table_id)`), listing files twice and
+    under other tables' names."""
+    found: Files = {}
+    for table in tables:
+        spans = rows(database, f"SELECT min_time, max_time FROM system.parquet_files WHERE table_name = '{table}'")
+        found[table] = [(int(row["min_time"]), int(row["max_time"])) for row in spans]
+    return found
+
+
+def files_read(sql: str, database: str, files: Files) -> int:
+    """The most Parquet files one scan of `sql` opens, counted as Core counts them: the time bounds of each scan
+    of the optimized plan (tests/engine/timebounds.py, Core's `ChunkFilter`) against each file's span."""
+    most = 0
+    for scan in scan_bounds(declared(database).sql(sql).optimized_logical_plan()):
+        low = scan.lower if scan.lower is not None else -2**63
+        high = scan.upper if scan.upper is not None else 2**63
+        most = max(most, sum(1 for first, last in files.get(scan.table, ()) if first <= high and last >= low))
+    return most
+
+
+def panel_pixels(panel: dict[str, Any]) -> int:
+    return SCREEN_PX * int(panel.get("gridPos", {}).get("w", 24)) // 24
+
+
+@dataclass
+class Sample:
+    """One query of a dashboard at one range: each run's seconds (the first is the first since the server
+    started, if the caller restarted it), the most files a scan opens, and the answer or the server's error."""
+
+    label: str
+    database: str
+    seconds: list[float] = field(default_factory=list)
+    files: int = 0
+    answer: pa.Table | None = None
+    error: str | None = None
+
+    @property
+    def warm(self) -> list[float]:
+        return self.seconds[1:] or self.seconds
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.warm) if self.warm else 0.0
+
+    @property
+    def p95(self) -> float:
+        """The 95th percentile of the warm runs (their maximum for fewer than 20)."""
+        ordered = sorted(self.warm)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+
+
+def _run(sample: Sample, query: Flight, sql: str, runs: int) -> None:
+    for _ in range(runs):
+        started = time.perf_counter()
+        try:
+            sample.answer = query(sample.database, sql)
+        except (flight.FlightError, pa.ArrowException) as exc:  # refused, or failed while streaming
+            sample.error = str(exc).splitlines()[0][:200]
+            return
+        sample.seconds.append(time.perf_counter() - started)
+
+
+def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: TimeRange, now: datetime,
+                  files: dict[str, Files], runs: int) -> list[Sample]:
+    """Every variable query (as Grafana refreshes them for `time_range`, chained) and then every panel query of
+    `board`, each run `runs` times in a row; a panel with its own relative time (`timeFrom`) at that time."""
+    samples: dict[str, Sample] = {}
+    texts: dict[str, str] = {}
+
+    def options_of(variable, text: str, _default: TimeRange) -> list[str]:
+        if variable.datasource.language != SQL_LANGUAGE:  # a Flux variable: InfluxDB 2's, not measured here
+            return list(variable.current or [])
+        sql = expand_sql(text, time_range, VARIABLE_INTERVAL_MS)
+        sample = samples.setdefault(f"{uid}: variable {variable.name}",
+                                    Sample(f"{uid}: variable {variable.name}", variable.datasource.database))
+        texts[sample.label] = sql
+        _run(sample, query, sql, 1)
+        found = [] if sample.answer is None or sample.error else \
+            [str(value) for value in sample.answer.column(0).to_pylist() if value is not None]
+        return found or [""]  # Grafana's value for a variable without options (its query runs with '')
+
+    selected, options = resolve(board, now, options_of)
+    for item in variables(board):
+        if item.datasource.language != SQL_LANGUAGE:
+            continue
+        sample = samples[f"{uid}: variable {item.name}"]
+        if not sample.error:
+            _run(sample, query, texts[sample.label], runs - 1)
+        sample.files = files_read(texts[sample.label], sample.database, files[sample.database])
+    scopes = repeat_scopes(board)
+    for target in queries(board, uid):
+        if not target.is_sql:
+            continue
+        panel = target.panel
+        window = (TimeRange(resolve_time(f"now-{panel['timeFrom']}", now), now) if panel.get("timeFrom")
+                  else time_range)
+        values = selection_for(panel, scopes, selected, options)
+        sql = expand_sql(interpolate(target.text, values), window,
+                         interval_ms(window, panel_pixels(panel), panel.get("interval")))
+        sample = Sample(target.label, target.datasource.database)
+        _run(sample, query, sql, runs)
+        sample.files = files_read(sql, sample.database, files[sample.database])
+        samples[sample.label] = sample
+    return list(samples.values())
