@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,12 +21,16 @@ from tests.grafana.dashboards import queries, repeat_scopes, resolve, selection_
 from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms, resolve_time
 from tests.grafana.sqlrun import declared
 
-__all__ = ["Files", "Flight", "Sample", "files_read", "panel_pixels", "parquet_files", "run_dashboard"]
+__all__ = ["BROWSER_CONNECTIONS", "Files", "Flight", "Sample", "files_read", "load_seconds", "panel_pixels",
+           "panel_sql", "parquet_files", "run_dashboard"]
 
 Files = dict[str, list[tuple[int, int]]]  # table -> (min time, max time) of each of its Parquet files
 Flight = Callable[[str, str], pa.Table]  # (database, sql) -> the answer, as Grafana's FlightSQL client reads it
 SCREEN_PX = 1_900  # a full-width (24-column) panel on a 1920-pixel screen: Grafana's max data points is its width
 VARIABLE_INTERVAL_MS = 60_000
+# A browser opens at most 6 connections to one HTTP/1.1 host (Grafana's default `protocol = http`), so a page's
+# panel queries run 6 at a time.
+BROWSER_CONNECTIONS = 6
 
 
 def parquet_files(rows: Callable[[str, str], list[dict[str, Any]]], database: str, tables: Iterable[str]) -> Files:
@@ -94,10 +99,34 @@ def _run(sample: Sample, query: Flight, sql: str, runs: int) -> None:
         sample.seconds.append(time.perf_counter() - started)
 
 
+def _options(answer: pa.Table | None) -> list[str]:
+    found = [] if answer is None else [str(value) for value in answer.column(0).to_pylist() if value is not None]
+    return found or [""]  # Grafana's value for a variable without options (its query runs with '')
+
+
+def panel_sql(board: dict[str, Any], uid: str, time_range: TimeRange, now: datetime,
+              selected: dict[str, list[str]], options: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(label, database, SQL as Grafana sends it) of every SQL panel query of `board`: a panel with its own
+    relative time (`timeFrom`) at that time, a repeated panel's first copy with the first value."""
+    scopes = repeat_scopes(board)
+    found = []
+    for target in queries(board, uid):
+        if not target.is_sql:
+            continue
+        panel = target.panel
+        window = (TimeRange(resolve_time(f"now-{panel['timeFrom']}", now), now) if panel.get("timeFrom")
+                  else time_range)
+        values = selection_for(panel, scopes, selected, options)
+        found.append((target.label, target.datasource.database,
+                      expand_sql(interpolate(target.text, values), window,
+                                 interval_ms(window, panel_pixels(panel), panel.get("interval")))))
+    return found
+
+
 def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: TimeRange, now: datetime,
                   files: dict[str, Files], runs: int) -> list[Sample]:
     """Every variable query (as Grafana refreshes them for `time_range`, chained) and then every panel query of
-    `board`, each run `runs` times in a row; a panel with its own relative time (`timeFrom`) at that time."""
+    `board`, each run `runs` times in a row."""
     samples: dict[str, Sample] = {}
     texts: dict[str, str] = {}
 
@@ -109,9 +138,7 @@ def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: Ti
                                     Sample(f"{uid}: variable {variable.name}", variable.datasource.database))
         texts[sample.label] = sql
         _run(sample, query, sql, 1)
-        found = [] if sample.answer is None or sample.error else \
-            [str(value) for value in sample.answer.column(0).to_pylist() if value is not None]
-        return found or [""]  # Grafana's value for a variable without options (its query runs with '')
+        return _options(None if sample.error else sample.answer)
 
     selected, options = resolve(board, now, options_of)
     for item in variables(board):
@@ -121,18 +148,34 @@ def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: Ti
         if not sample.error:
             _run(sample, query, texts[sample.label], runs - 1)
         sample.files = files_read(texts[sample.label], sample.database, files[sample.database])
-    scopes = repeat_scopes(board)
-    for target in queries(board, uid):
-        if not target.is_sql:
-            continue
-        panel = target.panel
-        window = (TimeRange(resolve_time(f"now-{panel['timeFrom']}", now), now) if panel.get("timeFrom")
-                  else time_range)
-        values = selection_for(panel, scopes, selected, options)
-        sql = expand_sql(interpolate(target.text, values), window,
-                         interval_ms(window, panel_pixels(panel), panel.get("interval")))
-        sample = Sample(target.label, target.datasource.database)
+    for label, database, sql in panel_sql(board, uid, time_range, now, selected, options):
+        sample = Sample(label, database)
         _run(sample, query, sql, runs)
-        sample.files = files_read(sql, sample.database, files[sample.database])
-        samples[sample.label] = sample
+        sample.files = files_read(sql, database, files[database])
+        samples[label] = sample
     return list(samples.values())
+
+
+def load_seconds(query: Flight, board: dict[str, Any], uid: str, time_range: TimeRange, now: datetime) -> float:
+    """Wall-clock seconds of the dashboard's load as Grafana's page does it: the variables in order (each waits
+    for the ones before), then every panel query, BROWSER_CONNECTIONS at a time. A query the server refuses
+    counts the time of its refusal."""
+
+    def answer(database: str, sql: str) -> pa.Table | None:
+        try:
+            return query(database, sql)
+        except (flight.FlightError, pa.ArrowException):
+            return None
+
+    def options_of(variable, text: str, _default: TimeRange) -> list[str]:
+        if variable.datasource.language != SQL_LANGUAGE:
+            return list(variable.current or [])
+        return _options(answer(variable.datasource.database,
+                               expand_sql(text, time_range, VARIABLE_INTERVAL_MS)))
+
+    started = time.perf_counter()
+    selected, options = resolve(board, now, options_of)
+    with ThreadPoolExecutor(BROWSER_CONNECTIONS) as pool:
+        list(pool.map(lambda item: answer(item[1], item[2]),
+                      panel_sql(board, uid, time_range, now, selected, options)))
+    return time.perf_counter() - started

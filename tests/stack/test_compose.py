@@ -155,6 +155,8 @@ def test_influxdb3_runs_the_engine_with_read_only_plugins(config: dict):
     assert "--query-file-limit=2000" in command
     # Core indexes only the last lookback/10min snapshots at start: 10 years, so a restart never hides history.
     assert "--gen1-lookback-duration=10y" in command
+    # The rollups wide panels read are older than Core's 5 hours: cached in memory all the same.
+    assert "--parquet-mem-cache-query-path-duration=10y" in command
     assert "--disable-telemetry-upload" in command  # no usage reports leave the machine
     # The engine's virtual environment, the object store and the token file live on named volumes.
     for flag, volume in [("--virtual-env-location", "influxdb3-venv"), ("--data-dir", "influxdb3-data"),
