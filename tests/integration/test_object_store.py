@@ -1,10 +1,15 @@
 """InfluxDB 3 Core on object storage (README, "InfluxDB 3 on object storage"), on real servers: `influxdb3 serve
---object-store s3` with the compose file's S3 settings against a real SeaweedFS `weed server`. Needs INFLUXDB3_BIN
-and WEED_BIN (or `influxdb3` and `weed` on PATH); skipped with the reason otherwise, never faked."""
+--object-store s3` with the compose file's S3 settings against a real SeaweedFS `weed server`, and the backup
+service's own commands backing it up and restoring it through that bucket. Needs INFLUXDB3_BIN and WEED_BIN (or
+`influxdb3` and `weed` on PATH); skipped with the reason otherwise, never faked."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,8 +44,6 @@ def servers(tmp_path: Path):
 def _serve(core: Path, tmp_path: Path, endpoint: str, name: str):
     """Core as the compose file starts it with INFLUXDB3_OBJECT_STORE=s3: the same --data-dir (the volume, which
     then holds nothing the server needs), the bucket and S3 settings in the environment variables compose sets."""
-    import os
-
     from tests.integration.stacks.native import Process, _started, free_port
 
     port = free_port()
@@ -91,3 +94,72 @@ def test_core_on_a_bucket_keeps_every_row_when_its_machine_loses_its_disk(server
         assert _rows(url) == list(range(50))
     finally:
         second.stop()
+
+
+def _write(url: str, values: range) -> None:
+    written = requests.post(f"{url}/api/v3/write_lp", params={"db": "objects"}, timeout=30,
+                            headers={"Authorization": f"Bearer {TOKEN}"},
+                            data="\n".join(f"m value={v}i {1_700_000_000 + v}000000000" for v in values))
+    assert written.status_code == 204, written.text
+
+
+def _backup(tmp_path: Path, url: str, endpoint: str, *args: str) -> subprocess.CompletedProcess:
+    """`backup <args>` as the backup service runs it for Core on a bucket: the variables compose gives it with
+    INFLUXDB3_OBJECT_STORE=s3 (its bucket, endpoint and keys); the data dir is the volume, which stays empty."""
+    from tests.integration.stacks import run
+    from tests.support.paths import REPO
+
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "TZ": "UTC", "BACKUP_METRICS": "false",
+           "BACKUP_DIR": str(tmp_path / "backups"), "BACKUP_STORES": "influxdb3", "INFLUXDB3_URL": url,
+           "INFLUXDB3_TOKEN": TOKEN, "INFLUXDB3_NODE_ID": NODE, "INFLUXDB3_DATA_DIR": str(tmp_path / "volume"),
+           "INFLUXDB3_OBJECT_STORE": "s3", "INFLUXDB3_BUCKET": BUCKET, "INFLUXDB3_S3_ENDPOINT": endpoint,
+           "INFLUXDB3_S3_ACCESS_KEY_ID": ACCESS, "INFLUXDB3_S3_SECRET_ACCESS_KEY": SECRET}
+    return run([sys.executable, "-m", "backup", *args], timeout=300, env=env, cwd=REPO)
+
+
+def test_a_set_of_core_on_a_bucket_restores_exactly_its_rows_into_the_bucket(servers, tmp_path: Path):
+    """The backup service's `backup now` copies Core's node out of the bucket; rows written afterwards are not in
+    the set. `backup restore --prepare` (server running) keeps the newer state in a pre-restore set, `backup restore`
+    (server stopped) writes the set back over `<node>/` and deletes the rest, and a Core started on the bucket from
+    an empty machine answers exactly the rows backed up; the pre-restore set brings the newer rows back the same way."""
+    core, endpoint = servers
+    (tmp_path / "volume").mkdir()
+    server, url = _serve(core, tmp_path / "host-a", endpoint, "influxdb3-a")
+    try:
+        _write(url, range(40))
+        taken = _backup(tmp_path, url, endpoint, "now")
+        assert taken.returncode == 0, taken.stderr
+        set_name = taken.stdout.split()[-1]
+        _write(url, range(40, 70))
+        assert _rows(url) == list(range(70))
+        prepared = _backup(tmp_path, url, endpoint, "restore", set_name, "--prepare")
+        assert prepared.returncode == 0, prepared.stderr
+        assert prepared.stdout.split()[-1] == set_name
+    finally:
+        server.stop()
+    manifests = {path.parent.name: json.loads(path.read_text())
+                 for path in (tmp_path / "backups").glob("*/manifest.json")}
+    assert set(manifests) >= {set_name} and len(manifests) == 2, sorted(manifests)
+    for manifest in manifests.values():  # both copied from the bucket, not from a folder
+        details = manifest["stores"]["influxdb3"]["details"]
+        assert details["object_store"]["bucket"] == BUCKET and details["object_store"]["objects"] > 0, details
+    undo = next(name for name in manifests if name != set_name)
+    assert manifests[undo]["trigger"] == "pre-restore"
+
+    restored = _backup(tmp_path, url, endpoint, "restore", set_name, "--skip-verify")
+    assert restored.returncode == 0, restored.stderr
+    assert not [path for path in (tmp_path / "volume").rglob("*") if path.is_file()], "restored into the volume"
+    shutil.rmtree(tmp_path / "host-a")
+    second, url = _serve(core, tmp_path / "host-b", endpoint, "influxdb3-b")
+    try:
+        assert _rows(url) == list(range(40))
+    finally:
+        second.stop()
+
+    back = _backup(tmp_path, url, endpoint, "restore", undo, "--skip-verify")  # the way back: the newer state
+    assert back.returncode == 0, back.stderr
+    third, url = _serve(core, tmp_path / "host-c", endpoint, "influxdb3-c")
+    try:
+        assert _rows(url) == list(range(70))
+    finally:
+        third.stop()
