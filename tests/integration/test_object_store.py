@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,10 @@ def servers(tmp_path: Path):
         process.stop(60)
 
 
-def _serve(core: Path, tmp_path: Path, endpoint: str, name: str):
+def _serve(core: Path, tmp_path: Path, endpoint: str, name: str, *extra: str):
     """Core as the compose file starts it with INFLUXDB3_OBJECT_STORE=s3: the same --data-dir (the volume, which
-    then holds nothing the server needs), the bucket and S3 settings in the environment variables compose sets."""
+    then holds nothing the server needs), the bucket and S3 settings in the environment variables compose sets;
+    `extra`: more `serve` arguments."""
     from tests.integration.stacks.native import Process, _started, free_port
 
     port = free_port()
@@ -56,7 +59,7 @@ def _serve(core: Path, tmp_path: Path, endpoint: str, name: str):
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
     command = [str(core), "serve", f"--node-id={NODE}", "--object-store=s3", f"--data-dir={tmp_path / 'data'}",
                f"--admin-token-file={secrets / 'admin-token.json'}", "--disable-authz=health,ping",
-               "--disable-telemetry-upload", f"--http-bind=127.0.0.1:{port}"]
+               "--disable-telemetry-upload", f"--http-bind=127.0.0.1:{port}", *extra]
     process = Process(name, command, env, tmp_path / f"{name}.log")
     process.start()
     return _started(process, f"http://127.0.0.1:{port}", 120)
@@ -163,3 +166,87 @@ def test_a_set_of_core_on_a_bucket_restores_exactly_its_rows_into_the_bucket(ser
         assert _rows(url) == list(range(70))
     finally:
         third.stop()
+
+
+def test_a_copy_of_core_on_a_bucket_during_snapshots_restores_every_acknowledged_write(servers, tmp_path: Path,
+                                                                                       monkeypatch):
+    """The bucket twin of test_backup.py's race on a folder: Core on the bucket snapshots about every six WAL
+    flushes (--wal-snapshot-size 4, one snapshotted WAL file kept, so snapshots delete WAL objects all the time)
+    and takes writes all through a backup whose downloads are slowed to span several snapshots. The set passes
+    `backup verify`'s check, and restored into the bucket it gives a Core started from an empty machine every row
+    acknowledged before the backup began."""
+    from backup import influxdb3, influxdb3_s3
+    from backup.archive import Codec
+    from backup.influxdb3_files import snapshot_number
+    from backup.setfiles import StoreReader, StoreWriter
+    from tests.integration.stacks import wait_for
+
+    core, endpoint = servers
+    config = RemoteConfig(bucket=BUCKET, prefix=NODE, endpoint=endpoint, access_key_id=ACCESS,
+                          secret_access_key=SECRET)
+    bucket = Remote(config)
+    fast = ("--wal-flush-interval", "100ms", "--wal-snapshot-size", "4", "--snapshotted-wal-files-to-keep", "1",
+            "--gen1-duration", "1m")
+
+    def newest_snapshot() -> int:
+        keys = [item["Key"] for item in bucket.objects_under(f"{NODE}/snapshots/")]
+        return max((snapshot_number(key[len(NODE) + 1:]) or 0 for key in keys), default=0)
+
+    acknowledged: list[int] = []
+    stop = threading.Event()
+    start = time.time_ns() - 86_400 * 10**9
+
+    def write(url: str) -> None:
+        """A request at a time, 10 s of data time apart, as in test_backup.py's race on a folder."""
+        batch = 0
+        while not stop.is_set():
+            values = range(batch * 20, batch * 20 + 20)
+            lines = "\n".join(f"m,writer=w value={v}i {start + batch * 10 * 10**9 + v}" for v in values)
+            answer = requests.post(f"{url}/api/v3/write_lp", params={"db": "objects"}, data=lines, timeout=30,
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+            assert answer.status_code == 204, answer.text
+            acknowledged.extend(values)
+            batch += 1
+
+    class SlowRemote(Remote):
+        """Downloads an object every 100 ms, so the copy spans several of the server's snapshots."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            download = self.client.download_file
+
+            def slow(*args, **kwargs):
+                time.sleep(0.1)
+                return download(*args, **kwargs)
+
+            self.client.download_file = slow
+
+    monkeypatch.setattr(influxdb3_s3, "Remote", SlowRemote)
+    server, url = _serve(core, tmp_path / "live", endpoint, "influxdb3-live", *fast)
+    writer_thread = threading.Thread(target=write, args=(url,), daemon=True)
+    try:
+        writer_thread.start()
+        wait_for("three snapshots", lambda: newest_snapshot() >= 3, timeout=60)
+        before, snapshots_before = list(acknowledged), newest_snapshot()
+        store = StoreWriter(tmp_path / "set", "influxdb3", Codec("zstd", 3, None))
+        details = influxdb3_s3.backup_bucket_node(config, NODE, store, tmp_path / "scratch")
+        snapshots_during = newest_snapshot() - snapshots_before
+    finally:
+        stop.set()
+        writer_thread.join(60)
+        server.stop()
+    assert snapshots_during >= 3, f"only {snapshots_during} snapshot(s) during the copy: no race to survive"
+    reader = StoreReader(store.set_dir, "influxdb3", store.entries, None)
+    assert influxdb3.check(reader, details) == [], "backup verify on the real server's objects"
+
+    influxdb3_s3.restore_bucket_node(reader, config, NODE, tmp_path / "scratch", server_running=lambda: False)
+    second, url = _serve(core, tmp_path / "restored", endpoint, "influxdb3-restored", *fast)
+    try:
+        answer = requests.post(f"{url}/api/v3/query_sql", timeout=60, headers={"Authorization": f"Bearer {TOKEN}"},
+                               json={"db": "objects", "q": "SELECT value FROM m", "format": "json"})
+        assert answer.status_code == 200, answer.text
+        values = {row["value"] for row in answer.json()}
+    finally:
+        second.stop()
+    lost = sorted(set(before) - values)
+    assert not lost, f"{len(lost)} of {len(before)} rows acknowledged before the backup are missing: {lost[:10]}"
