@@ -31,12 +31,15 @@ __all__ = ["backup_bucket_node", "holds_node", "restore_bucket_node"]
 log = logging.getLogger("backup.influxdb3")
 
 
-def _tops(remote: Remote, node_id: str) -> set[str]:
-    found: set[str] = set()
+def _tops(remote: Remote, node_id: str) -> dict[str, str]:
+    """Top-level entry of the node -> the key prefix that holds exactly it: `<node>/<folder>/` for a folder (so
+    `catalog` never takes in `catalogs/`), the key itself for an object."""
+    found: dict[str, str] = {}
     for page in remote.client.get_paginator("list_objects_v2").paginate(
             Bucket=remote.config.bucket, Prefix=f"{node_id}/", Delimiter="/"):
-        found.update(item["Prefix"][len(node_id) + 1:].rstrip("/") for item in page.get("CommonPrefixes") or [])
-        found.update(item["Key"][len(node_id) + 1:] for item in page.get("Contents") or [])
+        found.update((item["Prefix"][len(node_id) + 1:].rstrip("/"), item["Prefix"])
+                     for item in page.get("CommonPrefixes") or [])
+        found.update((item["Key"][len(node_id) + 1:], item["Key"]) for item in page.get("Contents") or [])
     return found
 
 
@@ -48,8 +51,9 @@ def mirror_node(remote: Remote, node_id: str, root: Path) -> dict:
     except ClientError as exc:
         raise remote.explain(exc, f"list {node_id}/") from exc
     vanished = downloaded = 0
-    for top in influxdb3._ordered(tops - influxdb3.EXCLUDED):
-        keys = [item["Key"] for item in remote.objects_under(f"{node_id}/{top}")]
+    for top in influxdb3._ordered(set(tops) - influxdb3.EXCLUDED):
+        prefix = tops[top]
+        keys = [item["Key"] for item in remote.objects_under(prefix) if prefix.endswith("/") or item["Key"] == prefix]
         for key in sorted(keys):
             if influxdb3.IN_FLIGHT.search(key):
                 continue

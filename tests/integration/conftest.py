@@ -6,7 +6,9 @@ provider, so the native provider and a machine without an engine never run a Com
 Without either provider, every test here is skipped with both reasons. The stack under test is separate from a user's
 stack: its own generated .env, its own ports (Docker: 18086, 18181, 13000; native: free ports), its own backup
 folder. Set KEEP_STACK=1 to leave it running after the tests for a look around; STACK_PROVIDER=docker|native
-picks the provider when both are available.
+picks the provider when both are available. STACK_INFLUXDB3_OBJECT_STORE=s3 runs InfluxDB 3 Core on the optional
+SeaweedFS server's bucket (its `seaweedfs` profile; native: WEED_BIN), set in the test .env as a user's .env sets it
+(README, "InfluxDB 3 on object storage"), so every whole-stack test runs against Core on a bucket.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ NATIVE_BIRDS = "native-default"
 ALERT_SETTINGS = Settings(evaluation_interval=10, pending_period=0, ingest_silent_after=90)
 # The webhook's token, which Grafana must send as `Authorization: Bearer <token>` (ALERT_WEBHOOK_TOKEN).
 WEBHOOK_TOKEN = secrets.token_urlsafe(24)
+# Where the test stack's InfluxDB 3 keeps its data (STACK_INFLUXDB3_OBJECT_STORE): the volume, or the bucket below.
+OBJECT_STORES = ("file", "s3")
+# The bucket seaweedfs-init creates for Core (SEAWEEDFS_BUCKETS' default) and the one every backup is copied to.
+CORE_BUCKET, BACKUP_BUCKET = "influxdb3", "backups"
+# The S3 server's host port in the Docker test project (its own, like DOCKER_PORTS).
+DOCKER_SEAWEEDFS_PORT = "18333"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -52,8 +60,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.path.parent == here and item.path.name in DESTRUCTIVE_LAST)
 
 
+def object_store() -> str:
+    """The object store the test stack's InfluxDB 3 runs on: STACK_INFLUXDB3_OBJECT_STORE, `file` when unset."""
+    return os.environ.get("STACK_INFLUXDB3_OBJECT_STORE", "").strip().lower() or "file"
+
+
 def choose_provider() -> tuple[str | None, str]:
     """("docker" | "native", "") or (None, why neither can run here)."""
+    kind, reason = _provider()
+    store = object_store()
+    if store not in OBJECT_STORES:
+        return None, f"STACK_INFLUXDB3_OBJECT_STORE={store!r}: choose one of {', '.join(OBJECT_STORES)}"
+    binaries, _ = find_binaries()
+    if kind == "native" and store == "s3" and binaries is not None and binaries.weed is None:
+        return None, ("STACK_INFLUXDB3_OBJECT_STORE=s3 needs the optional S3 server: set WEED_BIN (a SeaweedFS "
+                      "`weed` 4.x) or put `weed` on PATH")
+    return kind, reason
+
+
+def _provider() -> tuple[str | None, str]:
     wanted = os.environ.get("STACK_PROVIDER", "").strip().lower()
     docker = docker_problem()
     binaries, missing = find_binaries()
@@ -80,6 +105,27 @@ def write_env(folder: Path, overrides: dict[str, str]) -> tuple[Path, dict[str, 
     lines += [f"{key}={value}" for key, value in left.items()]
     target.write_text("\n".join(lines) + "\n")
     return target, cli.read_env(target)
+
+
+def seaweedfs_overrides(folder: Path, overrides: dict[str, str], port: str, *, backups: bool) -> dict[str, str]:
+    """`overrides` with the optional S3 server turned on (COMPOSE_PROFILES=seaweedfs, its host port) and its keys,
+    which `make up` generates, given to what uses it: with `backups`, every backup is copied to its bucket (README,
+    "Off-host backups"); with STACK_INFLUXDB3_OBJECT_STORE=s3, Core keeps its data in its bucket, set as README,
+    "No bucket at hand?", tells a user to set it."""
+    added = {"COMPOSE_PROFILES": "seaweedfs", "SEAWEEDFS_S3_PORT": port}
+    if backups:
+        added.update({"BACKUP_S3_BUCKET": BACKUP_BUCKET, "BACKUP_S3_ENDPOINT": "http://seaweedfs:8333",
+                      "BACKUP_S3_PREFIX": "it"})
+    if object_store() == "s3":
+        added.update({"INFLUXDB3_OBJECT_STORE": "s3", "INFLUXDB3_BUCKET": CORE_BUCKET,
+                      "INFLUXDB3_S3_ENDPOINT": "http://seaweedfs:8333", "INFLUXDB3_S3_ALLOW_HTTP": "true"})
+    _, generated = write_env(folder, {**overrides, **added})
+    keys = {"ACCESS_KEY_ID": generated["SEAWEEDFS_ACCESS_KEY_ID"],
+            "SECRET_ACCESS_KEY": generated["SEAWEEDFS_SECRET_ACCESS_KEY"]}
+    for prefix in ("BACKUP_S3_", "INFLUXDB3_S3_"):
+        if f"{prefix}ENDPOINT" in added:
+            added.update({prefix + name: value for name, value in keys.items()})
+    return {**overrides, **added}
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +178,11 @@ def stack_folder(tmp_path_factory: pytest.TempPathFactory,
 def docker_env(stack_folder: tuple[Path, dict[str, str]]) -> tuple[Path, dict[str, str]]:
     """The Docker stack's generated .env (its fixed host ports) and its values."""
     folder, overrides = stack_folder
-    return write_env(folder, {**overrides, **DOCKER_PORTS})
+    overrides = {**overrides, **DOCKER_PORTS}
+    if object_store() == "s3":
+        # Backups stay local: `wipe` (down --volumes) loses the S3 server's volume with the rest.
+        overrides = seaweedfs_overrides(folder, overrides, DOCKER_SEAWEEDFS_PORT, backups=False)
+    return write_env(folder, overrides)
 
 
 # ---- pytest-docker's fixtures, for this stack ----------------------------------------------------------------
@@ -185,13 +235,7 @@ def stack(request: pytest.FixtureRequest, stack_folder: tuple[Path, dict[str, st
         if binaries.grafana is None:
             overrides["BACKUP_STORES"] = "influxdb2,influxdb3"
         if binaries.weed is not None:
-            # The optional S3 server, and every backup copied to it (README, "Off-host backups").
-            overrides.update({"COMPOSE_PROFILES": "seaweedfs", "SEAWEEDFS_S3_PORT": str(weed_port()),
-                              "BACKUP_S3_BUCKET": "backups", "BACKUP_S3_ENDPOINT": "http://seaweedfs:8333",
-                              "BACKUP_S3_PREFIX": "it"})
-            _, generated = write_env(folder, overrides)
-            overrides.update({"BACKUP_S3_ACCESS_KEY_ID": generated["SEAWEEDFS_ACCESS_KEY_ID"],
-                              "BACKUP_S3_SECRET_ACCESS_KEY": generated["SEAWEEDFS_SECRET_ACCESS_KEY"]})
+            overrides = seaweedfs_overrides(folder, overrides, str(weed_port()), backups=True)
         env_file, env = write_env(folder, overrides)
         running = NativeStack(env=env, root=folder, binaries=binaries,
                               settings=StackSettings.load(env_file, folder / "volumes"))

@@ -96,6 +96,14 @@ def backed_up(stack):
     _ok(stack.backup("verify", set_name), "backup verify")
     listing = _ok(stack.backup("list"), "backup list")
     assert set_name in listing and "complete" in listing
+    manifest = json.loads((Path(stack.env["BACKUP_DIR"]) / set_name / "manifest.json").read_text())
+    copied = manifest["stores"]["influxdb3"]["details"]
+    if stack.env.get("INFLUXDB3_OBJECT_STORE") == "s3":
+        # Core on a bucket: the set was downloaded from that bucket (backup/influxdb3_s3.py), not a folder.
+        assert copied["object_store"]["bucket"] == stack.env["INFLUXDB3_BUCKET"], copied
+        assert copied["object_store"]["objects"] > 0, copied
+    else:
+        assert "object_store" not in copied, copied
     return marker, dashboard_uid, set_name, before
 
 
@@ -156,6 +164,12 @@ def test_backup_wipe_restore_finds_the_same_data(stack, backed_up):
 
     assert _influxdb2_values(stack, marker) == before_v2
     assert _influxdb3_values(stack, marker) == before_v3
+    if getattr(stack, "core_on_bucket", False):
+        # The rows came back through the bucket: the restore wrote the node there, none of it into the volume.
+        node = stack.env.get("INFLUXDB3_NODE_ID") or "stack-node0"
+        assert stack.core_bucket().objects_under(f"{node}/catalog/", limit=1)
+        volume = stack.service("influxdb3").host_path("/var/lib/influxdb3/data")
+        assert not [path for path in volume.rglob("*") if path.is_file()], "Core on a bucket wrote into its volume"
     if stack.has_grafana:
         assert _grafana_dashboard(stack, dashboard_uid) == 200
     health = stack.backup("health")

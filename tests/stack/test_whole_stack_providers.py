@@ -16,7 +16,7 @@ import pytest
 from pytest_docker.plugin import get_docker_services
 
 from tests.integration.stacks import docker as provider
-from tests.support.compose import compose_binary
+from tests.support.compose import compose_binary, resolved_config
 from tests.support.paths import REPO
 from tests.support.stackcli import stack_module
 
@@ -107,3 +107,64 @@ def test_the_native_provider_runs_no_compose_command(docker_log):
     assert run.returncode == 0, run.stdout[-3000:]
     assert "STACK_PROVIDER=native, but no server binaries" in run.stdout
     assert [call for call in calls(docker_log) if call[:1] == ["compose"]] == []
+
+
+@pytest.mark.parametrize("kind", ["docker", "native"])
+def test_the_bucket_switch_puts_the_test_stacks_core_on_the_seaweedfs_bucket(kind, tmp_path, monkeypatch):
+    """STACK_INFLUXDB3_OBJECT_STORE=s3: the test .env, resolved by the real Compose binary, starts the S3 server and
+    its bucket one-shot, and gives Core and the backup service that server's bucket and generated keys, as a user's
+    .env would (README, "No bucket at hand?"). Only the native stack also copies its backups there."""
+    from tests.integration import conftest
+
+    monkeypatch.setenv("STACK_INFLUXDB3_OBJECT_STORE", "s3")
+    port = conftest.DOCKER_SEAWEEDFS_PORT if kind == "docker" else "40333"
+    overrides = conftest.seaweedfs_overrides(tmp_path, dict(conftest.DOCKER_PORTS), port, backups=kind == "native")
+    env_file, env = conftest.write_env(tmp_path, overrides)
+    services = resolved_config(env_file)["services"]
+    assert {"seaweedfs", "seaweedfs-init"} <= set(services)
+    assert int(services["seaweedfs"]["ports"][0]["published"]) == int(port)
+    keys = (env["SEAWEEDFS_ACCESS_KEY_ID"], env["SEAWEEDFS_SECRET_ACCESS_KEY"])
+    core = services["influxdb3"]
+    bucket = core["environment"]["INFLUXDB3_BUCKET"]
+    assert "--object-store=s3" in core["command"]
+    assert core["environment"]["AWS_ENDPOINT"] == "http://seaweedfs:8333"
+    assert core["environment"]["AWS_ALLOW_HTTP"] == "true"
+    assert (core["environment"]["AWS_ACCESS_KEY_ID"], core["environment"]["AWS_SECRET_ACCESS_KEY"]) == keys
+    assert bucket in services["seaweedfs-init"]["environment"]["S3_BUCKETS"].split(",")
+    backup = services["backup"]["environment"]
+    assert (backup["INFLUXDB3_OBJECT_STORE"], backup["INFLUXDB3_BUCKET"]) == ("s3", bucket)
+    assert (backup["INFLUXDB3_S3_ACCESS_KEY_ID"], backup["INFLUXDB3_S3_SECRET_ACCESS_KEY"]) == keys
+    assert backup["INFLUXDB3_S3_ENDPOINT"] == "http://seaweedfs:8333"
+    assert bool(backup["BACKUP_S3_BUCKET"]) is (kind == "native")
+
+
+def test_without_the_switch_the_test_stacks_core_keeps_its_files(tmp_path, monkeypatch):
+    from tests.integration import conftest
+
+    monkeypatch.delenv("STACK_INFLUXDB3_OBJECT_STORE", raising=False)
+    env_file, _ = conftest.write_env(tmp_path, dict(conftest.DOCKER_PORTS))
+    services = resolved_config(env_file)["services"]
+    assert "seaweedfs" not in services and "--object-store=file" in services["influxdb3"]["command"]
+    assert services["backup"]["environment"]["INFLUXDB3_OBJECT_STORE"] == "file"
+
+
+@pytest.mark.parametrize(("store", "weed", "reason"), [
+    ("s3", False, "STACK_INFLUXDB3_OBJECT_STORE=s3 needs the optional S3 server: set WEED_BIN"),
+    ("gcs", True, "STACK_INFLUXDB3_OBJECT_STORE='gcs': choose one of file, s3"),
+    ("s3", True, ""),
+    ("", False, ""),
+])
+def test_the_bucket_switch_names_what_is_missing(store, weed, reason, tmp_path, monkeypatch):
+    """The native stack on the bucket needs a `weed`: without one every whole-stack test is skipped saying so."""
+    from tests.integration import conftest
+
+    fake = tmp_path / "server"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    for name in ("INFLUXD_BIN", "INFLUXDB3_BIN"):
+        monkeypatch.setenv(name, str(fake))
+    monkeypatch.setenv("WEED_BIN", str(fake if weed else tmp_path / "not-installed"))
+    monkeypatch.setenv("STACK_PROVIDER", "native")
+    monkeypatch.setenv("STACK_INFLUXDB3_OBJECT_STORE", store)
+    kind, why = conftest.choose_provider()
+    assert (kind, why[:len(reason)]) == ((None, reason) if reason else ("native", ""))

@@ -16,7 +16,9 @@ a container image does before its server starts is done the way the image does i
 - seaweedfs (only with WEED_BIN, `weed` 4.x): the compose file's `weed server` command with the folder of its
   volume as -dir (the image's entrypoint adds -dir=/data) and loopback addresses and free ports for its master,
   volume, filer and S3 servers; seaweedfs-init (python -m backup.buckets) then creates its buckets. `wipe` keeps its
-  volume: it stands for the bucket on another machine that off-host backups outlive a lost host with.
+  volume: it stands for the bucket on another machine that off-host backups outlive a lost host with. With
+  INFLUXDB3_OBJECT_STORE=s3 in the test .env (STACK_INFLUXDB3_OBJECT_STORE=s3), Core keeps its data in that
+  server's bucket, and `wipe` empties that bucket: there it is the store the wipe loses.
 - grafana (only with GRAFANA_BIN and GRAFANA_HOME): `grafana server` with the image's GF_PATHS_* pointing at the
   volume and at the repository's provisioning, exactly as the compose file mounts them (a `$__file{PATH}` in the
   provisioning files names the host file behind PATH).
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import requests
 
+from backup.remote import Remote, RemoteConfig
 from common.config import parse_duration
 from tests.integration.stacks import Stack, keep, run, wait_for
 from tests.integration.stacks.settings import Service, StackSettings
@@ -260,6 +263,18 @@ class NativeStack(Stack):
         """The optional S3 server runs: WEED_BIN given and the test .env turns its profile on."""
         return (self.binaries is not None and self.binaries.weed is not None and self.settings is not None
                 and "seaweedfs" in self.settings.config["services"])
+
+    @property
+    def core_on_bucket(self) -> bool:
+        """InfluxDB 3 keeps its data in the S3 server's bucket (INFLUXDB3_OBJECT_STORE=s3), not in its volume."""
+        return self.env.get("INFLUXDB3_OBJECT_STORE") == "s3"
+
+    def core_bucket(self) -> Remote:
+        """Core's bucket, reached with the endpoint and keys the compose file gives the server."""
+        env = self.service("influxdb3").host_env()
+        return Remote(RemoteConfig(bucket=env["INFLUXDB3_BUCKET"], endpoint=env["AWS_ENDPOINT"],
+                                   region=env["AWS_DEFAULT_REGION"], access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                   secret_access_key=env["AWS_SECRET_ACCESS_KEY"]))
 
     @property
     def server_uid(self) -> int:
@@ -511,7 +526,13 @@ class NativeStack(Stack):
         return name
 
     def wipe(self) -> None:
-        """Lose every store; the S3 server's volume stays (it stands for the bucket on another machine)."""
+        """Lose every store; the S3 server's volume stays (it stands for the bucket on another machine), but with
+        Core on its bucket every object of Core's bucket is deleted first (Core stopped): that is Core's store."""
+        if self.core_on_bucket:
+            self.stop("ingest", "backup", "grafana", "influxdb3")
+            bucket = self.core_bucket()
+            bucket.delete([item["Key"] for item in bucket.objects_under("")])
+            assert not bucket.objects_under("", limit=1), "Core's bucket still holds objects after the wipe"
         self._stop_all()
         self.processes.clear()
         assert self.settings is not None
