@@ -23,7 +23,7 @@ from grafana.panels import (
     time_series,
     variable,
 )
-from grafana.queries import TABLE, TIME_SERIES, SqlQuery
+from grafana.queries import TABLE, TIME_SERIES, SqlQuery, over
 from grafana.units import grafana_unit
 from ingest.schema import BIRD_FIXES
 from plugins.stacklib.tracks import haversine_km
@@ -50,7 +50,7 @@ def daily_movement(value: str) -> str:
     """Per individual and UTC day (week, over the longest ranges): km flown between consecutive good fixes and km/h
     over the time those legs took. A summary row holds the legs inside it; the leg from one row's last position
     to the next one's first is added here. `value` is the column the panel shows: distance_km or speed_kmh."""
-    window = f"OVER (PARTITION BY {INDIVIDUAL} ORDER BY time)"
+    window = over(INDIVIDUAL)
     legs = (f"SELECT time, {INDIVIDUAL}, km, hours, "
             f"{haversine_km(f'lag(last_lat) {window}', f'lag(last_lon) {window}', 'first_lat', 'first_lon')} "
             f"AS leg_km, (first_ns - lag(last_ns) {window}) / 3600000000000.0 AS leg_hours\n"

@@ -19,7 +19,7 @@ from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_MONITORING
 from grafana.names import column
 from grafana.panels import DATE_BIN, bar_gauge, board, finish, sql_in, stat_panel, time_series, variable
-from grafana.queries import TIME_SERIES, SqlQuery
+from grafana.queries import TIME_SERIES, SqlQuery, over
 from plugins.stacklib.tables import TableSpec, host_table
 
 UID = "host"
@@ -51,7 +51,7 @@ def rates(table: TableSpec, tag: str, counters: dict[str, str]) -> str:
     """Per second between consecutive points of each (host, tag) series (samples, or a rollup's last value per
     bucket), then the mean per time bin; a counter that went back (reset, interface re-created) gives no rate for
     that step."""
-    window = f"OVER (PARTITION BY {HOST}, {tag} ORDER BY time)"
+    window = over(HOST, tag)
     steps = ", ".join(
         f"({counter}_last - lag({counter}_last) {window}) / "
         f"(date_part('epoch', time) - date_part('epoch', lag(time) {window})) AS {name}"
