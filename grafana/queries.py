@@ -89,5 +89,5 @@ def over(*partition: str) -> str:
     column: on Core 3.6.0 a lag() window partitioned by the tag column failed at execution on the real bird study
     at 7 days ("Expects PARTITION BY expression to be ordered": DataFusion trusted an input order the tiers' union
     does not have); with an expression the plan sorts the rows itself (benchmarks/bench_birds.py)."""
-    return f"OVER (PARTITION BY {', '.join(f'concat({tag}, {chr(39) * 2})' for tag in partition)} ORDER BY time)"
-
+    keys = ", ".join(f"concat({tag}, '')" for tag in partition)
+    return f"OVER (PARTITION BY {keys} ORDER BY time)"
