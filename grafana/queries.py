@@ -18,7 +18,7 @@ from grafana_foundation_sdk.cog import variants as cogvariants
 
 from grafana.datasources import FLUX_LANGUAGE, PLUGIN_TYPE, SQL_LANGUAGE, Datasource
 
-__all__ = ["TABLE", "TIME_SERIES", "FluxQuery", "InfluxQuery", "SqlQuery", "over", "register"]
+__all__ = ["TABLE", "TIME_SERIES", "FluxQuery", "InfluxQuery", "SqlQuery", "register"]
 
 TIME_SERIES, TABLE = "time_series", "table"
 
@@ -83,11 +83,3 @@ def register() -> None:
     cogruntime.register_dataquery_variant(cogruntime.DataqueryConfig(identifier=PLUGIN_TYPE,
                                                                      from_json_hook=InfluxQuery.from_json))
 
-
-def over(*partition: str) -> str:
-    """A window per series ordered by time. Each tag is partitioned by as an expression (`concat(tag, '')`), not the
-    column: on Core 3.6.0 a lag() window partitioned by the tag column failed at execution on the real bird study
-    at 7 days ("Expects PARTITION BY expression to be ordered": DataFusion trusted an input order the tiers' union
-    does not have); with an expression the plan sorts the rows itself (benchmarks/bench_birds.py)."""
-    keys = ", ".join(f"concat({tag}, '')" for tag in partition)
-    return f"OVER (PARTITION BY {keys} ORDER BY time)"

@@ -41,6 +41,7 @@ from grafana.names import backup_field, backup_tag, column, field, tag
 from grafana.queries import TABLE, FluxQuery, SqlQuery
 from ingest.schema import INGEST_RUNS, SENSORS
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE
+from plugins.stacklib.windows import over
 
 __all__ = ["CRITICAL", "EXPRESSION_UID", "FOLDER", "GROUPS", "WARNING", "Rule", "rules", "sdk_rule"]
 
@@ -206,8 +207,8 @@ def rules(settings: Settings) -> list[Rule]:
              "this rule.", sensors_board, "Data freshness"),
         # ---- forecast ---------------------------------------------------------------------------------------
         Rule("influx-stack-forecast-inaccurate", "Forecast error high", "forecast", "forecast", WARNING,
-             SQL_FORECAST, f"SELECT {_label(series)}, {mape}\nFROM (SELECT {series}, {mape}, row_number() OVER "
-                           f"(PARTITION BY {series} ORDER BY time DESC) AS newest\n      FROM {EVALUATION.name}\n"
+             SQL_FORECAST, f"SELECT {_label(series)}, {mape}\nFROM (SELECT {series}, {mape}, row_number() "
+                           f"{over(series, order='time DESC')} AS newest\n      FROM {EVALUATION.name}\n"
                            f"      WHERE {IN_RANGE}) AS runs\nWHERE newest = 1\nORDER BY {series}",
              int(settings.forecast_max_age), "gt", (settings.forecast_mape_max,), "OK", "Error",
              "The latest forecast of {{ $labels.series }} missed its held-out days by "

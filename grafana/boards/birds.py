@@ -23,10 +23,11 @@ from grafana.panels import (
     time_series,
     variable,
 )
-from grafana.queries import TABLE, TIME_SERIES, SqlQuery, over
+from grafana.queries import TABLE, TIME_SERIES, SqlQuery
 from grafana.units import grafana_unit
 from ingest.schema import BIRD_FIXES
 from plugins.stacklib.tracks import haversine_km
+from plugins.stacklib.windows import over
 
 UID = "birds"
 DS = SQL_TELEMETRY

@@ -19,8 +19,9 @@ from grafana.alerting.settings import DEFAULTS, Settings
 from grafana.datasources import SQL_MONITORING
 from grafana.names import column
 from grafana.panels import DATE_BIN, bar_gauge, board, finish, sql_in, stat_panel, time_series, variable
-from grafana.queries import TIME_SERIES, SqlQuery, over
+from grafana.queries import TIME_SERIES, SqlQuery
 from plugins.stacklib.tables import TableSpec, host_table
+from plugins.stacklib.windows import over
 
 UID = "host"
 DS = SQL_MONITORING

@@ -15,6 +15,8 @@ are above zero.
 
 from __future__ import annotations
 
+from .windows import over
+
 __all__ = [
     "EARTH_RADIUS_KM", "LAT", "LON", "TRACK_COLUMNS", "TRACK_COUNTS", "TRACK_POSITIONS", "fix_columns",
     "haversine_km", "is_good", "is_outlier", "summary_sql",
@@ -77,7 +79,7 @@ def summary_sql(rows: str, bucket: str, tags: list[str]) -> str:
     A bucket's legs: its rows' own legs, plus one leg from each row's predecessor with a position in the same
     bucket and tag set (its last position) to the row's first position."""
     key = ", ".join(["_bucket", *tags])
-    window = f"OVER (PARTITION BY {', '.join([bucket, *tags])}, (good > 0) ORDER BY time)"
+    window = over(*tags, expressions=(bucket, "(good > 0)"))
     legs = (f"SELECT {bucket} AS _bucket, *, lag(last_lat) {window} AS prev_lat, lag(last_lon) {window} AS prev_lon, "
             f"lag(last_ns) {window} AS prev_ns FROM ({rows}) AS summaries")
     leg_km = f"CASE WHEN good > 0 THEN {haversine_km('prev_lat', 'prev_lon', 'first_lat', 'first_lon')} END"

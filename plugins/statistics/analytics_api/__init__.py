@@ -31,6 +31,7 @@ from stacklib.args import ArgumentError, Param, duration_ns, identifier, parse  
 from stacklib.runlog import RunLog  # noqa: E402
 from stacklib.sql import file_windows, lookback_bounds, quote, table_exists, window_condition  # noqa: E402
 from stacklib.tables import ANALYTICS_PREFIX, analytics_table  # noqa: E402
+from stacklib.windows import over  # noqa: E402
 
 PLUGIN = "analytics_api"
 PARAMS = (Param("max_age", duration_ns, default=None),)
@@ -56,7 +57,7 @@ def _from_table(influxdb3_local, table: str) -> dict | None:
             bound = window_condition(file_windows(influxdb3_local, target)[-1])
         since = f" WHERE {bound}"
         rows = influxdb3_local.query(
-            f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY bucket, field ORDER BY time DESC) AS rn "
+            f"SELECT * FROM (SELECT *, row_number() {over('bucket', 'field', order='time DESC')} AS rn "
             f"FROM {quote(target)}{since}) WHERE rn = 1")
         if rows:
             return analytics.latest_from_rows(table, rows)
