@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -265,7 +264,7 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
     from backup.archive import Codec
     from backup.influxdb3_files import snapshot_number
     from backup.setfiles import StoreReader, StoreWriter
-    from tests.integration.stacks import wait_for
+    from tests.integration.races import FAST_SNAPSHOTS, copy_under_snapshots, lost_rows
     from tests.integration.stacks.native import Process, binary, start_influxdb3
 
     server_binary = binary("INFLUXDB3_BIN", "influxdb3")
@@ -275,31 +274,16 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
 
     def serve(data_dir: Path, name: str) -> tuple[Process, str]:
         return start_influxdb3(server_binary, name, tmp_path / f"{name}.log", "--node-id", node, "--object-store",
-                               "file", "--data-dir", str(data_dir), "--without-auth", "--wal-flush-interval", "100ms",
-                               "--wal-snapshot-size", "4", "--snapshotted-wal-files-to-keep", "1",
-                               "--gen1-duration", "1m", home=tmp_path)
+                               "file", "--data-dir", str(data_dir), "--without-auth", *FAST_SNAPSHOTS, home=tmp_path)
 
-    def newest_snapshot(data_dir: Path) -> int:
-        folder = data_dir / node / "snapshots"
+    def newest_snapshot() -> int:
+        folder = live / node / "snapshots"
         return max((snapshot_number(f"snapshots/{p.name}") or 0 for p in folder.iterdir()), default=0) \
             if folder.is_dir() else 0
 
-    acknowledged: list[int] = []
-    stop = threading.Event()
-    start = time.time_ns() - 86_400 * 10**9
-
-    def write(url: str) -> None:
-        """A request at a time, each answered after the next WAL flush, 10 s of data time apart: a snapshot takes
-        the WAL files of earlier minutes (gen1 1m, snapshot_tracker.rs) and leaves the current minute's, as a
-        default server leaves ~300 WAL files unsnapshotted."""
-        batch = 0
-        while not stop.is_set():
-            values = range(batch * 20, batch * 20 + 20)
-            lines = "\n".join(f"race,writer=w value={v}i {start + batch * 10 * 10**9 + v}" for v in values)
-            answer = requests.post(f"{url}/api/v3/write_lp", params={"db": "race"}, data=lines, timeout=30)
-            assert answer.status_code == 204, answer.text
-            acknowledged.extend(values)
-            batch += 1
+    def post(lines: str) -> None:
+        answer = requests.post(f"{url}/api/v3/write_lp", params={"db": "race"}, data=lines, timeout=30)
+        assert answer.status_code == 204, answer.text
 
     class SlowWriter(StoreWriter):
         """Copies a file every 100 ms, so the copy spans several of the server's snapshots."""
@@ -309,20 +293,13 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
             return super().add_stream(*args, **kwargs)
 
     live = tmp_path / "live"
+    store = SlowWriter(tmp_path / "set", "influxdb3", Codec("zstd", 3, None))
     server, url = serve(live, "influxdb3-live")
-    writer_thread = threading.Thread(target=write, args=(url,), daemon=True)
     try:
-        writer_thread.start()
-        wait_for("three snapshots", lambda: newest_snapshot(live) >= 3, timeout=60)
-        before, snapshots_before = list(acknowledged), newest_snapshot(live)
-        store = SlowWriter(tmp_path / "set", "influxdb3", Codec("zstd", 3, None))
-        details = influxdb3.backup_node(live, node, store)
-        snapshots_during = newest_snapshot(live) - snapshots_before
+        before, details = copy_under_snapshots(post, "race", newest_snapshot,
+                                               lambda: influxdb3.backup_node(live, node, store))
     finally:
-        stop.set()
-        writer_thread.join(60)
         server.stop()
-    assert snapshots_during >= 3, f"only {snapshots_during} snapshot(s) during the copy: no race to survive"
     reader = StoreReader(store.set_dir, "influxdb3", store.entries, None)
     assert influxdb3.check(reader, details) == [], "backup verify on the real server's files"
 
@@ -336,5 +313,4 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
         values = {row["value"] for row in answer.json()}
     finally:
         second.stop()
-    lost = sorted(set(before) - values)
-    assert not lost, f"{len(lost)} of {len(before)} rows acknowledged before the backup are missing: {lost[:10]}"
+    assert not lost_rows(before, values), lost_rows(before, values)

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -179,34 +178,21 @@ def test_a_copy_of_core_on_a_bucket_during_snapshots_restores_every_acknowledged
     from backup.archive import Codec
     from backup.influxdb3_files import snapshot_number
     from backup.setfiles import StoreReader, StoreWriter
-    from tests.integration.stacks import wait_for
+    from tests.integration.races import FAST_SNAPSHOTS, copy_under_snapshots, lost_rows
 
     core, endpoint = servers
     config = RemoteConfig(bucket=BUCKET, prefix=NODE, endpoint=endpoint, access_key_id=ACCESS,
                           secret_access_key=SECRET)
     bucket = Remote(config)
-    fast = ("--wal-flush-interval", "100ms", "--wal-snapshot-size", "4", "--snapshotted-wal-files-to-keep", "1",
-            "--gen1-duration", "1m")
 
     def newest_snapshot() -> int:
         keys = [item["Key"] for item in bucket.objects_under(f"{NODE}/snapshots/")]
         return max((snapshot_number(key[len(NODE) + 1:]) or 0 for key in keys), default=0)
 
-    acknowledged: list[int] = []
-    stop = threading.Event()
-    start = time.time_ns() - 86_400 * 10**9
-
-    def write(url: str) -> None:
-        """A request at a time, 10 s of data time apart, as in test_backup.py's race on a folder."""
-        batch = 0
-        while not stop.is_set():
-            values = range(batch * 20, batch * 20 + 20)
-            lines = "\n".join(f"m,writer=w value={v}i {start + batch * 10 * 10**9 + v}" for v in values)
-            answer = requests.post(f"{url}/api/v3/write_lp", params={"db": "objects"}, data=lines, timeout=30,
-                                   headers={"Authorization": f"Bearer {TOKEN}"})
-            assert answer.status_code == 204, answer.text
-            acknowledged.extend(values)
-            batch += 1
+    def post(lines: str) -> None:
+        answer = requests.post(f"{url}/api/v3/write_lp", params={"db": "objects"}, data=lines, timeout=30,
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+        assert answer.status_code == 204, answer.text
 
     class SlowRemote(Remote):
         """Downloads an object every 100 ms, so the copy spans several of the server's snapshots."""
@@ -222,25 +208,19 @@ def test_a_copy_of_core_on_a_bucket_during_snapshots_restores_every_acknowledged
             self.client.download_file = slow
 
     monkeypatch.setattr(influxdb3_s3, "Remote", SlowRemote)
-    server, url = _serve(core, tmp_path / "live", endpoint, "influxdb3-live", *fast)
-    writer_thread = threading.Thread(target=write, args=(url,), daemon=True)
+    store = StoreWriter(tmp_path / "set", "influxdb3", Codec("zstd", 3, None))
+    server, url = _serve(core, tmp_path / "live", endpoint, "influxdb3-live", *FAST_SNAPSHOTS)
     try:
-        writer_thread.start()
-        wait_for("three snapshots", lambda: newest_snapshot() >= 3, timeout=60)
-        before, snapshots_before = list(acknowledged), newest_snapshot()
-        store = StoreWriter(tmp_path / "set", "influxdb3", Codec("zstd", 3, None))
-        details = influxdb3_s3.backup_bucket_node(config, NODE, store, tmp_path / "scratch")
-        snapshots_during = newest_snapshot() - snapshots_before
+        before, details = copy_under_snapshots(
+            post, "m", newest_snapshot,
+            lambda: influxdb3_s3.backup_bucket_node(config, NODE, store, tmp_path / "scratch"))
     finally:
-        stop.set()
-        writer_thread.join(60)
         server.stop()
-    assert snapshots_during >= 3, f"only {snapshots_during} snapshot(s) during the copy: no race to survive"
     reader = StoreReader(store.set_dir, "influxdb3", store.entries, None)
     assert influxdb3.check(reader, details) == [], "backup verify on the real server's objects"
 
     influxdb3_s3.restore_bucket_node(reader, config, NODE, tmp_path / "scratch", server_running=lambda: False)
-    second, url = _serve(core, tmp_path / "restored", endpoint, "influxdb3-restored", *fast)
+    second, url = _serve(core, tmp_path / "restored", endpoint, "influxdb3-restored", *FAST_SNAPSHOTS)
     try:
         answer = requests.post(f"{url}/api/v3/query_sql", timeout=60, headers={"Authorization": f"Bearer {TOKEN}"},
                                json={"db": "objects", "q": "SELECT value FROM m", "format": "json"})
@@ -248,5 +228,4 @@ def test_a_copy_of_core_on_a_bucket_during_snapshots_restores_every_acknowledged
         values = {row["value"] for row in answer.json()}
     finally:
         second.stop()
-    lost = sorted(set(before) - values)
-    assert not lost, f"{len(lost)} of {len(before)} rows acknowledged before the backup are missing: {lost[:10]}"
+    assert not lost_rows(before, values), lost_rows(before, values)
