@@ -123,6 +123,17 @@ def panel_sql(board: dict[str, Any], uid: str, time_range: TimeRange, now: datet
     return found
 
 
+def _sql_options(time_range: TimeRange, answer_of: Callable[[Any, str], pa.Table | None]) \
+        -> Callable[[Any, str, TimeRange], list[str]]:
+    """A variable's options as `resolve` asks for them: a SQL variable's query expanded for `time_range` and
+    answered by `answer_of(variable, sql)`; a Flux variable (InfluxDB 2's, not measured here) keeps its current."""
+    def options_of(variable, text: str, _default: TimeRange) -> list[str]:
+        if variable.datasource.language != SQL_LANGUAGE:
+            return list(variable.current or [])
+        return _options(answer_of(variable, expand_sql(text, time_range, VARIABLE_INTERVAL_MS)))
+    return options_of
+
+
 def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: TimeRange, now: datetime,
                   files: dict[str, Files], runs: int) -> list[Sample]:
     """Every variable query (as Grafana refreshes them for `time_range`, chained) and then every panel query of
@@ -130,17 +141,14 @@ def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: Ti
     samples: dict[str, Sample] = {}
     texts: dict[str, str] = {}
 
-    def options_of(variable, text: str, _default: TimeRange) -> list[str]:
-        if variable.datasource.language != SQL_LANGUAGE:  # a Flux variable: InfluxDB 2's, not measured here
-            return list(variable.current or [])
-        sql = expand_sql(text, time_range, VARIABLE_INTERVAL_MS)
+    def measured(variable, sql: str) -> pa.Table | None:
         sample = samples.setdefault(f"{uid}: variable {variable.name}",
                                     Sample(f"{uid}: variable {variable.name}", variable.datasource.database))
         texts[sample.label] = sql
         _run(sample, query, sql, 1)
-        return _options(None if sample.error else sample.answer)
+        return None if sample.error else sample.answer
 
-    selected, options = resolve(board, now, options_of)
+    selected, options = resolve(board, now, _sql_options(time_range, measured))
     for item in variables(board):
         if item.datasource.language != SQL_LANGUAGE:
             continue
@@ -167,14 +175,9 @@ def load_seconds(query: Flight, board: dict[str, Any], uid: str, time_range: Tim
         except (flight.FlightError, pa.ArrowException):
             return None
 
-    def options_of(variable, text: str, _default: TimeRange) -> list[str]:
-        if variable.datasource.language != SQL_LANGUAGE:
-            return list(variable.current or [])
-        return _options(answer(variable.datasource.database,
-                               expand_sql(text, time_range, VARIABLE_INTERVAL_MS)))
-
     started = time.perf_counter()
-    selected, options = resolve(board, now, options_of)
+    selected, options = resolve(board, now, _sql_options(
+        time_range, lambda variable, sql: answer(variable.datasource.database, sql)))
     with ThreadPoolExecutor(BROWSER_CONNECTIONS) as pool:
         list(pool.map(lambda item: answer(item[1], item[2]),
                       panel_sql(board, uid, time_range, now, selected, options)))
