@@ -21,11 +21,13 @@ Core counts them), the first run's time, the warm runs' p95, and Core's peak mem
 
 Targets (issue "History that stays fast"): nothing refused at any range, every query ≤ 1 s (p95) warm and cold, the
 1-year / 24-hour ratio of the dashboards' total time ≤ 3. Without the binaries it prints why and a skip line. The
-last line is that ratio.
+last line is that ratio. `BENCH_HISTORY_DAYS` shortens the history for a trial run; `BENCH_HISTORY_SAMPLES=<path>`
+writes every query's figures at every range as CSV.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import shutil
@@ -65,6 +67,7 @@ FORECAST_ROWS = 30  # rows of one forecast run, one nanosecond apart in the run'
 DAY_NS, S_NS = 86_400 * 10**9, 10**9
 TARGET_S = 1.0
 BATCH_LINES = 30_000
+SAMPLES = os.environ.get("BENCH_HISTORY_SAMPLES", "")  # a CSV path: every query's figures
 
 
 def _value(name: str, kind: pa.DataType, times: np.ndarray, rng: np.random.Generator) -> list[str]:
@@ -252,6 +255,19 @@ def report(results: dict[str, dict[str, list[Sample]]], starts: dict[str, float]
           f"{max(sample.files for _, sample in everything)}")
 
 
+def write_samples(results: dict[str, dict[str, list[Sample]]], path: Path) -> None:
+    """Every query at every range as CSV (range, query, files, first run s, warm median s, warm p95 s, error)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["range", "query", "files", "first_s", "median_s", "p95_s", "error"])
+        for name, by_board in results.items():
+            for samples in by_board.values():
+                for item in samples:
+                    out.writerow([name, item.label, item.files, f"{item.seconds[0]:.4f}" if item.seconds else "",
+                                  f"{item.median:.4f}", f"{item.p95:.4f}", item.error or ""])
+    print(f"every query's figures: {path}")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     binaries, missing = find_binaries()
@@ -291,6 +307,8 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     report(results, starts, peaks)
+    if SAMPLES:
+        write_samples(results, Path(SAMPLES))
     year, day = (sum(sample.median for samples in results[name].values() for sample in samples)
                  for name in ("1 y", "24 h"))
     print(f"ratio: every dashboard at 1 y {year:.2f} s / at 24 h {day:.2f} s = {year / day:.2f} (target ≤ 3)")
