@@ -4,7 +4,7 @@ On Core 3.6.0 a window partitioned by a tag column can fail at execution with "E
 be ordered" (DataFusion trusted an input order that a union of tiers, or of Parquet files and the buffer, does not
 have; seen on the real bird study and on the statistics tables, benchmarks/bench_birds.py and bench_history.py).
 Partitioning by an expression of the column (`concat(tag, '')`, the same value for every tag, since line protocol
-has no empty tag values) makes the plan sort the rows itself. Dashboards (grafana.queries), alert rules and
+has no empty tag values) makes the plan sort the rows itself. Dashboards (grafana/boards), alert rules and
 plugins all build their windows here.
 """
 
