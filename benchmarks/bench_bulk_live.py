@@ -2,7 +2,7 @@
 snapshot cadence Core runs with in the stack (its default) and at faster ones.
 
 A bare Core from INFLUXDB3_BIN (or PATH), fresh for each run. `python -m ingest birds` loads the real O_ASSEN
-study (../shared/data/movebank_oystercatcher.csv, 20,156 fixes over a year: 11,668 ten-minute windows) while a
+study (../shared/data/movebank_oystercatcher.csv, 20,156 fixes over a year: 11,666 ten-minute windows) while a
 probe writes one live point every 0.25 s to another table and times each answer, through the load and until every
 window of the study is in a Parquet file (Core persists the study at its next snapshots, which at its default of
 `--wal-snapshot-size` 600 come after 900 WAL files, about 15 minutes of writes), then AFTER s more. Runs (snapshot
@@ -12,7 +12,7 @@ size, windows a second):
 - Core's default, unpaced: what the stack does today;
 - 60, 20: a tenth of the default's WAL files between snapshots and ten times the default's pacing, so each snapshot
   holds as many windows as the default would at 2 windows a second (README "Bulk loads and live writes"), in a
-  tenth of the time (the default itself would take the study 1.6 hours).
+  tenth of the time (the default itself would take the study about 2.4 hours).
 
 Each run reports the load's time, the live writes' median and worst answer, and the most Parquet files one snapshot
 wrote (files are named by their snapshot's last WAL file). Without the binary or the study it prints why and ends
@@ -94,7 +94,7 @@ def run(server: Path, snapshot_size: int | None, windows_per_second: int, window
     def persisted() -> int:
         return int(requests.get(f"{url}/api/v3/query_sql", timeout=60, params={
             "db": "telemetry", "format": "json",
-            "q": "SELECT count(DISTINCT CAST(min_time / 600000000000 AS BIGINT)) AS n FROM system.parquet_files "
+            "q": f"SELECT count(DISTINCT CAST(min_time / {WINDOW_NS} AS BIGINT)) AS n FROM system.parquet_files "
                  "WHERE table_name = 'bird_fixes'"}).json()[0]["n"])
 
     try:

@@ -82,4 +82,3 @@ def register() -> None:
     """Teach the SDK's decoder our targets (idempotent); call before `Dashboard.from_json`."""
     cogruntime.register_dataquery_variant(cogruntime.DataqueryConfig(identifier=PLUGIN_TYPE,
                                                                      from_json_hook=InfluxQuery.from_json))
-
