@@ -57,7 +57,7 @@ def test_provisioned_windows_partition_by_expressions(source: str):
     found = _dashboard_sql() if source == "dashboards" else _alert_sql()
     windows = [(name, sql) for name, sql in found if "PARTITION BY" in sql]
     assert windows, f"no window in the {source}: the check reads the wrong field"
-    assert [(name, bare_keys(sql)) for name, sql in windows if bare_keys(sql)] == []
+    assert [(name, bare) for name, sql in windows if (bare := bare_keys(sql))] == []
 
 
 def test_plugin_windows_partition_by_expressions():

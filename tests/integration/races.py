@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from tests.integration.stacks import wait_for
 
-__all__ = ["FAST_SNAPSHOTS", "copy_under_snapshots", "lost_rows"]
+__all__ = ["FAST_SNAPSHOTS", "assert_none_lost", "copy_under_snapshots"]
 
 FAST_SNAPSHOTS = ("--wal-flush-interval", "100ms", "--wal-snapshot-size", "4", "--snapshotted-wal-files-to-keep", "1",
                   "--gen1-duration", "1m")
@@ -55,7 +55,7 @@ def copy_under_snapshots(post: Callable[[str], None], measurement: str, newest_s
     return before, copied
 
 
-def lost_rows(before: list[int], restored: set[int]) -> str:
-    """"" when every value acknowledged before the copy is in the restored server, else what is missing."""
+def assert_none_lost(before: list[int], restored: set[int]) -> None:
+    """Every value acknowledged before the copy is in the restored server."""
     lost = sorted(set(before) - restored)
-    return f"{len(lost)} of {len(before)} rows acknowledged before the backup are missing: {lost[:10]}" if lost else ""
+    assert not lost, f"{len(lost)} of {len(before)} rows acknowledged before the backup are missing: {lost[:10]}"

@@ -264,7 +264,7 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
     from backup.archive import Codec
     from backup.influxdb3_files import snapshot_number
     from backup.setfiles import StoreReader, StoreWriter
-    from tests.integration.races import FAST_SNAPSHOTS, copy_under_snapshots, lost_rows
+    from tests.integration.races import FAST_SNAPSHOTS, assert_none_lost, copy_under_snapshots
     from tests.integration.stacks.native import Process, binary, start_influxdb3
 
     server_binary = binary("INFLUXDB3_BIN", "influxdb3")
@@ -313,4 +313,4 @@ def test_influxdb3_copy_during_snapshots_restores_every_acknowledged_write(tmp_p
         values = {row["value"] for row in answer.json()}
     finally:
         second.stop()
-    assert not lost_rows(before, values), lost_rows(before, values)
+    assert_none_lost(before, values)

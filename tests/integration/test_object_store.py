@@ -178,7 +178,7 @@ def test_a_copy_of_core_on_a_bucket_during_snapshots_restores_every_acknowledged
     from backup.archive import Codec
     from backup.influxdb3_files import snapshot_number
     from backup.setfiles import StoreReader, StoreWriter
-    from tests.integration.races import FAST_SNAPSHOTS, copy_under_snapshots, lost_rows
+    from tests.integration.races import FAST_SNAPSHOTS, assert_none_lost, copy_under_snapshots
 
     core, endpoint = servers
     config = RemoteConfig(bucket=BUCKET, prefix=NODE, endpoint=endpoint, access_key_id=ACCESS,
@@ -228,4 +228,4 @@ def test_a_copy_of_core_on_a_bucket_during_snapshots_restores_every_acknowledged
         values = {row["value"] for row in answer.json()}
     finally:
         second.stop()
-    assert not lost_rows(before, values), lost_rows(before, values)
+    assert_none_lost(before, values)
