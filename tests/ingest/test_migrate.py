@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,17 +119,29 @@ def test_a_crash_half_way_then_resume_writes_every_point_exactly_once(fake_influ
     original = fake.v3
 
     class Slow:
-        """InfluxDB 3 acknowledging each write after a while (its WAL flush), so there is a half-way."""
+        """InfluxDB 3 acknowledging each write after a while (its WAL flush), so there is a half-way. Counts the
+        writes it is still handling: a write the killed process sent lands (or not) before the resume reads back."""
+
+        def __init__(self) -> None:
+            self.handling = 0
+            self.lock = threading.Lock()
 
         def __getattr__(self, name):
             return getattr(original, name)
 
         def __call__(self, request):
-            if request.path == "/api/v3/write_lp":
+            if request.path != "/api/v3/write_lp":
+                return original(request)
+            with self.lock:
+                self.handling += 1
+            try:
                 time.sleep(0.05)
-            return original(request)
+                return original(request)
+            finally:
+                with self.lock:
+                    self.handling -= 1
 
-    fake.v3 = Slow()
+    slow = fake.v3 = Slow()
     env = {**os.environ, "INGEST_BATCH_ROWS": "20", "INGEST_WRITES_IN_FLIGHT": "2", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "ingest", "migrate", "--bucket", "telemetry", "--database", "moved",
                "--window", "1h", "--checkpoint", "200ms", "--no-progress"]
@@ -145,6 +158,10 @@ def test_a_crash_half_way_then_resume_writes_every_point_exactly_once(fake_influ
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(30)
+    settle = time.monotonic() + 10
+    while slow.handling and time.monotonic() < settle:
+        time.sleep(0.01)
+    assert slow.handling == 0, "the writes the killed process had sent were still being handled after 10 s"
     done = _done(cursor)
     assert done is not None and T0 + 4 * HOUR <= done < T0 + 24 * HOUR
     landed_before = len(fake.landed3)
