@@ -53,8 +53,8 @@ def expected(frame: pd.DataFrame, width: int) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values(["time", "device"]).reset_index(drop=True)
 
 
-def stored(engine, table: str) -> pd.DataFrame:
-    rows = engine.query(DB, f"SELECT * FROM {table} ORDER BY time, device")
+def stored(engine, table: str, database: str = DB) -> pd.DataFrame:
+    rows = engine.query(database, f"SELECT * FROM {table} ORDER BY time, device")
     frame = pd.DataFrame(rows)
     frame["time"] = pd.to_datetime(frame["time"]).astype("int64")
     return frame.reset_index(drop=True)
@@ -196,6 +196,33 @@ def test_a_failed_run_names_the_table_and_window_and_the_next_run_catches_up(eng
     same(stored(engine, "sensors_1d"), expected(frame, DAY))
 
 
+def test_copy_to_writes_every_rollup_row_into_the_other_database_too(engine):
+    """The live database's retention hides its rollups with its raw rows; `copy_to` keeps them in `history`."""
+    frame = readings(2)
+    engine.write(DB, sensor_lines(frame))
+    engine.snapshot()
+    schedule(engine, NOW, copy_to="history")
+    schedule(engine, NOW + MINUTE, copy_to="history")
+    for table, width in (("sensors_1h", HOUR), ("sensors_1d", DAY)):
+        same(stored(engine, table, "history"), expected(frame, width))
+        same(stored(engine, table), expected(frame, width))
+    assert {row["table_name"] for row in engine.query("history", "SHOW TABLES") if row["table_schema"] == "iox"} \
+        == {"sensors_1h", "sensors_1d"}, "the cursor and the marks stay in the trigger's own database"
+
+
+def test_a_trigger_given_copy_to_on_a_rolled_up_stack_copies_the_history_too(engine):
+    frame = readings(2)
+    engine.write(DB, sensor_lines(frame))
+    engine.snapshot()
+    schedule(engine, NOW)
+    schedule(engine, NOW + MINUTE)
+    assert "history" not in engine.databases
+    schedule(engine, NOW + 2 * MINUTE, copy_to="history")  # its own cursor: from the table's first hour
+    schedule(engine, NOW + 3 * MINUTE, copy_to="history")
+    same(stored(engine, "sensors_1h", "history"), expected(frame, HOUR))
+    same(stored(engine, "sensors_1d", "history"), expected(frame, DAY))
+
+
 def test_a_missing_table_is_said_and_the_others_roll_up(engine):
     engine.write(DB, sensor_lines(readings(1)))
     run = schedule(engine, START + 2 * DAY, tables="weather sensors")
@@ -206,6 +233,7 @@ def test_a_missing_table_is_said_and_the_others_roll_up(engine):
 @pytest.mark.parametrize("args, problem", [
     ({"tables": ""}, "tables"), ({"tables": "sensors", "levels": "1h 90m"}, "not a multiple"),
     ({"tables": "sensors", "levels": "1y"}, "not a level"), ({"tables": "a;b"}, "identifier"),
+    ({"tables": "sensors", "copy_to": "his tory"}, "copy_to"),
 ])
 def test_arguments_are_checked_before_anything_is_read(engine, args, problem):
     run = engine.run_schedule(PLUGIN, DB, at(START), args=args)

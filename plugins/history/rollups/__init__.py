@@ -37,6 +37,12 @@
             "example": "species individual",
             "description": "tracks only: the tags a track is kept per (default: every tag).",
             "required": false
+        },
+        {
+            "name": "copy_to",
+            "example": "history",
+            "description": "Also write every rollup row into this database (kept when this one's retention expires).",
+            "required": false
         }
     ],
     "onwrite_args_config": [
@@ -73,6 +79,12 @@
         {
             "name": "by",
             "example": "species individual",
+            "description": "Accepted so both triggers take the same arguments; unused here.",
+            "required": false
+        },
+        {
+            "name": "copy_to",
+            "example": "history",
             "description": "Accepted so both triggers take the same arguments; unused here.",
             "required": false
         }
@@ -147,6 +159,7 @@ PARAMS = (
     Param("settle", duration_ns, default=120 * 10**9),
     Param("kind", choice("numeric", "tracks"), default="numeric"),
     Param("by", _names, default=()),
+    Param("copy_to", identifier, default=None),
 )
 
 
@@ -157,10 +170,10 @@ def _when(time_ns: int) -> str:
 class _Step:
     """One level of one table in one run: which buckets it computes and what it writes."""
 
-    def __init__(self, influxdb3_local, writer: PointWriter, level: Level, config: dict, now_ns: int,
+    def __init__(self, influxdb3_local, writers: tuple[PointWriter, ...], level: Level, config: dict, now_ns: int,
                  tables: set[str]):
-        self.api, self.writer, self.level, self.config, self.now_ns = influxdb3_local, writer, level, config, now_ns
-        self.tables = tables
+        self.api, self.writers, self.level, self.config = influxdb3_local, writers, level, config
+        self.now_ns, self.tables = now_ns, tables
         self.marked: list[int] = []
 
     def plan(self, cursor: Cursor, ready_until: int | None) -> tuple[list[int], Cursor]:
@@ -222,17 +235,20 @@ class _Step:
             except Exception as exc:
                 raise RuntimeError(f"{self.level.source} {_when(start)}..{_when(end)}: {exc}") from exc
             for labels, values, bucket in (track_points(rows, tags) if tracks else points(rows, tags, fields)):
-                written += self.writer.add(self.level.output, labels, values, bucket)
+                added = [writer.add(self.level.output, labels, values, bucket) for writer in self.writers]
+                written += added[0]
         return written
 
 
-def _roll(influxdb3_local, log: RunLog, writer: PointWriter, level: Level, config: dict, now_ns: int,
+def _roll(influxdb3_local, log: RunLog, writers: tuple[PointWriter, ...], level: Level, config: dict, now_ns: int,
           tables: set[str], ready_until: int | None, next_level: Level | None) -> int | None:
     """Compute one level of one table; its `done_ns` as it stood before this run (what the next level may read),
     or None when the table has no data yet. `tables`: the database's tables as the run began (what it writes
-    lands only after it returns)."""
-    step = _Step(influxdb3_local, writer, level, config, now_ns, tables)
-    cursor = read_cursor(influxdb3_local, level.base, level.name, now_ns) if STATE in tables else None
+    lands only after it returns). `writers`: the trigger's database first, then `copy_to`'s."""
+    writer = writers[0]
+    step = _Step(influxdb3_local, writers, level, config, now_ns, tables)
+    key = cursor_key(level.base, config["copy_to"])
+    cursor = read_cursor(influxdb3_local, key, level.name, now_ns) if STATE in tables else None
     if cursor is None:
         span = table_span(influxdb3_local, level.source) if level.source in tables else None
         if span is None:
@@ -246,11 +262,17 @@ def _roll(influxdb3_local, log: RunLog, writer: PointWriter, level: Level, confi
     if next_level is not None:
         for index, bucket in enumerate(sorted({bucket_start(b, next_level.width_ns) for b in step.marked})):
             writer.add(MARKS, {"source": level.base, "level": next_level.name}, {"bucket_ns": bucket}, now_ns + index)
-    writer.add(STATE, {"source": level.base, "level": level.name},
+    writer.add(STATE, {"source": key, "level": level.name},
                {"done_ns": after.done_ns, "marks_ns": after.marks_ns}, now_ns)
     log.info("rolled up", table=level.source, level=level.name, buckets=len(buckets), marked=len(step.marked),
              points=points_written, through=_when(after.done_ns), ms=round((time.perf_counter() - started) * 1000, 1))
     return cursor.done_ns
+
+
+def cursor_key(table: str, copy_to: str | None) -> str:
+    """The `source` of a table's cursor. A trigger that copies its rows elsewhere keeps its own: added to a stack
+    whose rollups exist, it starts from the table's first bucket, so the copy gets the history too."""
+    return table if copy_to is None else f"{table}@{copy_to}"
 
 
 def _configured(influxdb3_local, args) -> tuple[RunLog, dict | None]:
@@ -270,6 +292,7 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
     moment = call_time if call_time.tzinfo else call_time.replace(tzinfo=UTC)
     now_ns = int(moment.timestamp()) * 10**9
     writer = PointWriter(influxdb3_local)
+    writers = (writer, *((PointWriter(influxdb3_local, config["copy_to"]),) if config["copy_to"] else ()))
     tables = {str(row["table_name"]) for row in influxdb3_local.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox'")}
     for table in config["tables"]:
@@ -278,7 +301,7 @@ def process_scheduled_call(influxdb3_local, call_time, args=None):
         for index, level in enumerate(levels):
             following = levels[index + 1] if index + 1 < len(levels) else None
             try:
-                ready_until = _roll(influxdb3_local, log, writer, level, config, now_ns, tables, ready_until,
+                ready_until = _roll(influxdb3_local, log, writers, level, config, now_ns, tables, ready_until,
                                     following)
             except Exception as exc:  # one table's failure must not stop the others; its cursor stays put
                 log.error(f"rollup failed, the next run computes it again: {exc}", table=table, level=level.name)
