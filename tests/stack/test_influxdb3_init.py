@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -506,7 +507,16 @@ def test_multi_file_plugins_are_directories_with_an_init(tmp_path: Path):
 
 def test_the_plugins_provisioning_file_is_valid():
     spec = load_provision(REPO / "plugins" / "provision.yaml")
-    assert {db.name for db in spec.databases} <= {"telemetry", "monitoring", "forecast"}
+    assert {db.name for db in spec.databases} <= {"telemetry", "monitoring", "forecast", "history"}
+    retention = {db.name: db.retention for db in spec.databases}
+    assert retention == {"telemetry": "raw", "monitoring": "raw", "forecast": None, "history": None}
+    # Every rollup of a live database is copied where its retention does not reach (grafana/history.py reads
+    # `history` for long ranges), with the raw table there too, so that the same panel SQL runs on both.
+    for trigger in spec.triggers:
+        if trigger.plugin == "history/rollups" and retention[trigger.database] == "raw":
+            assert trigger.arguments.get("copy_to") == "history", trigger.name
+            for name in trigger.arguments["tables"].split():
+                assert {("history", name), ("history", f"{name}_1d")} <= {(t.database, t.name) for t in spec.tables}
     assert all(package.split("==")[0] for package in spec.packages)
     # Every WAL trigger's table is provisioned in the trigger's own database, before the trigger.
     for trigger in spec.triggers:
@@ -635,3 +645,103 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+LIVE = """
+databases:
+  - name: telemetry
+    retention: raw
+  - name: history
+  - name: kept
+    retention: 400d
+"""
+DAY_NS = 86_400 * 10**9
+
+
+def test_a_new_live_database_gets_the_raw_retention(tmp_path: Path):
+    provision_file = write_plugins(tmp_path / "plugins", LIVE)
+    with RecordingServer(FakeCore(provision_file.parent)) as server:
+        assert run_init(server, provision_file, RAW_RETENTION="120d") == 0
+    assert [r.json() for r in server.matching("POST", "/api/v3/configure/database")] == [
+        {"db": "telemetry", "retention_period": "120d"}, {"db": "history"}, {"db": "kept", "retention_period": "400d"}]
+    assert not server.matching("PUT", "/api/v3/configure/database")
+
+
+def test_an_existing_live_database_gets_it_when_nothing_is_older_than_its_cutoff(tmp_path: Path, capsys):
+    provision_file = write_plugins(tmp_path / "plugins", LIVE)
+    core = FakeCore(provision_file.parent, ["telemetry", "history", "kept"])
+    core.engine.write("telemetry", f"sensors,device=a v=1 {time.time_ns() - 10 * DAY_NS}")
+    with RecordingServer(core) as server:
+        assert run_init(server, provision_file) == 0
+        assert run_init(server, provision_file) == 0  # the second start finds it set
+    assert [r.json() for r in server.matching("PUT", "/api/v3/configure/database")] == [
+        {"db": "telemetry", "retention_period": "90d"}, {"db": "kept", "retention_period": "400d"}]
+    assert core.engine.live_database("telemetry").retention_ns == 90 * DAY_NS
+    assert "database telemetry: retention 90d (was none)" in capsys.readouterr().err
+
+
+def test_a_live_database_holding_older_rows_keeps_them_until_forced(tmp_path: Path, capsys):
+    """The cutoff hides older rows from every query at once: history loaded into a live database (a 2018 bird
+    study) and raw rows whose rollups are not in `history` yet stay until the user says so."""
+    provision_file = write_plugins(tmp_path / "plugins", LIVE)
+    core = FakeCore(provision_file.parent, ["telemetry", "history", "kept"])
+    core.engine.write("telemetry", "bird_fixes,individual=a lat=53.0 1530000000000000000")
+    core.engine.write("telemetry", f"sensors,device=a v=1 {time.time_ns()}")
+    with RecordingServer(core) as server:
+        assert run_init(server, provision_file) == 0
+        assert not [r for r in server.matching("PUT", "/api/v3/configure/database")
+                    if r.json()["db"] == "telemetry"]
+        warning = capsys.readouterr().err
+        assert "database telemetry keeps its retention (none): bird_fixes hold rows from before" in warning
+        assert "RAW_RETENTION_FORCE=true" in warning and "sensors" not in warning.split("hold rows")[0]
+        assert run_init(server, provision_file, RAW_RETENTION_FORCE="true") == 0
+    assert core.engine.live_database("telemetry").retention_ns == 90 * DAY_NS
+
+
+def test_a_longer_retention_or_none_is_set_at_once(tmp_path: Path):
+    provision_file = write_plugins(tmp_path / "plugins", LIVE)
+    core = FakeCore(provision_file.parent, ["history", "kept"])
+    core.engine.create_database("telemetry", retention_period="30d")
+    core.engine.write("telemetry", "bird_fixes,individual=a lat=53.0 1530000000000000000")
+    with RecordingServer(core) as server:
+        assert run_init(server, provision_file, RAW_RETENTION="60d") == 0
+        assert core.engine.live_database("telemetry").retention_ns == 60 * DAY_NS
+        assert run_init(server, provision_file, RAW_RETENTION="none") == 0
+    assert core.engine.live_database("telemetry").retention_ns is None
+    assert [r.json() for r in server.matching("PUT", "/api/v3/configure/database") if r.json()["db"] == "telemetry"] \
+        == [{"db": "telemetry", "retention_period": "60d"}, {"db": "telemetry"}]
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("7d", "RAW_RETENTION=7d is shorter than 32d"), ("soon", "RAW_RETENTION: 'soon' is not a duration")])
+def test_a_raw_retention_the_dashboards_cannot_live_with_is_refused_up_front(tmp_path: Path, capsys, value, problem):
+    provision_file = write_plugins(tmp_path / "plugins", LIVE)
+    with RecordingServer(FakeCore(provision_file.parent)) as server:
+        assert run_init(server, provision_file, RAW_RETENTION=value) == 2
+    assert not server.requests
+    assert problem in capsys.readouterr().err
+
+
+def test_copy_to_needs_a_listed_database_without_retention(tmp_path: Path):
+    text = LIVE + """tables:
+  - database: telemetry
+    name: sensors
+    tags: [device]
+    fields: {v: float64}
+triggers:
+  - name: rollups
+    database: telemetry
+    plugin: history/rollups
+    spec: "every:1m"
+    arguments: {tables: sensors, levels: 1h 1d, copy_to: kept}
+"""
+    path = write_plugins(tmp_path / "plugins", text)
+    (path.parent / "history" / "rollups").mkdir(parents=True)
+    (path.parent / "history" / "rollups" / "__init__.py").write_text(
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    pass\n")
+    with pytest.raises(SpecError, match="copy_to 'kept' has a retention"):
+        load_provision(path)
+    spec = load_provision(write_plugins(tmp_path / "plugins", text.replace("copy_to: kept", "copy_to: history")))
+    assert {(t.database, t.name) for t in spec.tables} == {
+        ("telemetry", "sensors"), ("telemetry", "sensors_1h"), ("telemetry", "sensors_1d"),
+        ("history", "sensors"), ("history", "sensors_1h"), ("history", "sensors_1d")}

@@ -430,6 +430,7 @@ class InfluxDB3:
             ("GET", "/api/v3/configure/database"): self._show_databases,
             ("POST", "/api/v3/configure/database"): self._create_database,
             ("DELETE", "/api/v3/configure/database"): self._delete_database,
+            ("PUT", "/api/v3/configure/database"): self._update_database,
             ("POST", "/api/v3/configure/table"): self._create_table,
         }
         if method in ("GET", "POST") and path.startswith("/api/v3/engine/"):
@@ -440,7 +441,7 @@ class InfluxDB3:
         unmodelled = {
             ("POST", "/write"), ("POST", "/api/v2/write"), ("GET", "/api/v3/query_influxql"),
             ("POST", "/api/v3/query_influxql"), ("GET", "/query"), ("POST", "/query"), ("GET", "/metrics"),
-            ("PUT", "/api/v3/configure/database"), ("DELETE", "/api/v3/configure/table"),
+            ("DELETE", "/api/v3/configure/table"),
             ("POST", "/api/v3/configure/plugin_environment/install_requirements"),
             ("POST", "/api/v3/plugin_test/wal"), ("POST", "/api/v3/plugin_test/schedule"),
             ("POST", "/api/v3/configure/distinct_cache"), ("DELETE", "/api/v3/configure/distinct_cache"),
@@ -555,6 +556,27 @@ class InfluxDB3:
             self.engine.create_database(name, retention_period=retention, exist_ok=False)
         except CatalogError as exc:
             raise _catalog_error(exc) from None
+        return 200, None, {}, True
+
+    def _update_database(self, request: Recorded) -> tuple[int, Any, dict[str, str], bool]:
+        """http.rs `update_database` (v3.6.0): JSON {db, retention_period?} (humantime); with a period the
+        catalog's `set_retention_period_for_database`, without one `clear_retention_period_for_database`; both
+        NotFound (404) for an unknown database; 200, empty body."""
+        reader = self._read_json(request)
+        obj = reader.struct(reader.value, "UpdateDatabaseRequest")
+        name = reader.field(obj, "db", "str")
+        retention = reader.field(obj, "retention_period", "str", optional=True)
+        retention_ns = None
+        if retention is not None:
+            try:
+                retention_ns = parse_duration_ns(retention)
+            except DurationError:
+                raise _text(400, f"serde json error: invalid value: string {json.dumps(retention)}, expected a "
+                                 f"duration at {reader._value_end('retention_period')}") from None
+        database = self.engine.live_database(name)
+        if database is None:
+            raise _catalog_error(CatalogError("NotFound", "the requested resource was not found"))
+        database.retention_ns = retention_ns
         return 200, None, {}, True
 
     def _delete_database(self, request: Recorded) -> tuple[int, Any, dict[str, str], bool]:
@@ -736,6 +758,13 @@ class InfluxDB3:
             # influxdb3_system_tables/src/tokens.rs (v3.10.1, the same in v3.6.0), in `_internal` only: the admin
             # token from --admin-token-file (named _admin by influxdb3-prepare); `hash` is the first 9 hex digits of
             # the SHA-512 the catalog keeps (seen the same on a real v3.6.0), permissions always "*:*:*" in Core.
+            # influxdb3_system_tables/src/databases.rs (v3.6.0), in `_internal` only.
+            databases = self.engine.all_databases(include_deleted=True)
+            db.set_system_table("databases", pa.table({
+                "database_name": pa.array([item.name for item in databases], pa.string_view()),
+                "retention_period_ns": pa.array([item.retention_ns for item in databases], pa.uint64()),
+                "deleted": pa.array([item.deleted for item in databases], pa.bool_()),
+                "hard_deletion_time": pa.array([None] * len(databases), pa.timestamp("s", tz="UTC"))}))
             db.set_system_table("tokens", pa.table({
                 "token_id": pa.array([0], pa.uint64()), "name": pa.array(["_admin"], pa.utf8()),
                 "hash": pa.array([hashlib.sha512(self.token.encode()).hexdigest()[:9]], pa.utf8()),

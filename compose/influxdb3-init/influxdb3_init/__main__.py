@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
                            install_timeout=config.install_timeout, attempts=config.retry_attempts)
     try:
         summary = provision(spec, admin, recreate_triggers=config.recreate_triggers,
-                            bootstrap_timeout=config.bootstrap_timeout, plugin_repo=config.plugin_repo)
+                            bootstrap_timeout=config.bootstrap_timeout, plugin_repo=config.plugin_repo,
+                            raw_retention=config.raw_retention, force_retention=config.force_retention)
     except ProvisionError as exc:
         log.error("provisioning failed: %s", exc)
         return 1

@@ -104,6 +104,32 @@ class InfluxDB3Admin:
         return self._request("POST", "/api/v3/configure/database", f"create database {name}",
                              json_body=body, exists=(409,))[0]
 
+    def retentions(self) -> dict[str, int | None]:
+        """Each database's retention in ns (None: kept forever): `_internal`'s system.databases (databases.rs,
+        v3.6.0), which only the admin token reads."""
+        rows = self.query("_internal", "SELECT database_name, retention_period_ns FROM system.databases "
+                                       "WHERE NOT deleted", "read the retention periods")
+        return {str(row["database_name"]): None if row.get("retention_period_ns") is None
+                else int(row["retention_period_ns"]) for row in rows}
+
+    def set_retention(self, db: str, retention: str | None) -> Outcome:
+        """PUT /api/v3/configure/database (http.rs `update_database`): without a period it clears the retention."""
+        body: dict[str, str] = {"db": db}
+        if retention:
+            body["retention_period"] = retention
+        return self._request("PUT", "/api/v3/configure/database", f"set the retention of {db}", json_body=body)[0]
+
+    def holds_rows_before(self, db: str, table: str, cutoff_ns: int) -> bool:
+        """Whether the table has a row before the cutoff, in its files or its write buffer. A scan Core refuses
+        (over --query-file-limit files before the cutoff) counts as yes."""
+        try:
+            return bool(self.query(db, f'SELECT time FROM "{table}" WHERE time < to_timestamp_nanos({cutoff_ns}) '
+                                       "LIMIT 1", f"look for rows of {db}.{table} before the cutoff"))
+        except ProvisionError as exc:
+            if "file limit" in str(exc):
+                return True
+            raise
+
     def create_table(self, db: str, table: str, tags: list[str], fields: list[dict[str, str]]) -> Outcome:
         body = {"db": db, "table": table, "tags": tags, "fields": fields}
         return self._request("POST", "/api/v3/configure/table", f"create table {db}.{table}",

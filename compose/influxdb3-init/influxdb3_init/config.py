@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from common.config import Env
+from common.retention import RAW_RETENTION_VARIABLE, raw_retention
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,18 @@ class InitConfig:
     bootstrap_timeout: float
     recreate_triggers: bool
     plugin_repo: str | None = None
+    raw_retention: timedelta | None = None  # what `retention: raw` in the provisioning file stands for
+    force_retention: bool = False  # set it on a live database that holds older rows (they are hidden at once)
 
     @classmethod
     def from_env(cls, env: Env, *, need_token: bool = True) -> InitConfig:
         """Read every setting, then raise one ConfigError listing all problems."""
         provision_file = env.path("PROVISION_FILE", "/plugins/provision.yaml")
+        try:
+            raw = raw_retention(env.str(RAW_RETENTION_VARIABLE, None))
+        except ValueError as exc:
+            raw = None
+            env.problems.append(str(exc))
         config = cls(
             url=env.url("INFLUXDB3_URL", "http://influxdb3:8181") or "",
             token=(env.secret("INFLUXDB3_TOKEN") if need_token else env.secret("INFLUXDB3_TOKEN", "")) or "",
@@ -38,6 +46,8 @@ class InitConfig:
             recreate_triggers=bool(env.bool("PROVISION_RECREATE_TRIGGERS", False)),
             # The server's own --plugin-repo variable: init only names the URL a gh: plugin is fetched from.
             plugin_repo=env.str("INFLUXDB3_PLUGIN_REPO", None) or None,
+            raw_retention=raw,
+            force_retention=bool(env.bool(f"{RAW_RETENTION_VARIABLE}_FORCE", False)),
         )
         env.finish()
         return config

@@ -10,12 +10,16 @@ alone. Last, the bootstrap requests fill a new stack's empty tables through the 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.config import format_duration, parse_duration
+from common.retention import RAW, RAW_RETENTION_VARIABLE
 from influxdb3_init.client import InfluxDB3Admin, Outcome, ProvisionError
-from influxdb3_init.spec import CORE_DATABASE_LIMIT, Provision, Trigger, plugin_url
+from influxdb3_init.spec import CORE_DATABASE_LIMIT, Database, Provision, Trigger, plugin_url
 
 __all__ = ["Summary", "provision"]
 
@@ -83,20 +87,68 @@ def _bootstrap(spec: Provision, admin: InfluxDB3Admin, timeout: float, summary: 
         log.info("bootstrap %s: %s", step.request, answer)
 
 
+def _wanted(database: Database, raw: timedelta | None) -> timedelta | None:
+    if database.retention == RAW:
+        return raw
+    return None if database.retention is None else parse_duration(database.retention)
+
+
+def _spelled(retention: timedelta | None) -> str:
+    """A retention as the server's humantime parser reads it, whole days as days (`400d`, not `57w1d`)."""
+    if retention is None:
+        return "none"
+    seconds = int(retention.total_seconds())
+    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 else format_duration(retention)
+
+
+def _match_retention(admin: InfluxDB3Admin, database: Database, wanted: timedelta | None, current_ns: int | None,
+                     tables: set[str], force: bool, now_ns: int) -> Outcome:
+    """Give an existing database the file's retention. A longer one (or none) hides nothing and is set at once; a
+    shorter one only when no row is older than its cutoff, or with `force`: from the moment it is set, every query
+    leaves out the older rows, so a stack that holds history in a live database keeps what it has, and says so."""
+    wanted_ns = None if wanted is None else int(wanted.total_seconds()) * 10**9
+    if wanted_ns == current_ns:
+        return Outcome.EXISTS
+    current = _spelled(None if current_ns is None else timedelta(seconds=current_ns / 10**9))
+    if wanted_ns is not None and (current_ns is None or wanted_ns < current_ns) and not force:
+        cutoff = now_ns - wanted_ns
+        older = sorted(table for table in tables if admin.holds_rows_before(database.name, table, cutoff))
+        if older:
+            log.warning("database %s keeps its retention (%s): %s hold rows from before %s, which a retention of %s "
+                        "would hide at once. Load history into the history database (e.g. the bird study: make "
+                        "birds); the rollup triggers copy the rollups there, oldest first. Then set %s_FORCE=true "
+                        "for one start (or %s=none to keep everything)", database.name, current, ", ".join(older),
+                        datetime.fromtimestamp(cutoff / 10**9, UTC).strftime("%Y-%m-%d"), _spelled(wanted),
+                        RAW_RETENTION_VARIABLE, RAW_RETENTION_VARIABLE)
+            return Outcome.EXISTS
+    outcome = admin.set_retention(database.name, None if wanted is None else _spelled(wanted))
+    log.info("database %s: retention %s (was %s)", database.name, _spelled(wanted), current)
+    return outcome
+
+
 def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool = False,
-              bootstrap_timeout: float = 600.0, plugin_repo: str | None = None) -> Summary:
+              bootstrap_timeout: float = 600.0, plugin_repo: str | None = None, raw_retention: timedelta | None = None,
+              force_retention: bool = False) -> Summary:
     summary = Summary()
     admin.wait_healthy()
     existing = admin.list_databases()
     _check_database_limit(existing, spec)
 
     # What exists is looked up first and left alone: a create of an existing resource answers 409, which the
-    # server logs as an ERROR line on every start.
+    # server logs as an ERROR line on every start. Its retention is brought to the file's when that is safe.
+    managed = [database for database in spec.databases if database.retention is not None]
+    current = admin.retentions() if any(database.name in existing for database in managed) else {}
     for database in spec.databases:
-        outcome = Outcome.EXISTS if database.name in existing else admin.create_database(database.name,
-                                                                                        database.retention)
+        wanted = _wanted(database, raw_retention)
+        if database.name not in existing:
+            outcome = admin.create_database(database.name, None if wanted is None else _spelled(wanted))
+        elif database.retention is None:
+            outcome = Outcome.EXISTS
+        else:
+            outcome = _match_retention(admin, database, wanted, current.get(database.name),
+                                       admin.tables(database.name), force_retention, time.time_ns())
         summary.add("database", outcome)
-        log.info("database %s: %s", database.name, outcome.value)
+        log.info("database %s: %s (retention %s)", database.name, outcome.value, _spelled(wanted))
 
     tables = {db: admin.tables(db) for db in {table.database for table in spec.tables}}
     for table in spec.tables:

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from common.names import database_name_problem
+from common.retention import RAW, RAW_RETENTION_VARIABLE
 
 __all__ = ["COMMUNITY_PREFIX", "CORE_DATABASE_LIMIT", "DEFAULT_PLUGIN_REPO", "Bootstrap", "Database", "Provision",
            "SpecError", "Table", "Trigger", "load_provision", "plugin_url"]
@@ -192,8 +193,9 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
         if problem:
             problems.append(f"{where}: the database name {problem}")
         retention = entry.get("retention")
-        if retention is not None and not _DURATION.match(str(retention)):
-            problems.append(f"{where}: retention {retention!r} is not a duration like 30d or 12h")
+        if retention is not None and retention != RAW and not _DURATION.match(str(retention)):
+            problems.append(f"{where}: retention {retention!r} is not a duration like 30d or 12h, nor {RAW!r} "
+                            f"(the raw retention, {RAW_RETENTION_VARIABLE})")
         if any(db.name == name for db in databases):
             problems.append(f"{where}: listed twice")
         databases.append(Database(name, None if retention is None else str(retention)))
@@ -282,7 +284,7 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             arguments={str(k): _argument_text(v) for k, v in arguments.items()},
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False)), packages=needs))
-    rollups = _rollup_tables(triggers, tables, problems)
+    rollups = _rollup_tables(triggers, tables, databases, problems)
     tables += rollups
     packages = _merge_packages(packages, triggers, problems)
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
@@ -293,11 +295,15 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
                      tuple(rollups))
 
 
-def _rollup_tables(triggers: list[Trigger], tables: list[Table], problems: list[str]) -> list[Table]:
+def _rollup_tables(triggers: list[Trigger], tables: list[Table], databases: list[Database],
+                   problems: list[str]) -> list[Table]:
     """`<table>_<level>` for every table and level a scheduled rollups trigger names, with the columns the plugin
     writes (plugins/history/rollups/queries.py `points`: per numeric field an int64 count and float64 sum, min,
-    max, last and mean), so that a new stack's range-aware panels find every tier before the first run."""
+    max, last and mean), so that a new stack's range-aware panels find every tier before the first run. A trigger
+    with `copy_to` gets them in that database too, with the raw table (which stays empty there): a panel's query,
+    raw tier included, then runs on either database."""
     declared = {(t.database, t.name): t for t in tables}
+    kept = {db.name: db.retention for db in databases}
     derived: dict[tuple[str, str], Table] = {}
     for trigger in triggers:
         if trigger.plugin != ROLLUP_PLUGIN or trigger.spec == "all_tables" or trigger.spec.startswith("table:"):
@@ -307,6 +313,13 @@ def _rollup_tables(triggers: list[Trigger], tables: list[Table], problems: list[
         for level in levels:
             if not _LEVEL.match(level):
                 problems.append(f"trigger {trigger.name!r}: level {level!r} is not like 1h or 1d")
+        copy_to = trigger.arguments.get("copy_to")
+        if copy_to is not None and copy_to not in kept:
+            problems.append(f"trigger {trigger.name!r}: copy_to {copy_to!r} is not listed under databases")
+        elif copy_to is not None and kept[copy_to] is not None:
+            problems.append(f"trigger {trigger.name!r}: copy_to {copy_to!r} has a retention ({kept[copy_to]}): the "
+                            "copy is what outlives the retention of the trigger's database")
+        homes = (trigger.database, *((copy_to,) if copy_to in kept else ()))
         for name in names:
             raw = declared.get((trigger.database, name))
             if raw is None:
@@ -323,13 +336,16 @@ def _rollup_tables(triggers: list[Trigger], tables: list[Table], problems: list[
             else:
                 fields = tuple((f"{field_name}_{what}", kind) for field_name, field_type in raw.fields
                                if field_type in ROLLUP_NUMERIC for what, kind in ROLLUP_AGGREGATES)
-            for level in filter(_LEVEL.match, levels):
-                key = (trigger.database, f"{name}_{level}")
-                if key in declared:
-                    problems.append(f"trigger {trigger.name!r}: {key[1]} is written by the rollups; do not list it "
-                                    "under tables")
-                else:
-                    derived[key] = Table(trigger.database, key[1], tags, fields)
+            for home in homes:
+                if home != trigger.database and (home, name) not in declared:
+                    derived[(home, name)] = Table(home, name, raw.tags, raw.fields)
+                for level in filter(_LEVEL.match, levels):
+                    key = (home, f"{name}_{level}")
+                    if key in declared:
+                        problems.append(f"trigger {trigger.name!r}: {key[1]} is written by the rollups; do not list "
+                                        "it under tables")
+                    else:
+                        derived[key] = Table(home, key[1], tags, fields)
     return list(derived.values())
 
 
