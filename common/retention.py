@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from common.config import parse_duration
+from common.config import Env, parse_duration
 
 __all__ = ["DEFAULT_RAW_RETENTION", "LIVE_RANGE", "MIN_RAW_RETENTION", "RAW", "RAW_RETENTION_VARIABLE",
-           "raw_retention"]
+           "from_env", "raw_retention"]
 
 RAW = "raw"  # `retention: raw` in ingest/buckets.yaml and plugins/provision.yaml: the configured raw retention
 RAW_RETENTION_VARIABLE = "RAW_RETENTION"
@@ -44,3 +44,12 @@ def raw_retention(text: str | None) -> timedelta | None:
                          f"dashboards read raw rows and rollups from the live databases for ranges up to "
                          f"{LIVE_RANGE.days} days, and nothing raw may go before its rollup is written")
     return retention
+
+
+def from_env(env: Env) -> timedelta | None:
+    """RAW_RETENTION of a service's environment; a problem is collected like every other setting's."""
+    try:
+        return raw_retention(env.str(RAW_RETENTION_VARIABLE, None))
+    except ValueError as exc:
+        env.problems.append(str(exc))
+        return None

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from ingest.schema import MONITORING, TELEMETRY
+from ingest.schema import HISTORY, MONITORING, TELEMETRY
 from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE
 
-__all__ = ["ALL", "FLUX", "FLUX_BUCKETS", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_LANGUAGE", "SQL_MONITORING",
-           "SQL_TELEMETRY", "Datasource"]
+__all__ = ["ALL", "FLUX", "FLUX_BUCKETS", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_HISTORY", "SQL_LANGUAGE",
+           "SQL_MONITORING", "SQL_TELEMETRY", "Datasource"]
 
 # jsonData.version of the provisioned datasource: the query language it speaks.
 SQL_LANGUAGE, FLUX_LANGUAGE = "SQL", "Flux"
@@ -41,6 +41,9 @@ SQL_TELEMETRY = Datasource("influxdb3-sql", SQL_LANGUAGE, TELEMETRY)
 SQL_FORECAST = Datasource("influxdb3-sql-forecast", SQL_LANGUAGE, FORECAST_DATABASE)
 # InfluxDB 3 Core over Flight SQL, database `monitoring`: the host metrics (community system_metrics plugin).
 SQL_MONITORING = Datasource("influxdb3-sql-monitoring", SQL_LANGUAGE, HOST_DATABASE)
+# InfluxDB 3 Core over Flight SQL, database `history`: the live databases' rollups beyond their raw retention
+# (common/retention.py) and history loaded from the past (the bird study).
+SQL_HISTORY = Datasource("influxdb3-sql-history", SQL_LANGUAGE, HISTORY)
 # InfluxDB 2 over Flux; buckets are named in each query.
 FLUX = Datasource("influxdb2-flux", FLUX_LANGUAGE)
 # The InfluxDB 2 buckets the dashboards and alert rules read: Grafana's token may read these and nothing else
@@ -48,4 +51,4 @@ FLUX = Datasource("influxdb2-flux", FLUX_LANGUAGE)
 # keeps the three equal). A query of another bucket is refused by InfluxDB 2: add the bucket here and there first.
 FLUX_BUCKETS = (TELEMETRY, MONITORING)
 
-ALL = (SQL_TELEMETRY, SQL_FORECAST, SQL_MONITORING, FLUX)
+ALL = (SQL_TELEMETRY, SQL_FORECAST, SQL_MONITORING, SQL_HISTORY, FLUX)

@@ -39,8 +39,8 @@ def _config(args: argparse.Namespace, *, influxdb2: bool = True, influxdb3: bool
     lp_out = getattr(args, "lp_out", None) is not None
     config = IngestConfig.from_env(need_influxdb2=influxdb2 and not lp_out and not getattr(args, "no_influxdb2", False),
                                    need_influxdb3=influxdb3 and not lp_out and not getattr(args, "no_influxdb3", False))
-    if getattr(args, "bucket", None):
-        config = dataclasses.replace(config, bucket=args.bucket)
+    if getattr(args, "bucket", None):  # the one target of this command's load, the bird study's included
+        config = dataclasses.replace(config, bucket=args.bucket, history_bucket=args.bucket)
     return config
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from common.config import parse_duration
 from common.names import database_name_problem
+from common.retention import RAW, RAW_RETENTION_VARIABLE
 from common.retry import RetryableError, RetryPolicy, call_with_retry
 
 __all__ = ["BucketSpec", "ensure_buckets", "load_buckets"]
@@ -38,8 +39,9 @@ class Creator(Protocol):
     def ensure_database(self, name: str, description: str, retention: timedelta | None) -> str: ...
 
 
-def load_buckets(path: Path) -> list[BucketSpec]:
-    """Read and check the file; ValueError names the file, the entry and the problem."""
+def load_buckets(path: Path, raw_retention: timedelta | None) -> list[BucketSpec]:
+    """Read and check the file; ValueError names the file, the entry and the problem. `retention: raw` is
+    `raw_retention` (RAW_RETENTION, common/retention.py)."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -64,10 +66,13 @@ def load_buckets(path: Path) -> list[BucketSpec]:
         if any(spec.name == name for spec in specs):
             raise ValueError(f"{where}: {name!r} is listed twice")
         raw = str(entry.get("retention") if entry.get("retention") is not None else "").strip().lower()
+        if raw == RAW:
+            specs.append(BucketSpec(name, str(entry.get("description") or ""), raw_retention))
+            continue
         try:
             retention = None if raw in FOREVER else parse_duration(raw)
         except ValueError as exc:
-            raise ValueError(f"{where}: retention: {exc}") from None
+            raise ValueError(f"{where}: retention: {exc} (or {RAW!r}: {RAW_RETENTION_VARIABLE})") from None
         specs.append(BucketSpec(name, str(entry.get("description") or ""), retention))
     return specs
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from common.config import ConfigError, Env
 from common.names import database_name_problem
-from ingest.schema import MONITORING, TELEMETRY
+from common.retention import from_env as raw_retention_from_env
+from ingest.schema import HISTORY, MONITORING, TELEMETRY
 from ingest.sources.movebank import API_URL
 from ingest.sources.weather import ARCHIVE_URL, FORECAST_URL, OPENWEATHERMAP_URL, Location, parse_locations
 
@@ -60,6 +61,10 @@ class IngestConfig:
     influxdb3: InfluxDB3Target | None
     bucket: str
     monitoring_bucket: str
+    # History loaded from the past (the bird study): no raw retention reaches it (common/retention.py).
+    history_bucket: str
+    # `retention: raw` in the buckets file, when the ingest creates the buckets itself (RAW_RETENTION)
+    raw_retention: timedelta | None
     state_dir: Path
     buckets_file: Path
     batch_bytes: int
@@ -115,7 +120,9 @@ class IngestConfig:
 
         bucket = env.str("INGEST_BUCKET", TELEMETRY)
         monitoring = env.str("INGEST_MONITORING_BUCKET", MONITORING)
-        for name, value in (("INGEST_BUCKET", bucket), ("INGEST_MONITORING_BUCKET", monitoring)):
+        history = env.str("INGEST_HISTORY_BUCKET", HISTORY)
+        for name, value in (("INGEST_BUCKET", bucket), ("INGEST_MONITORING_BUCKET", monitoring),
+                            ("INGEST_HISTORY_BUCKET", history)):
             problem = database_name_problem(value) if value else None
             if problem:
                 env.problems.append(f"{name}: {value!r} {problem}")
@@ -156,7 +163,8 @@ class IngestConfig:
 
         config = cls(
             influxdb2=influxdb2, influxdb3=influxdb3, bucket=bucket or TELEMETRY,
-            monitoring_bucket=monitoring or MONITORING,
+            monitoring_bucket=monitoring or MONITORING, history_bucket=history or HISTORY,
+            raw_retention=raw_retention_from_env(env),
             state_dir=env.path("INGEST_STATE_DIR", "var/ingest") or Path("var/ingest"),
             buckets_file=env.path("INGEST_BUCKETS_FILE", str(PACKAGE / "buckets.yaml")) or PACKAGE / "buckets.yaml",
             batch_bytes=sizes["INGEST_BATCH_BYTES"], batch_rows=env.int("INGEST_BATCH_ROWS", 50_000, min=1) or 1,

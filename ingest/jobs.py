@@ -54,12 +54,12 @@ class Jobs:
                         on_update=self.on_progress)
 
     def _load(self, source: str, chunks: Iterable[Chunk], progress: Progress | None = None, *,
-              skip_stored: bool = True) -> RunSummary:
-        """One load. `skip_stored`: what InfluxDB 3 already holds is not written to it again (ingest/stored.py);
-        every load of existing data uses it, only new live readings (sensor ticks, current weather) do not."""
-        return load(source, chunks, self.outputs, progress=progress, record_metrics=self.record_metrics,
-                    skip_stored=skip_stored,
-                    drain=self.drain)
+              skip_stored: bool = True, database: str | None = None) -> RunSummary:
+        """One load (into `database`, default the configured bucket). `skip_stored`: what InfluxDB 3 already holds
+        is not written to it again (ingest/stored.py); every load of existing data uses it, only new live readings
+        (sensor ticks, current weather) do not."""
+        return load(source, chunks, self.outputs, database=database, progress=progress,
+                    record_metrics=self.record_metrics, skip_stored=skip_stored, drain=self.drain)
 
     @property
     def downloads(self) -> Path:
@@ -122,8 +122,9 @@ class Jobs:
             path.unlink(missing_ok=True)
 
     def _load_birds(self, movebank: MovebankFile) -> RunSummary:
-        log.info("birds: loading %s", movebank.label)
-        return self._load("birds", movebank.chunks(), self._progress(f"birds {Path(movebank.label).name}"))
+        log.info("birds: loading %s into %s", movebank.label, self.config.history_bucket)
+        return self._load("birds", movebank.chunks(), self._progress(f"birds {Path(movebank.label).name}"),
+                          database=self.config.history_bucket)
 
     # ---- weather ------------------------------------------------------------------------------------
     def weather(self, *, provider: str | None = None) -> RunSummary:

@@ -103,7 +103,7 @@ class Outputs:
         if not creators:
             return
         try:
-            specs = load_buckets(self.config.buckets_file)
+            specs = load_buckets(self.config.buckets_file, self.config.raw_retention)
         except ValueError as exc:
             raise ConfigError([f"INGEST_BUCKETS_FILE: {exc}"]) from None
         try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "BIRD_FIXES", "BOOL", "DATABASES", "FLOAT", "INGEST_RUNS", "INT", "MEASUREMENTS", "MONITORING", "SENSORS",
-    "STRING", "TELEMETRY", "UINT", "WEATHER", "Field", "Measurement", "measurement",
+    "BIRD_FIXES", "BOOL", "DATABASES", "FLOAT", "HISTORY", "INGEST_RUNS", "INT", "MEASUREMENTS", "MONITORING",
+    "SENSORS", "STRING", "TELEMETRY", "UINT", "WEATHER", "Field", "Measurement", "measurement",
 ]
 
 FLOAT, INT, UINT, BOOL, STRING = "float64", "int64", "uint64", "bool", "utf8"
@@ -20,7 +20,8 @@ FIELD_TYPES = (FLOAT, INT, UINT, BOOL, STRING)
 # InfluxDB 2 bucket and InfluxDB 3 database names (the same names in both; rule in common/names.py).
 TELEMETRY = "telemetry"
 MONITORING = "monitoring"
-DATABASES = (TELEMETRY, MONITORING)
+HISTORY = "history"  # what outlives the raw retention: rollups and history loaded from the past (bird study)
+DATABASES = (TELEMETRY, MONITORING, HISTORY)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Measurement:
 
 
 BIRD_FIXES = Measurement(
-    name="bird_fixes", database=TELEMETRY,
+    name="bird_fixes", database=HISTORY,
     tags=("species", "individual", "tag", "sensor_type", "study"),
     fields=(
         Field("lat", FLOAT, "degrees", "WGS84 latitude (Movebank location-lat)"),

@@ -10,7 +10,7 @@ from grafana_foundation_sdk.models import geomap as geomap_models
 
 from grafana import history
 from grafana.alerting.settings import DEFAULTS, Settings
-from grafana.datasources import SQL_TELEMETRY
+from grafana.datasources import SQL_HISTORY
 from grafana.names import field, tag
 from grafana.panels import (
     bar_chart,
@@ -30,7 +30,7 @@ from plugins.stacklib.tracks import haversine_km
 from plugins.stacklib.windows import over
 
 UID = "birds"
-DS = SQL_TELEMETRY
+DS = SQL_HISTORY
 TABLE_NAME = BIRD_FIXES.name
 SPECIES, INDIVIDUAL = tag(BIRD_FIXES, "species"), tag(BIRD_FIXES, "individual")
 LAT, LON = field(BIRD_FIXES, "lat"), field(BIRD_FIXES, "lon")

@@ -22,15 +22,18 @@ from tests.support.recorder import Recorded
 
 
 def test_the_shipped_buckets_file():
-    specs = {spec.name: spec for spec in load_buckets(PACKAGE / "buckets.yaml")}
+    raw = timedelta(days=90)
+    specs = {spec.name: spec for spec in load_buckets(PACKAGE / "buckets.yaml", raw)}
     assert set(specs) == set(DATABASES)
-    assert specs["monitoring"].retention == timedelta(days=30) and specs["telemetry"].retention is None
+    # The live buckets keep raw rows RAW_RETENTION; history loaded from the past is never deleted.
+    assert {name: spec.retention for name, spec in specs.items()} == {"telemetry": raw, "monitoring": raw,
+                                                                      "history": None}
 
 
 def test_names_follow_influxdb3s_own_rule_underscores_and_hyphens_included(tmp_path):
     path = tmp_path / "buckets.yaml"
     path.write_text("buckets: [{name: my_bucket-2, retention: none}, {name: " + "b" * 511 + "}]")
-    assert [spec.name for spec in load_buckets(path)] == ["my_bucket-2", "b" * 511]
+    assert [spec.name for spec in load_buckets(path, None)] == ["my_bucket-2", "b" * 511]
 
 
 @pytest.mark.parametrize("content,problem", [
@@ -46,7 +49,7 @@ def test_a_bad_buckets_file_is_named_with_the_problem(tmp_path, content, problem
     path = tmp_path / "buckets.yaml"
     path.write_text(content)
     with pytest.raises(ValueError, match=problem) as raised:
-        load_buckets(path)
+        load_buckets(path, None)
     assert str(path) in str(raised.value)
 
 
@@ -56,16 +59,18 @@ def test_buckets_and_databases_are_created_once_then_left_alone(fake_influx, ing
     Outputs(config, "t").ensure_buckets()
     Outputs(config, "t").ensure_buckets()
     creates = server.matching("POST", "/api/v2/buckets")
-    assert [request.json()["name"] for request in creates] == ["monitoring"]  # telemetry existed
-    assert creates[0].json()["retentionRules"] == [{"type": "expire", "everySeconds": 2592000}]
+    assert [request.json()["name"] for request in creates] == ["monitoring", "history"]  # telemetry existed
+    # monitoring keeps raw rows RAW_RETENTION (default 90d), history everything
+    assert [request.json()["retentionRules"] for request in creates] == [
+        [{"type": "expire", "everySeconds": 90 * 86_400}], []]
     assert creates[0].json()["orgID"] == "0123456789abcdef"
     v3 = server.matching("POST", "/api/v3/configure/database")
-    assert [request.json() for request in v3] == [{"db": "telemetry"}, {"db": "monitoring", "retention_period": "30d"},
-                                                  {"db": "telemetry"}, {"db": "monitoring",
-                                                                        "retention_period": "30d"}]
+    assert [request.json() for request in v3] == 2 * [{"db": "telemetry", "retention_period": "90d"},
+                                                      {"db": "monitoring", "retention_period": "90d"},
+                                                      {"db": "history"}]
     for request in v3:
         validate_influxdb3_request(request)
-    assert fake.buckets == fake.databases == {"telemetry", "monitoring"}
+    assert fake.buckets == fake.databases == {"telemetry", "monitoring", "history"}
 
 
 def test_a_wrong_token_is_found_before_any_data_is_read(fake_influx, ingest_env, monkeypatch):

@@ -33,7 +33,7 @@ def test_influxdb_datasources_with_unique_pinned_uids():
     sources = datasources()
     uids = [s["uid"] for s in sources]
     assert sorted(uids) == ["influxdb2-flux", "influxdb3-influxql", "influxdb3-sql", "influxdb3-sql-forecast",
-                            "influxdb3-sql-monitoring"]
+                            "influxdb3-sql-history", "influxdb3-sql-monitoring"]
     assert len({s["name"] for s in sources}) == len(sources)
     assert sum(1 for s in sources if s.get("isDefault")) == 1
     assert all(s["type"] == "influxdb" and s["access"] == "proxy" and s["editable"] is False for s in sources)

@@ -59,15 +59,19 @@ def test_first_run_creates_the_buckets_and_one_scoped_token_per_service(influxdb
     fake, url = influxdb2
     code, err = _run(environ, capsys)
     assert code == 0, err
-    assert "buckets: telemetry exists, monitoring created" in err and "tokens: grafana created, ingest created" in err
-    assert set(fake.buckets) == {"telemetry", "monitoring"}
-    assert fake.buckets["monitoring"]["retentionRules"] == [{"type": "expire", "everySeconds": 30 * 86_400}]
+    assert "buckets: telemetry exists, monitoring created, history created" in err
+    assert "tokens: grafana created, ingest created" in err
+    assert set(fake.buckets) == {"telemetry", "monitoring", "history"}
+    # the live bucket keeps raw rows RAW_RETENTION (default 90d); history loaded from the past is kept
+    assert fake.buckets["monitoring"]["retentionRules"] == [{"type": "expire", "everySeconds": 90 * 86_400}]
+    assert fake.buckets["history"]["retentionRules"] == []
     assert _described(fake) == ["influx-stack grafana (read)", "influx-stack ingest (write)"]
     ids = {name: bucket["id"] for name, bucket in fake.buckets.items()}
     scopes = {auth["description"]: sorted((p["action"], p["resource"]["id"]) for p in auth["permissions"])
               for auth in fake.authorizations.values()}
     assert scopes == {"influx-stack grafana (read)": sorted(("read", ids[b]) for b in ("telemetry", "monitoring")),
-                      "influx-stack ingest (write)": sorted(("write", ids[b]) for b in ("telemetry", "monitoring"))}
+                      "influx-stack ingest (write)": sorted(("write", ids[b]) for b in ("telemetry", "monitoring",
+                                                                                       "history"))}
     for service in ("grafana", "ingest"):
         path = Path(environ[f"{service.upper()}_TOKEN_FILE"])
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -131,7 +135,8 @@ def test_a_token_with_other_access_is_replaced(influxdb2, environ, capsys):
     assert code == 0 and "tokens: grafana replaced, ingest kept" in err
     assert "it reads the buckets ['monitoring', 'telemetry'], not ['archive', 'monitoring', 'telemetry']" in err
     grafana = fake.authorizations[_token(environ, "grafana")]
-    assert {p["resource"]["id"] for p in grafana["permissions"]} == {b["id"] for b in fake.buckets.values()}
+    assert {p["resource"]["id"] for p in grafana["permissions"]} == {fake.buckets[b]["id"] for b in
+                                                                    ("telemetry", "monitoring", "archive")}
 
 
 def test_a_wrong_operator_token_stops_with_what_to_do(influxdb2, environ, capsys):

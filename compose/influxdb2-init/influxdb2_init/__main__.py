@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             log.error("configuration: %s", problem)
         return 2
     try:
-        specs = load_buckets(config.buckets_file)
+        specs = load_buckets(config.buckets_file, config.raw_retention)
     except ValueError as exc:
         log.error("INGEST_BUCKETS_FILE: %s", exc)
         return 2

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from common.config import Env
 from common.names import database_name_problem
+from common.retention import from_env as raw_retention_from_env
 
 __all__ = ["DESCRIPTION_PREFIX", "InitConfig", "TokenSpec"]
 
@@ -43,6 +44,7 @@ class InitConfig:
     ingest_owner: tuple[int, int] | None
     http_timeout: float
     retry_attempts: int
+    raw_retention: timedelta | None = None  # `retention: raw` in the buckets file (RAW_RETENTION)
 
     @classmethod
     def from_env(cls, env: Env) -> InitConfig:
@@ -66,6 +68,7 @@ class InitConfig:
             ingest_owner=_owner(env, "INGEST_TOKEN_OWNER", "10001:10001"),
             http_timeout=(env.duration("INFLUXDB2_HTTP_TIMEOUT", "30s") or timedelta(seconds=30)).total_seconds(),
             retry_attempts=env.int("INFLUXDB2_RETRY_ATTEMPTS", 6, min=1, max=100) or 6,
+            raw_retention=raw_retention_from_env(env),
         )
         if config.grafana.file == config.ingest_file:
             env.problems.append("GRAFANA_TOKEN_FILE and INGEST_TOKEN_FILE: each service needs its own file")

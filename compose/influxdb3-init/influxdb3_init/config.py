@@ -7,7 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from common.config import Env
-from common.retention import RAW_RETENTION_VARIABLE, raw_retention
+from common.retention import RAW_RETENTION_VARIABLE
+from common.retention import from_env as raw_retention_from_env
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,7 @@ class InitConfig:
     def from_env(cls, env: Env, *, need_token: bool = True) -> InitConfig:
         """Read every setting, then raise one ConfigError listing all problems."""
         provision_file = env.path("PROVISION_FILE", "/plugins/provision.yaml")
-        try:
-            raw = raw_retention(env.str(RAW_RETENTION_VARIABLE, None))
-        except ValueError as exc:
-            raw = None
-            env.problems.append(str(exc))
+        raw = raw_retention_from_env(env)
         config = cls(
             url=env.url("INFLUXDB3_URL", "http://influxdb3:8181") or "",
             token=(env.secret("INFLUXDB3_TOKEN") if need_token else env.secret("INFLUXDB3_TOKEN", "")) or "",
