@@ -248,7 +248,7 @@ def build(now: datetime | None = None, seed: int = 11) -> StackData:
     engine.restart()
     triggers = _triggers()
     birds, weather, sensors = bird_fixes(moment, rng), weather_rows(moment, rng), sensor_rows(moment, rng)
-    engine.load_frame(TELEMETRY, BIRD_FIXES.name, birds, tags=BIRD_FIXES.tags)
+    engine.load_frame(BIRD_FIXES.database, BIRD_FIXES.name, birds, tags=BIRD_FIXES.tags)
     engine.load_frame(TELEMETRY, WEATHER.name, weather, tags=WEATHER.tags)
 
     sensor_trigger = _trigger_for(triggers, f"table:{SENSORS.name}")

@@ -19,7 +19,7 @@ from datafusion import SessionConfig, SessionContext
 
 from backup import metrics as backup_metrics
 from influxdb3_init.spec import Table, load_provision
-from ingest.schema import MEASUREMENTS, MONITORING, TELEMETRY
+from ingest.schema import HISTORY, MEASUREMENTS, MONITORING, TELEMETRY
 from plugins.stacklib.tables import (
     EVALUATION,
     FORECAST,
@@ -102,7 +102,7 @@ def _schema(tags: tuple[str, ...], fields: dict[str, str]) -> pa.Schema:
 
 
 def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
-    tables: dict[str, dict[str, pa.Schema]] = {TELEMETRY: {}, MONITORING: {}, FORECAST_DATABASE: {}}
+    tables: dict[str, dict[str, pa.Schema]] = {TELEMETRY: {}, MONITORING: {}, FORECAST_DATABASE: {}, HISTORY: {}}
     for item in MEASUREMENTS:
         tables[item.database][item.name] = _schema(item.tags, item.field_types)
     tables[backup_metrics.TARGET][backup_metrics.MEASUREMENT] = _schema(
