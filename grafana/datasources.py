@@ -15,8 +15,8 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef
 from ingest.schema import HISTORY, MONITORING, TELEMETRY
 from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE
 
-__all__ = ["ALL", "FLUX", "FLUX_BUCKETS", "FLUX_LANGUAGE", "SQL_FORECAST", "SQL_HISTORY", "SQL_LANGUAGE",
-           "SQL_MONITORING", "SQL_TELEMETRY", "Datasource"]
+__all__ = ["ALL", "FLUX", "FLUX_BUCKETS", "FLUX_LANGUAGE", "LIVE", "SQL_FORECAST", "SQL_HISTORY", "SQL_LANGUAGE",
+           "SQL_MONITORING", "SQL_TELEMETRY", "STORED", "Datasource", "stored"]
 
 # jsonData.version of the provisioned datasource: the query language it speaks.
 SQL_LANGUAGE, FLUX_LANGUAGE = "SQL", "Flux"
@@ -33,6 +33,11 @@ class Datasource:
 
     def ref(self) -> DataSourceRef:
         return DataSourceRef(type_val=PLUGIN_TYPE, uid=self.uid)
+
+    @property
+    def variable(self) -> str | None:
+        """For a `stored()` datasource, the hidden variable that names the real one."""
+        return self.uid[2:-1] if self.uid.startswith("${") else None
 
 
 # InfluxDB 3 Core over Flight SQL, database `telemetry` (dbName ${INFLUXDB3_DATABASE}, telemetry in .env).
@@ -52,3 +57,18 @@ FLUX = Datasource("influxdb2-flux", FLUX_LANGUAGE)
 FLUX_BUCKETS = (TELEMETRY, MONITORING)
 
 ALL = (SQL_TELEMETRY, SQL_FORECAST, SQL_MONITORING, SQL_HISTORY, FLUX)
+# The live databases: raw rows only for RAW_RETENTION (common/retention.py), their rollups copied to `history`.
+LIVE = (SQL_TELEMETRY, SQL_MONITORING)
+
+
+def stored(live: Datasource) -> Datasource:
+    """What a panel over a live database names: `${<database>_store}`, a hidden variable of its dashboard that is
+    `live`'s uid for ranges up to LIVE_RANGE and SQL_HISTORY's beyond (grafana/history.py `store_variable`).
+    Grafana interpolates a `$` uid before it looks the datasource up (public/app/features/plugins/
+    datasource_srv.ts `getInstanceSettings` and `get`). `database` is the live one: the SQL is the same on both."""
+    if live not in LIVE:
+        raise ValueError(f"{live.uid} is not a live database's datasource")
+    return Datasource(f"${{{live.database}_store}}", SQL_LANGUAGE, live.database)
+
+
+STORED = tuple(stored(live) for live in LIVE)

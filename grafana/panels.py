@@ -18,12 +18,13 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common, dashboard
 
-from grafana.datasources import Datasource
+from common.retention import LIVE_RANGE
+from grafana.datasources import SQL_HISTORY, Datasource, stored
 from grafana.queries import InfluxQuery
 
 __all__ = [
     "DATE_BIN", "FOLDER_TAG", "TIME_FILTER", "Step", "bar_chart", "bar_gauge", "board", "finish", "override",
-    "sql_in", "stat_panel", "table_panel", "thresholds", "time_series", "variable",
+    "sql_in", "stat_panel", "store_query", "store_variable", "table_panel", "thresholds", "time_series", "variable",
 ]
 
 # Every dashboard carries this tag; the dashboard links list the others by it.
@@ -61,6 +62,23 @@ def variable(name: str, label: str, datasource: Datasource, query: str, *, multi
     elif include_all:
         built = built.current(dashboard.VariableOption(selected=True, text=["All"], value=["$__all"]))
     return built
+
+
+def store_query(live: Datasource) -> str:
+    """The uid of the datasource a range reads: `live`'s while the range starts within LIVE_RANGE of now (what the
+    live database still holds: raw rows and rollups for RAW_RETENTION, at least LIVE_RANGE and a day), else
+    history's (the rollups, copied there; the raw table there is empty). A constant the server folds at once."""
+    return (f"SELECT CASE WHEN $__timeFrom() >= now() - INTERVAL '{int(LIVE_RANGE.total_seconds())} seconds' "
+            f"THEN '{live.uid}' ELSE '{SQL_HISTORY.uid}' END AS store")
+
+
+def store_variable(live: Datasource) -> dashboard_builders.QueryVariable:
+    """The hidden variable `stored(live)` names, asked of the live database whenever the range changes."""
+    name = stored(live).variable or ""
+    return (variable(name, "Store", live, store_query(live), multi=False, include_all=False, current=live.uid,
+                     description=f"{live.database} for ranges starting within {LIVE_RANGE.days} days, "
+                                 f"{SQL_HISTORY.database} beyond (its raw retention, RAW_RETENTION)")
+            .hide(dashboard.VariableHide.HIDE_VARIABLE))
 
 
 def sql_in(column: str, variable_name: str) -> str:

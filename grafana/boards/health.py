@@ -15,15 +15,27 @@ from grafana_foundation_sdk.models import common, dashboard, units
 from backup import metrics as backup_metrics
 from grafana import history
 from grafana.alerting.settings import DEFAULTS, Settings
-from grafana.datasources import FLUX, SQL_TELEMETRY
+from grafana.datasources import FLUX, SQL_TELEMETRY, stored
 from grafana.names import backup_field, backup_tag, field, tag
-from grafana.panels import TIME_FILTER, bar_gauge, board, finish, override, stat_panel, table_panel, time_series
+from grafana.panels import (
+    TIME_FILTER,
+    bar_gauge,
+    board,
+    finish,
+    override,
+    stat_panel,
+    store_variable,
+    table_panel,
+    time_series,
+)
 from grafana.panels import variable as query_variable
 from grafana.queries import TABLE, FluxQuery, SqlQuery
 from grafana.units import grafana_unit
 from ingest.schema import INGEST_RUNS, MEASUREMENTS, TELEMETRY
 
 UID = "stack-health"
+# The telemetry counts read raw rows and rollups: from telemetry, or `history` for ranges beyond it.
+TELEMETRY_STORE = stored(SQL_TELEMETRY)
 RANGE = "|> range(start: v.timeRangeStart, stop: v.timeRangeStop)"
 SOURCE, SINK = tag(INGEST_RUNS, "source"), tag(INGEST_RUNS, "sink")
 STORE = backup_tag("store")
@@ -103,6 +115,7 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
                    "What the ingest and backup services report about themselves (InfluxDB 2, bucket monitoring, "
                    "Flux), and the telemetry each database holds. Metrics are written once a minute by ingest "
                    "and after every backup run.", time=("now-24h", "now"), refresh="1m", tags=["health"])
+             .with_variable(store_variable(SQL_TELEMETRY))
              .with_variable(query_variable(
                  "source", "Ingest source", FLUX,
                  f'import "influxdata/influxdb/schema"\n\nschema.tagValues(bucket: "{INGEST_RUNS.database}", '
@@ -193,6 +206,6 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
                                    [flux(rows_in_influxdb2())], rows=False,
                                    display_name="${__field.labels._measurement}"))
              .with_panel(bar_gauge("Telemetry points in InfluxDB 3 (SQL)", "The same count in InfluxDB 3.",
-                                   units.Short, SQL_TELEMETRY,
-                                   [SqlQuery(SQL_TELEMETRY, rows_in_influxdb3(), fmt=TABLE)], rows=True)))
+                                   units.Short, TELEMETRY_STORE,
+                                   [SqlQuery(TELEMETRY_STORE, rows_in_influxdb3(), fmt=TABLE)], rows=True)))
     return finish(built.build())

@@ -16,15 +16,16 @@ from grafana_foundation_sdk.models import dashboard, units
 
 from grafana import history
 from grafana.alerting.settings import DEFAULTS, Settings
-from grafana.datasources import SQL_MONITORING
+from grafana.datasources import SQL_MONITORING, stored
 from grafana.names import column
-from grafana.panels import DATE_BIN, bar_gauge, board, finish, sql_in, stat_panel, time_series, variable
+from grafana.panels import DATE_BIN, bar_gauge, board, finish, sql_in, stat_panel, store_variable, time_series, variable
 from grafana.queries import TIME_SERIES, SqlQuery
 from plugins.stacklib.tables import TableSpec, host_table
 from plugins.stacklib.windows import over
 
 UID = "host"
-DS = SQL_MONITORING
+# Every query reads raw rows and rollups: from the live database, or `history` for ranges beyond it.
+DS = stored(SQL_MONITORING)
 CPU, CORES, MEMORY, SWAP = (host_table(name) for name in ("system_cpu", "system_cpu_cores", "system_memory",
                                                           "system_swap"))
 DISK_USAGE, DISK_RATES, NETWORK = (host_table(name) for name in ("system_disk_usage", "system_disk_performance",
@@ -79,6 +80,7 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     built = (board(UID, "Host", "The machine the stack runs on, measured from inside InfluxDB 3 by the community "
                    "system_metrics plugin every 30 s: CPU, memory, disks and network. Empty when the plugin could not "
                    "be downloaded (influxdb3-init says why).", time=("now-6h", "now"), refresh="1m", tags=["host"])
+             .with_variable(store_variable(SQL_MONITORING))
              .with_variable(variable("host", "Host", DS,
                                      f"SELECT DISTINCT {HOST} FROM {samples(CPU, None, (), where='')} ORDER BY {HOST}"))
              .with_row(dashboard_builders.Row("Now"))

@@ -7,7 +7,7 @@ from grafana_foundation_sdk.models import dashboard, units
 
 from grafana import history
 from grafana.alerting.settings import DEFAULTS, Settings
-from grafana.datasources import SQL_TELEMETRY
+from grafana.datasources import SQL_TELEMETRY, stored
 from grafana.names import field, tag, title
 from grafana.panels import (
     DATE_BIN,
@@ -17,6 +17,7 @@ from grafana.panels import (
     override,
     sql_in,
     stat_panel,
+    store_variable,
     table_panel,
     time_series,
     variable,
@@ -26,7 +27,8 @@ from grafana.units import grafana_unit
 from ingest.schema import SENSORS, Field
 
 UID = "sensors"
-DS = SQL_TELEMETRY
+# Every query reads raw rows and rollups: from the live database, or `history` for ranges beyond it.
+DS = stored(SQL_TELEMETRY)
 TABLE_NAME = SENSORS.name
 DEVICE, LOCATION = tag(SENSORS, "device"), tag(SENSORS, "location")
 TAGS = (DEVICE, LOCATION)
@@ -95,6 +97,7 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     built = (board(UID, "Sensors", "The sensor fleet in InfluxDB 3 (sensors): how many devices report, how fresh "
                    "their data is, every device's latest values, and each field over time with its thresholds.",
                    time=("now-6h", "now"), refresh="1m", tags=["sensors"])
+             .with_variable(store_variable(SQL_TELEMETRY))
              .with_variable(variable("location", "Location", DS,
                                      f"SELECT DISTINCT {LOCATION} FROM {readings(where='')} ORDER BY {LOCATION}"))
              .with_variable(variable("device", "Device", DS,

@@ -7,15 +7,16 @@ from grafana_foundation_sdk.models import dashboard
 
 from grafana import history
 from grafana.alerting.settings import DEFAULTS, Settings
-from grafana.datasources import SQL_TELEMETRY
+from grafana.datasources import SQL_TELEMETRY, stored
 from grafana.names import field, tag, title
-from grafana.panels import DATE_BIN, board, finish, sql_in, stat_panel, time_series, variable
+from grafana.panels import DATE_BIN, board, finish, sql_in, stat_panel, store_variable, time_series, variable
 from grafana.queries import TABLE, TIME_SERIES, SqlQuery
 from grafana.units import grafana_unit
 from ingest.schema import WEATHER, Field
 
 UID = "weather"
-DS = SQL_TELEMETRY
+# Every query reads raw rows and rollups: from the live database, or `history` for ranges beyond it.
+DS = stored(SQL_TELEMETRY)
 TABLE_NAME = WEATHER.name
 LOCATION = tag(WEATHER, "location")
 PICKED = sql_in(LOCATION, "location")
@@ -58,6 +59,7 @@ def build(settings: Settings = DEFAULTS) -> dashboard.Dashboard:
     built = (board(UID, "Weather", "Current conditions and history per location (InfluxDB 3, weather): one row of "
                    "latest values per selected location, then the history of every weather field.",
                    time=("now-7d", "now"), refresh="5m", tags=["weather"])
+             .with_variable(store_variable(SQL_TELEMETRY))
              .with_variable(variable("location", "Location", DS,
                                      f"SELECT DISTINCT {LOCATION} FROM {conditions(where='')} ORDER BY {LOCATION}")))
     built = built.with_row(dashboard_builders.Row("Now in ${location}").repeat("location"))

@@ -10,13 +10,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from common.retention import LIVE_RANGE
 from grafana import datasources
 from grafana.generate import generated
 from tests.grafana.expand import TimeRange, interpolate, resolve_time
 
 __all__ = [
-    "Query", "Variable", "boards", "datasource", "panel_range", "panels", "queries", "referenced_columns",
-    "repeat_scopes", "resolve", "selection_for", "sort_options", "variables",
+    "Query", "Variable", "boards", "database_at", "datasource", "panel_range", "panels", "queries",
+    "referenced_columns", "repeat_scopes", "resolve", "selection_for", "sort_options", "variables",
 ]
 
 
@@ -31,11 +32,19 @@ def boards() -> dict[str, dict[str, Any]]:
 
 
 def datasource(ref: dict[str, Any]) -> datasources.Datasource:
-    """The declared datasource a JSON ref names; KeyError for anything else."""
-    for item in datasources.ALL:
+    """The declared datasource a JSON ref names (a `stored()` one included); KeyError for anything else."""
+    for item in (*datasources.ALL, *datasources.STORED):
         if ref == {"type": datasources.PLUGIN_TYPE, "uid": item.uid}:
             return item
     raise KeyError(f"not a provisioned datasource of this stack: {ref}")
+
+
+def database_at(source: datasources.Datasource, time_range: TimeRange, now: datetime) -> str | None:
+    """The database a query of `source` reads over `time_range`: for a `stored()` datasource, what its hidden
+    variable picks (grafana/panels.py `store_query`: history once the range starts more than LIVE_RANGE ago)."""
+    if source.variable is None or time_range.start >= now - LIVE_RANGE:
+        return source.database
+    return datasources.SQL_HISTORY.database
 
 
 def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -18,9 +18,10 @@ from grafana_foundation_sdk.models import units as sdk_units
 from backup import metrics as backup_metrics
 from grafana import datasources, generate, queries
 from grafana.boards import BOARDS as BOARD_MODULES
+from grafana.panels import store_query
 from grafana.units import BY_DECLARED
 from ingest.schema import MEASUREMENTS
-from tests.grafana.dashboards import boards, panels, variables
+from tests.grafana.dashboards import boards, datasource, panels, variables
 from tests.grafana.dashboards import queries as board_queries
 from tests.grafana.expand import references, resolve_time
 from tests.support.paths import REPO
@@ -128,6 +129,13 @@ def test_every_datasource_the_dashboards_use_is_provisioned_with_the_right_datab
     assert not missing, "\n".join(missing)
 
 
+def refs(board: dict) -> list[dict]:
+    """Every datasource ref of the dashboard's panels, their targets and its variables."""
+    found = [panel["datasource"] for panel in panels(board) if panel["type"] != "row"]
+    found += [target["datasource"] for panel in panels(board) for target in panel.get("targets", [])]
+    return found + [item.raw["datasource"] for item in variables(board)]
+
+
 def test_every_panel_and_variable_names_a_declared_datasource_by_uid():
     for uid, board in BOARDS.items():
         text = json.dumps(board)
@@ -137,8 +145,22 @@ def test_every_panel_and_variable_names_a_declared_datasource_by_uid():
                 continue
             assert panel["datasource"]["type"] == datasources.PLUGIN_TYPE
             for target in panel.get("targets", []):
-                assert target["datasource"] in ({"type": "influxdb", "uid": d.uid} for d in datasources.ALL), uid
-        assert all(item.datasource in datasources.ALL for item in variables(board))
+                assert target["datasource"] in ({"type": "influxdb", "uid": d.uid}
+                                                for d in (*datasources.ALL, *datasources.STORED)), uid
+        found = {item.name: item for item in variables(board)}
+        assert all(item.datasource in (*datasources.ALL, *datasources.STORED) for item in found.values())
+        # A stored datasource is named by a hidden variable the dashboard defines before any variable that uses it,
+        # which asks the live database which store the range reads (the uid of a provisioned datasource).
+        used = {d.variable: d for d in (datasource(ref) for ref in refs(board)) if d.variable}
+        order = list(found)
+        for name, source in used.items():
+            live = next(d for d in datasources.LIVE if d.database == source.database)
+            store = found.get(name)
+            assert store is not None, f"{uid}: ${{{name}}} has no variable"
+            assert store.raw["hide"] == 2 and not store.multi and not store.include_all and store.datasource == live
+            assert store.query == store_query(live) and store.current == [live.uid]
+            assert all(order.index(name) < order.index(item.name) for item in found.values()
+                       if item.datasource == source), f"{uid}: a variable reads ${{{name}}} before it is set"
 
 
 def test_every_panel_has_a_unit_grafana_knows():
@@ -247,7 +269,7 @@ def test_the_six_dashboards_show_what_the_issue_asks_for():
     text = "\n".join(query.text for query in health)
     for name in ("write_rate", "rows_rejected", "spool_bytes", "success", "bytes"):
         assert f'"{name}"' in text
-    assert {query.datasource for query in health} == {datasources.FLUX, datasources.SQL_TELEMETRY}
+    assert {query.datasource for query in health} == {datasources.FLUX, datasources.stored(datasources.SQL_TELEMETRY)}
 
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))

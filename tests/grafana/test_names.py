@@ -17,7 +17,7 @@ import pytest
 from backup import metrics as backup_metrics
 from grafana.datasources import SQL_LANGUAGE
 from ingest.schema import MEASUREMENTS
-from tests.grafana.dashboards import Variable, boards, queries, resolve, variables
+from tests.grafana.dashboards import Variable, boards, database_at, queries, resolve, variables
 from tests.grafana.expand import TimeRange, expand_sql, interpolate, references
 from tests.grafana.sqlrun import declared
 
@@ -43,11 +43,13 @@ def sql_texts(uid: str) -> list[tuple[str, str, str]]:
     board = BOARDS[uid]
     selected, _ = resolve(board, NOW, declared_options)
     time_range = TimeRange(NOW.replace(year=2025), NOW)
-    found = [(f"{uid}: variable {item.name}", item.datasource.database, interpolate(item.query, selected))
+    found = [(f"{uid}: variable {item.name}", item.datasource, interpolate(item.query, selected))
              for item in variables(board) if item.datasource.language == SQL_LANGUAGE]
-    found += [(query.label, query.datasource.database, interpolate(query.text, selected))
+    found += [(query.label, query.datasource, interpolate(query.text, selected))
               for query in queries(board, uid) if query.is_sql]
-    return [(label, database, expand_sql(text, time_range, 60_000)) for label, database, text in found]
+    # A panel over a live database runs on `history` too (its hidden store variable picks it for long ranges).
+    return [(label, database, expand_sql(text, time_range, 60_000)) for label, source, text in found
+            for database in dict.fromkeys((source.database, database_at(source, time_range, NOW)))]
 
 
 @pytest.mark.parametrize("uid", sorted(BOARDS))

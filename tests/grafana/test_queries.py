@@ -9,6 +9,7 @@ column the panel's configuration names.
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from grafana.boards.weather import WIND_DIRECTION
-from grafana.datasources import SQL_LANGUAGE
+from grafana.datasources import SQL_HISTORY, SQL_LANGUAGE
 from ingest.schema import BIRD_FIXES, SENSORS
 from plugins.stacklib.tables import FORECAST_DATABASE, HOST_DATABASE, SERIES
 from tests.grafana import flight_types
@@ -24,6 +25,7 @@ from tests.grafana.dashboards import (
     Query,
     Variable,
     boards,
+    database_at,
     panel_range,
     queries,
     referenced_columns,
@@ -104,6 +106,33 @@ def test_every_sql_query_returns_the_columns_its_panel_reads(stack_data, uid):
                 problems.append(f"{query.label}: the panel names {sorted(missing)}, the query returns "
                                 f"{sorted(columns)}")
     assert not sorted(set(problems)), "\n".join(sorted(set(problems)))
+
+
+@pytest.mark.parametrize("uid", [uid for uid, board in BOARDS.items()
+                                 if any(query.datasource.variable for query in queries(board, uid))])
+def test_a_live_panel_answers_from_history_with_the_rollups_copied_there(stack_data, uid):
+    """Over a range that starts more than LIVE_RANGE ago the hidden store variable names `history`: the same SQL
+    answers there from the rollups the triggers copied (the raw table there is empty), with the live database's
+    columns and types, and has rows wherever the live database has them."""
+    board = BOARDS[uid]
+    time_range = TimeRange(stack_data.now - timedelta(days=90), stack_data.now)
+    selected, options = resolve(board, stack_data.now, options_from(stack_data))
+    scopes = repeat_scopes(board)
+    problems = []
+    for query in queries(board, uid):
+        if not query.datasource.variable:
+            continue
+        assert database_at(query.datasource, time_range, stack_data.now) == SQL_HISTORY.database
+        interval = interval_ms(time_range, 1000, query.panel.get("interval"))
+        sql = expand_sql(interpolate(query.text, selection_for(query.panel, scopes, selected, options)), time_range,
+                         interval)
+        live = run(stack_data.engine.database(query.datasource.database), sql)
+        kept = run(stack_data.engine.database(SQL_HISTORY.database), sql)
+        if kept.schema != live.schema:
+            problems.append(f"{query.label}: {kept.schema} in history, {live.schema} live")
+        if live.num_rows and not kept.num_rows:
+            problems.append(f"{query.label}: no rows in history, {live.num_rows} live")
+    assert not problems, "\n".join(problems)
 
 
 def test_every_sql_query_answers_here_with_the_types_the_real_server_sends(stack_data):
