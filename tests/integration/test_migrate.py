@@ -15,11 +15,12 @@ from tests.integration.conftest import wait_for
 pytestmark = pytest.mark.integration
 
 DATABASE = "migrated"
-MEASUREMENTS = ("bird_fixes", "sensors")
+# What the service writes to InfluxDB 2: the bird study (history loaded from the past) and live sensor readings.
+BUCKETS = {"bird_fixes": "history", "sensors": "telemetry"}
 
 
 def _flux_count(stack, measurement: str, field: str, stop_ns: int) -> int:
-    query = (f'from(bucket: "telemetry") |> range(start: 2000-01-01T00:00:00Z, stop: time(v: {stop_ns})) '
+    query = (f'from(bucket: "{BUCKETS[measurement]}") |> range(start: 2000-01-01T00:00:00Z, stop: time(v: {stop_ns})) '
              f'|> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}") |> group() '
              "|> count()")
     return stack.flux_count(query)
@@ -36,24 +37,26 @@ def test_migrate_moves_the_ingested_birds_and_sensors_into_a_new_database_and_ve
     stop = wait_for("the service's birds and sensor readings in InfluxDB 2", lambda: (
         lambda stop: stop if _flux_count(stack, "bird_fixes", "lat", stop) and _flux_count(
             stack, "sensors", "co2", stop) else None)((time.time_ns() - 15 * 10**9) // 10**9 * 10**9))
-    args = ("migrate", "--bucket", "telemetry", "--database", DATABASE, "--measurement", *MEASUREMENTS,
-            "--stop", str(stop), "--no-progress")
+    runs = [("migrate", "--bucket", bucket, "--database", DATABASE, "--measurement", measurement, "--stop", str(stop),
+             "--no-progress") for measurement, bucket in BUCKETS.items()]
     try:
-        first = stack.ingest(*args, env=stack.operator_env)
-        assert first.returncode == 0, first.stderr[-3000:]
-        assert "no difference" in first.stderr and "Traceback" not in first.stderr
+        for args in runs:
+            first = stack.ingest(*args, env=stack.operator_env)
+            assert first.returncode == 0, first.stderr[-3000:]
+            assert "no difference" in first.stderr and "Traceback" not in first.stderr
         for measurement, field in (("bird_fixes", "lat"), ("sensors", "co2")):
             moved = stack.sql(DATABASE, f"SELECT count({field}) AS n FROM {measurement} WHERE time >= "
                                         f"'2000-01-01T00:00:00Z' AND time < to_timestamp_nanos({stop})")[0]["n"]
             assert moved == _flux_count(stack, measurement, field, stop) > 0, measurement
             # The service wrote the same points into InfluxDB 3 itself: the move gives the same rows.
-            assert _rows(stack, DATABASE, measurement, stop) == _rows(stack, "telemetry", measurement, stop)
+            assert _rows(stack, DATABASE, measurement, stop) == _rows(stack, BUCKETS[measurement], measurement, stop)
 
-        again = stack.ingest(*args, env=stack.operator_env)
-        assert again.returncode == 0, again.stderr[-3000:]
-        assert "written 0 " in again.stderr and "already stored unchanged" in again.stderr
-        check = stack.ingest(*args, "--verify-only", env=stack.operator_env)
-        assert check.returncode == 0 and "no difference" in check.stderr, check.stderr[-3000:]
+        for args in runs:
+            again = stack.ingest(*args, env=stack.operator_env)
+            assert again.returncode == 0, again.stderr[-3000:]
+            assert "written 0 " in again.stderr and "already stored unchanged" in again.stderr
+            check = stack.ingest(*args, "--verify-only", env=stack.operator_env)
+            assert check.returncode == 0 and "no difference" in check.stderr, check.stderr[-3000:]
     finally:
         # Core allows 5 databases; leave the stack as it was for the tests after this one.
         requests.delete(f"{stack.influxdb3_url}/api/v3/configure/database", params={"db": DATABASE},

@@ -19,7 +19,7 @@ from grafana.datasources import FLUX_BUCKETS
 pytestmark = pytest.mark.integration
 
 OTHER = "security-other"  # a bucket neither service may touch
-INGEST_BUCKETS = ("telemetry", "monitoring")  # ingest/buckets.yaml
+INGEST_BUCKETS = ("telemetry", "monitoring", "history")  # ingest/buckets.yaml
 
 
 def _h(token: str) -> dict[str, str]:
