@@ -44,6 +44,7 @@ from benchmarks.dashboards import BROWSER_CONNECTIONS, Files, load_seconds, parq
 from grafana import history
 from grafana.boards import birds
 from grafana.generate import render
+from ingest.schema import BIRD_FIXES
 from plugins.stacklib.tracks import fix_columns
 from tests.grafana.expand import TimeRange
 from tests.grafana.sqlrun import declared_schemas
@@ -51,6 +52,7 @@ from tests.integration.stacks.native import NativeStack, find_binaries
 from tests.support.paths import REPO
 
 STUDY = REPO.parent / "shared" / "data" / "movebank_oystercatcher.csv"
+STUDY_DB = BIRD_FIXES.database  # history loaded from the past: `history`, which no raw retention reaches
 RUNS = 3
 STACK_LIMIT = 2_000  # docker-compose.yml's --query-file-limit: the raw dashboard needs more, so the bench raises it
 _MS = re.compile(r"\bms=([0-9.]+)")
@@ -117,20 +119,20 @@ def summarized(stack: NativeStack) -> tuple[int, int]:
     """Wait until the weekly summaries hold every fix; (files of the raw table, fixes)."""
     started = time.perf_counter()
     while True:  # counted again each time: right after a load, a snapshot in progress can count rows twice
-        fixes = int(stack.sql("telemetry", "SELECT count(*) AS n FROM bird_fixes")[0]["n"])
-        rows = stack.sql("telemetry", "SELECT sum(fixes) AS n FROM bird_fixes_7d")
+        fixes = int(stack.sql(STUDY_DB, "SELECT count(*) AS n FROM bird_fixes")[0]["n"])
+        rows = stack.sql(STUDY_DB, "SELECT sum(fixes) AS n FROM bird_fixes_7d")
         done = int(rows[0].get("n") or 0) if rows else 0
         if done == fixes:
             break
         if time.perf_counter() - started > 3600:
             raise RuntimeError(f"the weekly summaries hold {done} of {fixes} fixes after an hour")
         time.sleep(10)
-    logs = stack.sql("telemetry", "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name = "
+    logs = stack.sql(STUDY_DB, "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name = "
                                   "'bird-tracks' AND log_text LIKE '%rolled up%'")
     runs = [float(match.group(1)) for row in logs if (match := _MS.search(row["log_text"]))]
-    files = int(stack.sql("telemetry", "SELECT count(*) AS n FROM system.parquet_files "
+    files = int(stack.sql(STUDY_DB, "SELECT count(*) AS n FROM system.parquet_files "
                                        "WHERE table_name = 'bird_fixes'")[0]["n"])
-    errors = stack.sql("telemetry", "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name LIKE "
+    errors = stack.sql(STUDY_DB, "SELECT log_text FROM system.processing_engine_logs WHERE trigger_name LIKE "
                                     "'bird-track%' AND log_level = 'ERROR'")
     assert not errors, errors[:3]
     print(f"track summaries: {fixes} fixes in {files} Parquet files summarized {time.perf_counter() - started:.0f} s "
@@ -165,7 +167,7 @@ def main() -> None:
             print(f"InfluxDB 3 Core {stack.versions()['influxdb3']}, 2 cores; study {STUDY.name}")
             bulk_load(stack)
             summarized(stack)
-            span = stack.sql("telemetry", "SELECT min(time) AS lo, max(time) AS hi FROM bird_fixes")[0]
+            span = stack.sql(STUDY_DB, "SELECT min(time) AS lo, max(time) AS hi FROM bird_fixes")[0]
             first, last = (datetime.fromisoformat(str(span[key]).replace("Z", "")).replace(tzinfo=UTC)
                            for key in ("lo", "hi"))
             now = datetime.now(UTC)
@@ -174,7 +176,7 @@ def main() -> None:
                       "7 days": TimeRange(last - timedelta(days=7), last + timedelta(hours=1)),
                       "default 10 years": TimeRange(now - timedelta(days=3652), now)}
             boards = {"summaries": board_json(raw=False), "raw fixes": board_json(raw=True)}
-            files = {"telemetry": parquet_files(stack.sql, "telemetry", declared_schemas()["telemetry"])}
+            files = {STUDY_DB: parquet_files(stack.sql, STUDY_DB, declared_schemas()[STUDY_DB])}
             totals: dict[tuple[str, str], float] = {}
             for name, time_range in ranges.items():
                 results = {kind: dashboard_seconds(stack, board, time_range, now, files)

@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compose" / "influx
 
 from benchmarks.bench_real_servers import real_stack
 from benchmarks.dashboards import Files, Sample, parquet_files, run_dashboard
+from common.retention import raw_retention
 from grafana import history
+from ingest.schema import HISTORY, MONITORING, TELEMETRY
 from plugins.stacklib.tables import EVALUATION, FORECAST, SERIES, analytics_table
 from tests.grafana.dashboards import boards
 from tests.grafana.expand import TimeRange, resolve_time
@@ -60,7 +62,9 @@ RUNS = 6  # the first after the restart, then five warm
 RANGES = {"1 h": "now-1h", "24 h": "now-24h", "7 d": "now-7d", "30 d": "now-30d", "90 d": "now-90d",
           "1 y": "now-1y", "5 y": "now-5y"}
 CADENCE_S = {"sensors": 60, "bird_fixes": 300, "weather": 900, "backup_run": 86_400}
-KEPT_DAYS = {"monitoring": 30}  # plugins/provision.yaml: the monitoring database's retention
+# plugins/provision.yaml: the live databases keep RAW_RETENTION (raw rows and their rollups: Core leaves older rows
+# out of every query); `history` keeps the rollups copied there and has empty copies of the live raw tables.
+KEPT_DAYS = dict.fromkeys((TELEMETRY, MONITORING), (raw_retention(None) or timedelta(days=DAYS)).days)
 PEYTON_START, PEYTON_DAYS = datetime(2007, 12, 10, tzinfo=UTC), 2_905
 TAG_SETS = 2
 FORECAST_ROWS = 30  # rows of one forecast run, one nanosecond apart in the run's second
@@ -120,9 +124,9 @@ def _every(start_ns: int, end_ns: int, step_ns: int) -> tuple[np.ndarray, np.nda
     return np.repeat(stamps, TAG_SETS), np.tile(np.arange(TAG_SETS), len(stamps))
 
 
-def _source_rows(database: str, name: str, now_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(times, tag sets) of a table that is not a rollup, as a stack `DAYS` days old holds it."""
-    start = now_ns - min(DAYS, KEPT_DAYS.get(database, DAYS)) * DAY_NS
+def _source_rows(name: str, now_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(times, tag sets) of a table that is not a rollup, as a stack `DAYS` days old wrote it."""
+    start = now_ns - DAYS * DAY_NS
     if name in (SERIES.name, analytics_table(SERIES.name).name):  # a row a day, 2007-12-10 on
         first = int(PEYTON_START.timestamp()) * S_NS
         return _every(first, first + PEYTON_DAYS * DAY_NS, DAY_NS)
@@ -137,22 +141,35 @@ def _source_rows(database: str, name: str, now_ns: int) -> tuple[np.ndarray, np.
 
 def plan(now: datetime) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
     """(database, table, times, tag sets) of every declared table: the tables' own rows, then their rollups, a row
-    per tag set for each complete bucket in which the source has rows."""
+    per tag set for each complete bucket in which the source has rows; in a live database only what its
+    retention keeps, in `history` every bucket (the live tables' raw copies there stay empty)."""
     now_ns = int(now.timestamp()) * S_NS
-    rollups = {table.name: table for table in rollup_tables()}
+    schemas = declared_schemas()
+    rollups = rollup_tables()
+    derived = {(table.database, table.name) for table in rollups}
     sources: dict[str, np.ndarray] = {}
-    for database, tables in declared_schemas().items():
-        for name in sorted(set(tables) - set(rollups)):
-            times, sets = _source_rows(database, name, now_ns)
+    for database, tables in schemas.items():
+        for name in sorted(tables):
+            if (database, name) in derived:
+                continue
+            if database == HISTORY and any(name in schemas[live] for live in KEPT_DAYS):
+                continue  # written by nothing: only the live database's rollups are copied
+            times, sets = _source_rows(name, now_ns)
             sources[name] = times
-            yield database, name, times, sets
-    for name, table in rollups.items():
-        tier = next(tier for tier in history.TIERS[1:] if name.endswith(tier.suffix))
+            kept = times >= _kept_from(database, now_ns)
+            yield database, name, times[kept], sets[kept]
+    for table in rollups:
+        tier = next(tier for tier in history.TIERS[1:] if table.name.endswith(tier.suffix))
         width = tier.width_s * S_NS
         edge = (now_ns - history.LAG_S * S_NS) // width * width - width  # the newest complete bucket
-        buckets = np.unique(sources[name.removesuffix(tier.suffix)] // width * width)
-        buckets = buckets[buckets <= edge]
-        yield table.database, name, np.repeat(buckets, TAG_SETS), np.tile(np.arange(TAG_SETS), len(buckets))
+        buckets = np.unique(sources[table.name.removesuffix(tier.suffix)] // width * width)
+        buckets = buckets[(buckets <= edge) & (buckets >= _kept_from(table.database, now_ns))]
+        yield table.database, table.name, np.repeat(buckets, TAG_SETS), np.tile(np.arange(TAG_SETS), len(buckets))
+
+
+def _kept_from(database: str, now_ns: int) -> int:
+    """The oldest time a query of `database` still sees (its retention's cutoff)."""
+    return now_ns - KEPT_DAYS[database] * DAY_NS if database in KEPT_DAYS else 0
 
 
 def load(stack: NativeStack, now: datetime) -> None:

@@ -17,7 +17,7 @@ from pyarrow import flight
 
 from grafana.datasources import SQL_LANGUAGE
 from tests.engine.timebounds import scan_bounds
-from tests.grafana.dashboards import queries, repeat_scopes, resolve, selection_for, variables
+from tests.grafana.dashboards import database_at, queries, repeat_scopes, resolve, selection_for, variables
 from tests.grafana.expand import TimeRange, expand_sql, interpolate, interval_ms, resolve_time
 from tests.grafana.sqlrun import declared
 
@@ -117,7 +117,7 @@ def panel_sql(board: dict[str, Any], uid: str, time_range: TimeRange, now: datet
         window = (TimeRange(resolve_time(f"now-{panel['timeFrom']}", now), now) if panel.get("timeFrom")
                   else time_range)
         values = selection_for(panel, scopes, selected, options)
-        found.append((target.label, target.datasource.database,
+        found.append((target.label, database_at(target.datasource, window, now),
                       expand_sql(interpolate(target.text, values), window,
                                  interval_ms(window, panel_pixels(panel), panel.get("interval")))))
     return found
@@ -143,7 +143,8 @@ def run_dashboard(query: Flight, board: dict[str, Any], uid: str, time_range: Ti
 
     def measured(variable, sql: str) -> pa.Table | None:
         sample = samples.setdefault(f"{uid}: variable {variable.name}",
-                                    Sample(f"{uid}: variable {variable.name}", variable.datasource.database))
+                                    Sample(f"{uid}: variable {variable.name}",
+                                           database_at(variable.datasource, time_range, now)))
         texts[sample.label] = sql
         _run(sample, query, sql, 1)
         return None if sample.error else sample.answer

@@ -21,7 +21,7 @@ from ingest.schema import BIRD_FIXES, SENSORS, TELEMETRY, WEATHER
 from ingest.sources.weather import OPEN_METEO_VARIABLES
 from plugins.stacklib.tables import EVALUATION, FORECAST_DATABASE, HOST_DATABASE, HOST_TABLES, SERIES, UINT
 from tests.engine import PLUGIN_DIR, LocalEngine
-from tests.grafana.sqlrun import rollup_tables
+from tests.grafana.sqlrun import copied_tables, rollup_tables
 
 __all__ = [
     "StackData", "bird_fixes", "build", "create_rollup_tables", "host_lines", "movebank_csv", "open_meteo_hourly",
@@ -217,8 +217,9 @@ def open_meteo_hourly(rows: pd.DataFrame) -> dict[str, Any]:
 
 
 def create_rollup_tables(engine: LocalEngine, database: str | None = None) -> None:
-    """The rollup tables influxdb3-init creates up front (of one database, or of all), in the local engine."""
-    for table in rollup_tables():
+    """The rollup tables influxdb3-init creates up front (of one database, or of all), and the raw tables it creates
+    empty where they are copied, in the local engine."""
+    for table in (*rollup_tables(), *copied_tables()):
         if database not in (None, table.database):
             continue
         if not engine.has_database(table.database):

@@ -112,7 +112,7 @@ def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
         tables[FORECAST_DATABASE][spec.name] = _schema(spec.tags, spec.field_types)
     for spec in HOST_TABLES:  # the community system_metrics plugin's tables, as its README declares them
         tables.setdefault(HOST_DATABASE, {})[spec.name] = _schema(spec.tags, spec.field_types)
-    for table in rollup_tables():
+    for table in (*rollup_tables(), *copied_tables()):
         tables[table.database][table.name] = _schema(table.tags, dict(table.fields))
     return tables
 
@@ -120,6 +120,11 @@ def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
 def rollup_tables() -> tuple[Table, ...]:
     """The rollup tables influxdb3-init creates from the rollup triggers of plugins/provision.yaml."""
     return load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR).rollups
+
+
+def copied_tables() -> tuple[Table, ...]:
+    """The raw tables influxdb3-init creates, empty, where the rollup triggers copy their rows (`copy_to`)."""
+    return load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR).copies
 
 
 @cache

@@ -124,6 +124,8 @@ class Provision:
     packages_check: Trigger | None = None
     # The rollup tables derived from the rollups triggers (also in `tables`, which influxdb3-init creates).
     rollups: tuple[Table, ...] = ()
+    # The raw tables a rollups trigger's `copy_to` database gets beside the rollups (empty there).
+    copies: tuple[Table, ...] = ()
 
 
 def _spec_problem(spec: str) -> str | None:
@@ -284,27 +286,28 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             arguments={str(k): _argument_text(v) for k, v in arguments.items()},
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False)), packages=needs))
-    rollups = _rollup_tables(triggers, tables, databases, problems)
-    tables += rollups
+    rollups, copies = _rollup_tables(triggers, tables, databases, problems)
+    tables += rollups + copies
     packages = _merge_packages(packages, triggers, problems)
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
     check = _packages_check(raw, triggers, packages, problems)
     if problems:
         raise SpecError(path, problems)
     return Provision(tuple(databases), tuple(tables), packages, tuple(triggers), path, bootstrap, check,
-                     tuple(rollups))
+                     tuple(rollups), tuple(copies))
 
 
 def _rollup_tables(triggers: list[Trigger], tables: list[Table], databases: list[Database],
-                   problems: list[str]) -> list[Table]:
+                   problems: list[str]) -> tuple[list[Table], list[Table]]:
     """`<table>_<level>` for every table and level a scheduled rollups trigger names, with the columns the plugin
     writes (plugins/history/rollups/queries.py `points`: per numeric field an int64 count and float64 sum, min,
     max, last and mean), so that a new stack's range-aware panels find every tier before the first run. A trigger
     with `copy_to` gets them in that database too, with the raw table (which stays empty there): a panel's query,
-    raw tier included, then runs on either database."""
+    raw tier included, then runs on either database. Returns (rollup tables, those raw copies)."""
     declared = {(t.database, t.name): t for t in tables}
     kept = {db.name: db.retention for db in databases}
     derived: dict[tuple[str, str], Table] = {}
+    copies: dict[tuple[str, str], Table] = {}
     for trigger in triggers:
         if trigger.plugin != ROLLUP_PLUGIN or trigger.spec == "all_tables" or trigger.spec.startswith("table:"):
             continue
@@ -338,7 +341,7 @@ def _rollup_tables(triggers: list[Trigger], tables: list[Table], databases: list
                                if field_type in ROLLUP_NUMERIC for what, kind in ROLLUP_AGGREGATES)
             for home in homes:
                 if home != trigger.database and (home, name) not in declared:
-                    derived[(home, name)] = Table(home, name, raw.tags, raw.fields)
+                    copies[(home, name)] = Table(home, name, raw.tags, raw.fields)
                 for level in filter(_LEVEL.match, levels):
                     key = (home, f"{name}_{level}")
                     if key in declared:
@@ -346,7 +349,7 @@ def _rollup_tables(triggers: list[Trigger], tables: list[Table], databases: list
                                         "it under tables")
                     else:
                         derived[key] = Table(home, key[1], tags, fields)
-    return list(derived.values())
+    return list(derived.values()), list(copies.values())
 
 
 def _trigger_packages(raw: object, where: str, problems: list[str]) -> tuple[str, ...]:
