@@ -115,9 +115,11 @@ def _match_retention(admin: InfluxDB3Admin, database: Database, wanted: timedelt
         older = sorted(table for table in tables if admin.holds_rows_before(database.name, table, cutoff))
         if older:
             log.warning("database %s keeps its retention (%s): %s hold rows from before %s, which a retention of %s "
-                        "would hide at once. Load history into the history database (e.g. the bird study: make "
-                        "birds); the rollup triggers copy the rollups there, oldest first. Then set %s_FORCE=true "
-                        "for one start (or %s=none to keep everything)", database.name, current, ", ".join(older),
+                        "would hide at once. Load history into the history database (e.g. the bird study: docker "
+                        "compose exec ingest python -m ingest birds); the rollup triggers (recreated once with "
+                        "PROVISION_RECREATE_TRIGGERS=true) copy the rollups there, oldest first. Then set "
+                        "%s_FORCE=true for one start (or %s=none to keep everything)", database.name, current,
+                        ", ".join(older),
                         datetime.fromtimestamp(cutoff / 10**9, UTC).strftime("%Y-%m-%d"), _spelled(wanted),
                         RAW_RETENTION_VARIABLE, RAW_RETENTION_VARIABLE)
             return Outcome.EXISTS
