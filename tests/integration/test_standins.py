@@ -384,6 +384,21 @@ INFLUXDB3_EXCHANGES: list[tuple[str, Exchange]] = [
                                                   headers=AUTH3, timeout=10)),
     ("an invalid database name", lambda url: requests.post(f"{url}/api/v3/configure/database",
                                                            json={"db": "_bad"}, headers=AUTH3, timeout=10)),
+    ("set a retention", lambda url: requests.put(f"{url}/api/v3/configure/database", headers=AUTH3, timeout=10,
+                                                 json={"db": "conform", "retention_period": "40d"})),
+    ("the retentions in _internal", lambda url: requests.post(
+        f"{url}/api/v3/query_sql", headers=AUTH3, timeout=10,
+        json={"db": "_internal", "format": "json", "q": "SELECT database_name, retention_period_ns "
+              "FROM system.databases WHERE database_name = 'conform'"})),
+    ("clear it", lambda url: requests.put(f"{url}/api/v3/configure/database", headers=AUTH3, timeout=10,
+                                          json={"db": "conform"})),
+    ("cleared", lambda url: requests.post(
+        f"{url}/api/v3/query_sql", headers=AUTH3, timeout=10,
+        json={"db": "_internal", "format": "json", "q": "SELECT retention_period_ns FROM system.databases "
+              "WHERE database_name = 'conform'"})),
+    ("a retention of a missing database", lambda url: requests.put(
+        f"{url}/api/v3/configure/database", headers=AUTH3, timeout=10,
+        json={"db": "nowhere", "retention_period": "1d"})),
     ("create a table", lambda url: requests.post(
         f"{url}/api/v3/configure/table", headers=AUTH3, timeout=10,
         json={"db": "conform", "table": "t", "tags": ["k"], "fields": [{"name": "v", "type": "float64"}]})),
