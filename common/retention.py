@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from common.config import Env, parse_duration
+from common.config import Env, format_duration, parse_duration
 
 __all__ = ["DEFAULT_RAW_RETENTION", "LIVE_RANGE", "MIN_RAW_RETENTION", "RAW", "RAW_RETENTION_VARIABLE",
-           "from_env", "raw_retention"]
+           "from_env", "raw_retention", "spelled"]
 
 RAW = "raw"  # `retention: raw` in ingest/buckets.yaml and plugins/provision.yaml: the configured raw retention
 RAW_RETENTION_VARIABLE = "RAW_RETENTION"
@@ -53,3 +53,11 @@ def from_env(env: Env) -> timedelta | None:
     except ValueError as exc:
         env.problems.append(str(exc))
         return None
+
+
+def spelled(retention: timedelta | None) -> str:
+    """A retention as people and Core's humantime parser read it: whole days as days (`90d`, not `12w6d`)."""
+    if retention is None:
+        return "none"
+    seconds = int(retention.total_seconds())
+    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 else format_duration(retention)

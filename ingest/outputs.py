@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from common.config import ConfigError
@@ -90,6 +91,17 @@ class Outputs:
             return None
         return StoredRows(with_port(target.url), target.token, database or self.config.bucket,
                           timeout=self.config.http_timeout)
+
+    def retention(self, database: str | None) -> timedelta | None:
+        """The retention the buckets file gives `database` (the configured bucket by default): rows older than it
+        are left out of every InfluxDB 3 query and deleted by InfluxDB 2. None when it keeps everything, or when
+        the file does not list it or cannot be read (ensure_buckets says why)."""
+        name = database or self.config.bucket
+        try:
+            specs = load_buckets(self.config.buckets_file, self.config.raw_retention)
+        except ValueError:
+            return None
+        return next((spec.retention for spec in specs if spec.name == name), None)
 
     def ensure_buckets(self, sleep: Callable[[float], None] | None = None) -> None:
         """Create the buckets file's buckets/databases in every enabled database (nothing for --lp-out).

@@ -12,6 +12,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.retention import spelled
 from ingest.outputs import Outputs
 from ingest.progress import Progress
 from ingest.rejects import RejectsFile
@@ -43,6 +47,9 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
     if stored is not None and any(sink.name != "influxdb3" for sink in outputs.sinks):
         others = outputs.writer(database, exclude=("influxdb3",))
     rejects = RejectsFile(outputs.rejects_dir, source, outputs.run_id)
+    retention = outputs.retention(database)
+    cutoff = time.time_ns() - int(retention.total_seconds()) * 10**9 if retention is not None else None
+    expired = 0  # rows older than the target's retention: written, and never seen (history belongs in history)
     read = 0
     writers = [w for w in (writer, others) if w is not None]
     waiting: list[Callable[[], None]] = []
@@ -52,6 +59,8 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
             read += chunk.rows_read
             for line, reason, record in chunk.rejects:
                 rejects.add(input=chunk.input, line=line, reason=reason, record=record)
+            if cutoff is not None:
+                expired += _older_than(chunk, cutoff)
             encoded = chunk.encoder.encode(chunk.table)
             if len(encoded.rejected):
                 rows = encoded.rejected.rows
@@ -104,6 +113,21 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
     log.info("%s", summary.text(), extra={"fields": fields})
     if rejects.count:
         log.warning("%s: %d rows rejected; reasons and line numbers in %s", source, rejects.count, rejects.path)
+    if expired and retention is not None:
+        log.warning("%s: %d rows are older than the retention of %s (%s): InfluxDB 3 leaves them out of every query "
+                    "and InfluxDB 2 deletes them. Load history from the past into %s (--bucket %s)", source, expired,
+                    database or outputs.config.bucket, spelled(retention), outputs.config.history_bucket,
+                    outputs.config.history_bucket)
     if record_metrics:
         outputs.record(summary)
     return summary
+
+
+def _older_than(chunk: Chunk, cutoff_ns: int) -> int:
+    """Rows of the chunk stamped before `cutoff_ns` (rows without a valid time are the encoder's rejects)."""
+    stamps = chunk.table.column(chunk.encoder.time)
+    if pa.types.is_timestamp(stamps.type):
+        stamps = pc.cast(stamps, pa.timestamp("ns")).cast(pa.int64())
+    elif not pa.types.is_integer(stamps.type):
+        return 0
+    return int(pc.sum(pc.less(stamps, cutoff_ns)).as_py() or 0)

@@ -263,3 +263,18 @@ def test_schema_is_printed_for_dashboards(capsys):
     measurements = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
     assert set(measurements) == {"bird_fixes", "weather", "sensors", "ingest"}
     assert measurements["weather"]["database"] == "telemetry" and measurements["ingest"]["database"] == "monitoring"
+
+
+def test_a_replay_older_than_the_live_buckets_retention_is_written_and_said(fake_influx, ingest_env, write_file,
+                                                                            capsys):
+    """telemetry keeps raw rows RAW_RETENTION (ingest/buckets.yaml `retention: raw`): Core would leave 2015's rows
+    out of every query, so the load says so and names the bucket history belongs in; a shifted replay is quiet."""
+    fake, _ = fake_influx
+    csv = "Timestamp,Temperature\n2015-02-04 17:51:00,23.18\n2015-02-04 17:52:00,23.15\n"
+    path = write_file("room_a.csv", csv.encode())
+    assert main(["sensors", "--replay", str(path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "2 rows are older than the retention of telemetry (90d)" in err and "into history" in err
+    assert len([p for p in fake.landed3 if p.measurement == "sensors"]) == 2, "written all the same: nothing dropped"
+    assert main(["sensors", "--replay", str(path), "--shift-to-now", "--no-progress"]) == 0
+    assert "older than the retention" not in capsys.readouterr().err

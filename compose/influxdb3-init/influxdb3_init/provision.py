@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.config import format_duration, parse_duration
-from common.retention import RAW, RAW_RETENTION_VARIABLE
+from common.config import parse_duration
+from common.retention import RAW, RAW_RETENTION_VARIABLE, spelled
 from influxdb3_init.client import InfluxDB3Admin, Outcome, ProvisionError
 from influxdb3_init.spec import CORE_DATABASE_LIMIT, Database, Provision, Trigger, plugin_url
 
@@ -93,14 +93,6 @@ def _wanted(database: Database, raw: timedelta | None) -> timedelta | None:
     return None if database.retention is None else parse_duration(database.retention)
 
 
-def _spelled(retention: timedelta | None) -> str:
-    """A retention as the server's humantime parser reads it, whole days as days (`400d`, not `57w1d`)."""
-    if retention is None:
-        return "none"
-    seconds = int(retention.total_seconds())
-    return f"{seconds // 86_400}d" if seconds % 86_400 == 0 else format_duration(retention)
-
-
 def _match_retention(admin: InfluxDB3Admin, database: Database, wanted: timedelta | None, current_ns: int | None,
                      tables: set[str], force: bool, now_ns: int) -> Outcome:
     """Give an existing database the file's retention. A longer one (or none) hides nothing and is set at once; a
@@ -109,7 +101,7 @@ def _match_retention(admin: InfluxDB3Admin, database: Database, wanted: timedelt
     wanted_ns = None if wanted is None else int(wanted.total_seconds()) * 10**9
     if wanted_ns == current_ns:
         return Outcome.EXISTS
-    current = _spelled(None if current_ns is None else timedelta(seconds=current_ns / 10**9))
+    current = spelled(None if current_ns is None else timedelta(seconds=current_ns / 10**9))
     if wanted_ns is not None and (current_ns is None or wanted_ns < current_ns) and not force:
         cutoff = now_ns - wanted_ns
         older = sorted(table for table in tables if admin.holds_rows_before(database.name, table, cutoff))
@@ -120,11 +112,11 @@ def _match_retention(admin: InfluxDB3Admin, database: Database, wanted: timedelt
                         "PROVISION_RECREATE_TRIGGERS=true) copy the rollups there, oldest first. Then set "
                         "%s_FORCE=true for one start (or %s=none to keep everything)", database.name, current,
                         ", ".join(older),
-                        datetime.fromtimestamp(cutoff / 10**9, UTC).strftime("%Y-%m-%d"), _spelled(wanted),
+                        datetime.fromtimestamp(cutoff / 10**9, UTC).strftime("%Y-%m-%d"), spelled(wanted),
                         RAW_RETENTION_VARIABLE, RAW_RETENTION_VARIABLE)
             return Outcome.EXISTS
-    outcome = admin.set_retention(database.name, None if wanted is None else _spelled(wanted))
-    log.info("database %s: retention %s (was %s)", database.name, _spelled(wanted), current)
+    outcome = admin.set_retention(database.name, None if wanted is None else spelled(wanted))
+    log.info("database %s: retention %s (was %s)", database.name, spelled(wanted), current)
     return outcome
 
 
@@ -143,14 +135,14 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
     for database in spec.databases:
         wanted = _wanted(database, raw_retention)
         if database.name not in existing:
-            outcome = admin.create_database(database.name, None if wanted is None else _spelled(wanted))
+            outcome = admin.create_database(database.name, None if wanted is None else spelled(wanted))
         elif database.retention is None:
             outcome = Outcome.EXISTS
         else:
             outcome = _match_retention(admin, database, wanted, current.get(database.name),
                                        admin.tables(database.name), force_retention, time.time_ns())
         summary.add("database", outcome)
-        log.info("database %s: %s (retention %s)", database.name, outcome.value, _spelled(wanted))
+        log.info("database %s: %s (retention %s)", database.name, outcome.value, spelled(wanted))
 
     tables = {db: admin.tables(db) for db in {table.database for table in spec.tables}}
     for table in spec.tables:
