@@ -267,3 +267,23 @@ def test_a_daily_series_loaded_in_bulk_is_rolled_up_by_the_forecast_trigger_unde
     assert len(rows) == len(weeks) and runs <= 6
     assert [row["y_sum"] / row["y_count"] for row in rows] == pytest.approx(weeks, rel=1e-12)
     assert [row["time"] for row in rows] == [pd.Timestamp("2012-01-05").value + k * 7 * DAY for k in range(len(weeks))]
+
+
+def test_history_loaded_into_history_is_rolled_up_there_beside_the_live_rollups_copied_in(engine):
+    """plugins/provision.yaml: telemetry-rollups copies the live devices' rollups into `history`, history-rollups
+    rolls up what is loaded there from the past (a replay older than the raw retention); both land in the same
+    tables, each device's rows equal to its own raw rows."""
+    triggers = {item["name"]: {key: str(value) for key, value in (item.get("arguments") or {}).items()}
+                for item in yaml.safe_load((PLUGIN_DIR / "provision.yaml").read_text())["triggers"]}
+    live, past = readings(2), readings(2, start=START - 300 * DAY, seed=5).assign(device=lambda f: "old-" + f["device"])
+    engine.write(DB, sensor_lines(live))
+    engine.write("history", sensor_lines(past))
+    engine.snapshot()
+    for minute in range(3):
+        for name, database in (("telemetry-rollups", DB), ("history-rollups", "history")):
+            engine.run_schedule(PLUGIN, database, at(NOW + minute * MINUTE), args=triggers[name]).raise_for_error()
+        engine.snapshot()
+    both = pd.concat([live, past])
+    for table, width in (("sensors_1h", HOUR), ("sensors_1d", DAY)):
+        same(stored(engine, table, "history"), expected(both, width))
+    assert set(stored(engine, "sensors_1d")["device"]) == set(live["device"]), "the live database: its own only"
