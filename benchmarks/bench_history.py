@@ -193,10 +193,9 @@ def load(stack: NativeStack, now: datetime) -> None:
     session = requests.Session()
 
     def write(database: str, text: list[str]) -> None:
-        for offset in range(0, len(text), 40_000):  # under Core's 10 MiB request limit
+        for part in _requests(text):
             answer = session.post(f"{stack.influxdb3_url}/api/v3/write_lp", headers=stack.influxdb3_headers,
-                                  params={"db": database, "precision": "nanosecond"},
-                                  data="\n".join(text[offset:offset + 40_000]), timeout=600)
+                                  params={"db": database, "precision": "nanosecond"}, data=part, timeout=600)
             if answer.status_code not in (200, 204):
                 raise RuntimeError(f"write to {database}: {answer.status_code} {answer.text[:300]}")
 
@@ -207,6 +206,18 @@ def load(stack: NativeStack, now: datetime) -> None:
             if number % 20 == 0:
                 print(f"  request {number} of the load written, {time.perf_counter() - started:.0f} s")
     print(f"written in {time.perf_counter() - started:.0f} s")
+
+
+def _requests(text: list[str], limit: int = 8 * 2**20) -> Iterator[str]:
+    """The lines as request bodies under Core's 10 MiB request limit (a rollup line of `history` holds 40 fields)."""
+    start, size = 0, 0
+    for index, line in enumerate(text):
+        if size + len(line) + 1 > limit and index > start:
+            yield "\n".join(text[start:index])
+            start, size = index, 0
+        size += len(line) + 1
+    if start < len(text):
+        yield "\n".join(text[start:])
 
 
 def batches(chunks: dict[int, dict[str, list[str]]]) -> Iterator[dict[str, list[str]]]:
