@@ -13,7 +13,7 @@ import yaml
 
 from backup import metrics as backup_metrics
 from influxdb3_init import spec as init_spec
-from ingest.schema import BIRD_FIXES, INGEST_RUNS, SENSORS, WEATHER
+from ingest.schema import BIRD_FIXES, HISTORY, INGEST_RUNS, SENSORS, WEATHER
 from tests.engine import PLUGIN_DIR
 from tests.engine.loader import load_plugin, resolve_plugin
 
@@ -84,6 +84,9 @@ def test_provisioned_tables_are_the_declared_ones():
         assert tuple(table["tags"]) == spec.tags and table["fields"] == spec.field_types
     for measurement in (SENSORS, WEATHER, BIRD_FIXES, INGEST_RUNS):  # the plugins' input (rollups too); alerts
         table = provisioned.pop((measurement.database, measurement.name))
+        assert tuple(table["tags"]) == measurement.tags and table["fields"] == measurement.field_types
+    for measurement in (SENSORS, WEATHER):  # the same, in history: what is loaded there from the past
+        table = provisioned.pop((HISTORY, measurement.name))
         assert tuple(table["tags"]) == measurement.tags and table["fields"] == measurement.field_types
     # The backup service's run points (backup/metrics.py), also read by the alert rules from the start.
     runs = provisioned.pop((backup_metrics.TARGET, backup_metrics.MEASUREMENT))

@@ -124,7 +124,7 @@ class Provision:
     packages_check: Trigger | None = None
     # The rollup tables derived from the rollups triggers (also in `tables`, which influxdb3-init creates).
     rollups: tuple[Table, ...] = ()
-    # The raw tables a rollups trigger's `copy_to` database gets beside the rollups (empty there).
+    # The raw tables a rollups trigger's `copy_to` database has beside the rollups (empty unless history is loaded).
     copies: tuple[Table, ...] = ()
 
 
@@ -287,7 +287,8 @@ def load_provision(path: Path, plugin_dir: Path | None = None) -> Provision:
             run_async=bool(entry.get("run_async", False)), error_behavior=behavior,
             disabled=bool(entry.get("disabled", False)), packages=needs))
     rollups, copies = _rollup_tables(triggers, tables, databases, problems)
-    tables += rollups + copies
+    listed = {(table.database, table.name) for table in tables}
+    tables += rollups + [table for table in copies if (table.database, table.name) not in listed]
     packages = _merge_packages(packages, triggers, problems)
     bootstrap = _bootstraps(raw, triggers, known_tables, problems)
     check = _packages_check(raw, triggers, packages, problems)
@@ -340,8 +341,8 @@ def _rollup_tables(triggers: list[Trigger], tables: list[Table], databases: list
                 fields = tuple((f"{field_name}_{what}", kind) for field_name, field_type in raw.fields
                                if field_type in ROLLUP_NUMERIC for what, kind in ROLLUP_AGGREGATES)
             for home in homes:
-                if home != trigger.database and (home, name) not in declared:
-                    copies[(home, name)] = Table(home, name, raw.tags, raw.fields)
+                if home != trigger.database:
+                    copies[(home, name)] = declared.get((home, name)) or Table(home, name, raw.tags, raw.fields)
                 for level in filter(_LEVEL.match, levels):
                     key = (home, f"{name}_{level}")
                     if key in declared:
