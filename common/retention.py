@@ -22,7 +22,8 @@ RAW = "raw"  # `retention: raw` in ingest/buckets.yaml and plugins/provision.yam
 RAW_RETENTION_VARIABLE = "RAW_RETENTION"
 DEFAULT_RAW_RETENTION = "90d"
 FOREVER = {"none", "infinite", "forever", "0"}
-# The longest range a dashboard reads from a live database (grafana/history.py); longer ones read `history`.
+# The longest range a dashboard reads from a live database (grafana/panels.py `store_query`); longer ones read
+# `history`. The same as the hourly tier's longest range (grafana/history.py TIERS).
 LIVE_RANGE = timedelta(days=31)
 # A range of LIVE_RANGE reads from the hour it starts in, and the hourly rollup of a bucket follows it by minutes
 # (a bulk catch-up by hours): a day more than the range keeps every row a live panel reads.

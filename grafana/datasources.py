@@ -63,7 +63,7 @@ LIVE = (SQL_TELEMETRY, SQL_MONITORING)
 
 def stored(live: Datasource) -> Datasource:
     """What a panel over a live database names: `${<database>_store}`, a hidden variable of its dashboard that is
-    `live`'s uid for ranges up to LIVE_RANGE and SQL_HISTORY's beyond (grafana/history.py `store_variable`).
+    `live`'s uid for ranges up to LIVE_RANGE and SQL_HISTORY's beyond (grafana/panels.py `store_variable`).
     Grafana interpolates a `$` uid before it looks the datasource up (public/app/features/plugins/
     datasource_srv.ts `getInstanceSettings` and `get`). `database` is the live one: the SQL is the same on both."""
     if live not in LIVE:

@@ -67,7 +67,7 @@ def variable(name: str, label: str, datasource: Datasource, query: str, *, multi
 def store_query(live: Datasource) -> str:
     """The uid of the datasource a range reads: `live`'s while the range starts within LIVE_RANGE of now (what the
     live database still holds: raw rows and rollups for RAW_RETENTION, at least LIVE_RANGE and a day), else
-    history's (the rollups, copied there; the raw table there is empty). A constant the server folds at once."""
+    history's (the rollups, copied there, beside what history loads put there). A constant the server folds at once."""
     return (f"SELECT CASE WHEN $__timeFrom() >= now() - INTERVAL '{int(LIVE_RANGE.total_seconds())} seconds' "
             f"THEN '{live.uid}' ELSE '{SQL_HISTORY.uid}' END AS store")
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from common.retention import LIVE_RANGE, MIN_RAW_RETENTION
 from grafana import history
 from grafana.datasources import SQL_LANGUAGE, Datasource
 from plugins.stacklib.tables import EVALUATION, FORECAST, analytics_table
@@ -213,3 +214,11 @@ def test_the_tiers_add_up_to_the_raw_rows(rolled_up, days):
         assert (row["low"], row["high"]) == (values.min(), values.max())
         assert row["newest"] == values.dropna().iloc[-1]
     assert [row["device"] for row in got] == sorted(window["device"].unique())
+
+
+def test_a_range_the_live_database_serves_needs_no_tier_beyond_what_its_retention_keeps():
+    """The store variable reads a live database for ranges starting within LIVE_RANGE: the hourly tier's longest
+    range, so those ranges read raw rows and hourly rollups only, and RAW_RETENTION (at least a day longer) keeps
+    them."""
+    assert history.TIERS[1].coarsest_up_to_s == LIVE_RANGE.total_seconds()
+    assert LIVE_RANGE + timedelta(seconds=history.TIERS[1].width_s + history.LAG_S) < MIN_RAW_RETENTION
