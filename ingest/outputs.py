@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.config import ConfigError
 from common.retry import RetryableError, RetryPolicy
-from ingest.buckets import ensure_buckets, load_buckets
+from ingest.buckets import BucketSpec, ensure_buckets, load_buckets
 from ingest.config import IngestConfig
 from ingest.lineprotocol import LineEncoder
 from ingest.pacing import WindowPacer
@@ -44,6 +44,7 @@ class Outputs:
         self.policy = RetryPolicy(attempts=config.retry_attempts, max_wait=config.retry_max_wait)
         self.refused = RejectsFile(self.rejects_dir, "refused", run_id)
         self.pacer = WindowPacer(0 if lp_out is not None else config.windows_per_second, sleep=sleep)
+        self._buckets: list[BucketSpec] | None = None  # the buckets file, read once (`buckets`)
         self.sinks: list[Sink | LineProtocolFile] = []
         if lp_out is not None:
             self.sinks.append(LineProtocolFile(lp_out))
@@ -98,10 +99,17 @@ class Outputs:
         the file does not list it or cannot be read (ensure_buckets says why)."""
         name = database or self.config.bucket
         try:
-            specs = load_buckets(self.config.buckets_file, self.config.raw_retention)
+            specs = self.buckets()
         except ValueError:
             return None
         return next((spec.retention for spec in specs if spec.name == name), None)
+
+    def buckets(self) -> list[BucketSpec]:
+        """The buckets file, `retention: raw` as RAW_RETENTION, read once: every load asks for its target's
+        retention (a live sensor tick every SENSORS_INTERVAL included). ValueError names the problem."""
+        if self._buckets is None:
+            self._buckets = load_buckets(self.config.buckets_file, self.config.raw_retention)
+        return self._buckets
 
     def ensure_buckets(self, sleep: Callable[[float], None] | None = None) -> None:
         """Create the buckets file's buckets/databases in every enabled database (nothing for --lp-out).
@@ -115,7 +123,7 @@ class Outputs:
         if not creators:
             return
         try:
-            specs = load_buckets(self.config.buckets_file, self.config.raw_retention)
+            specs = self.buckets()
         except ValueError as exc:
             raise ConfigError([f"INGEST_BUCKETS_FILE: {exc}"]) from None
         try:
