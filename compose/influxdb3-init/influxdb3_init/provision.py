@@ -142,7 +142,10 @@ def provision(spec: Provision, admin: InfluxDB3Admin, *, recreate_triggers: bool
             outcome = _match_retention(admin, database, wanted, current.get(database.name),
                                        admin.tables(database.name), force_retention, time.time_ns())
         summary.add("database", outcome)
-        log.info("database %s: %s (retention %s)", database.name, outcome.value, spelled(wanted))
+        if database.retention is None and database.name in existing:  # its retention is not ours to know or set
+            log.info("database %s: %s", database.name, outcome.value)
+        else:
+            log.info("database %s: %s (retention %s)", database.name, outcome.value, spelled(wanted))
 
     tables = {db: admin.tables(db) for db in {table.database for table in spec.tables}}
     for table in spec.tables:
