@@ -48,13 +48,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compose" / "influx
 
 from benchmarks.bench_real_servers import real_stack
 from benchmarks.dashboards import Files, Sample, parquet_files, run_dashboard
-from common.retention import raw_retention
+from common.retention import RAW, raw_retention
 from grafana import history
-from ingest.schema import HISTORY, MONITORING, TELEMETRY
 from plugins.stacklib.tables import EVALUATION, FORECAST, SERIES, analytics_table
 from tests.grafana.dashboards import boards
 from tests.grafana.expand import TimeRange, resolve_time
-from tests.grafana.sqlrun import declared_schemas, rollup_tables
+from tests.grafana.sqlrun import copied_tables, declared_schemas, provision, rollup_tables
 from tests.integration.stacks.native import NativeStack, find_binaries
 
 DAYS = int(os.environ.get("BENCH_HISTORY_DAYS", "365"))
@@ -62,9 +61,10 @@ RUNS = 6  # the first after the restart, then five warm
 RANGES = {"1 h": "now-1h", "24 h": "now-24h", "7 d": "now-7d", "30 d": "now-30d", "90 d": "now-90d",
           "1 y": "now-1y", "5 y": "now-5y"}
 CADENCE_S = {"sensors": 60, "bird_fixes": 300, "weather": 900, "backup_run": 86_400}
-# plugins/provision.yaml: the live databases keep RAW_RETENTION (raw rows and their rollups: Core leaves older rows
-# out of every query); `history` keeps the rollups copied there and has empty copies of the live raw tables.
-KEPT_DAYS = dict.fromkeys((TELEMETRY, MONITORING), (raw_retention(None) or timedelta(days=DAYS)).days)
+# plugins/provision.yaml: the live databases (`retention: raw`) keep RAW_RETENTION (raw rows and their rollups: Core
+# leaves older rows out of every query); `history` keeps the rollups copied there beside its own raw tables.
+KEPT_DAYS = dict.fromkeys((database.name for database in provision().databases if database.retention == RAW),
+                          (raw_retention(None) or timedelta(days=DAYS)).days)
 PEYTON_START, PEYTON_DAYS = datetime(2007, 12, 10, tzinfo=UTC), 2_905
 TAG_SETS = 2
 FORECAST_ROWS = 30  # rows of one forecast run, one nanosecond apart in the run's second
@@ -147,13 +147,14 @@ def plan(now: datetime) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
     schemas = declared_schemas()
     rollups = rollup_tables()
     derived = {(table.database, table.name) for table in rollups}
+    copies = {(table.database, table.name) for table in copied_tables()}
     sources: dict[str, np.ndarray] = {}
     for database, tables in schemas.items():
         for name in sorted(tables):
             if (database, name) in derived:
                 continue
-            if database == HISTORY and any(name in schemas[live] for live in KEPT_DAYS):
-                continue  # written by nothing: only the live database's rollups are copied
+            if (database, name) in copies:
+                continue  # empty on a stack that loaded no history there: only the live rollups are copied
             times, sets = _source_rows(name, now_ns)
             sources[name] = times
             kept = times >= _kept_from(database, now_ns)

@@ -18,7 +18,7 @@ import yaml
 from datafusion import SessionConfig, SessionContext
 
 from backup import metrics as backup_metrics
-from influxdb3_init.spec import Table, load_provision
+from influxdb3_init.spec import Provision, Table, load_provision
 from ingest.schema import HISTORY, MEASUREMENTS, MONITORING, TELEMETRY
 from plugins.stacklib.tables import (
     EVALUATION,
@@ -33,8 +33,8 @@ from plugins.stacklib.tables import (
 from tests.engine import PLUGIN_DIR
 from tests.engine.store import Database
 
-__all__ = ["declared", "declared_schemas", "grafana_reads", "grafana_type_problems", "hydrate", "rollup_tables", "run",
-           "statistics_sources"]
+__all__ = ["copied_tables", "declared", "declared_schemas", "grafana_reads", "grafana_type_problems", "hydrate",
+           "provision", "rollup_tables", "run", "statistics_sources"]
 
 TAG = pa.dictionary(pa.int32(), pa.utf8())
 TIME = pa.timestamp("ns")
@@ -117,14 +117,20 @@ def _declared_tables() -> dict[str, dict[str, pa.Schema]]:
     return tables
 
 
+@cache
+def provision() -> Provision:
+    """plugins/provision.yaml as influxdb3-init reads it."""
+    return load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR)
+
+
 def rollup_tables() -> tuple[Table, ...]:
     """The rollup tables influxdb3-init creates from the rollup triggers of plugins/provision.yaml."""
-    return load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR).rollups
+    return provision().rollups
 
 
 def copied_tables() -> tuple[Table, ...]:
     """The raw tables influxdb3-init creates, empty, where the rollup triggers copy their rows (`copy_to`)."""
-    return load_provision(PLUGIN_DIR / "provision.yaml", PLUGIN_DIR).copies
+    return provision().copies
 
 
 @cache
