@@ -24,6 +24,7 @@ BY_DECLARED: dict[str, str] = {
     "rows": units.Short,
     "requests": units.Short,
     "files": units.Short,
+    "windows": units.Short,
     "bytes": units.BytesIEC,
     "rows/s": units.RowsPerSecond,
     "s": units.Seconds,

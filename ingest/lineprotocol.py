@@ -99,6 +99,7 @@ class Encoded:
 
     chunks: list[pa.Array]
     rejected: Rejected
+    measurement: str = ""  # the table the lines go to (a history load's steps count windows per table)
 
     @property
     def rows(self) -> int:
@@ -178,7 +179,7 @@ class LineEncoder:
         table = table.select(columns)
         total = table.num_rows
         if total == 0:
-            return Encoded([], Rejected())
+            return Encoded([], Rejected(), self.measurement)
         starts = list(range(0, total, self.slice_rows))
         if len(starts) == 1:
             parts = [self._encode_slice(table, 0, fields)]
@@ -189,7 +190,7 @@ class LineEncoder:
         rows = [rejected.rows for _, rejected in parts if len(rejected)]
         reasons = [reason for _, rejected in parts for reason in rejected.reasons]
         rejected = Rejected(np.concatenate(rows) if rows else np.empty(0, dtype=np.int64), reasons)
-        return Encoded(chunks, rejected)
+        return Encoded(chunks, rejected, self.measurement)
 
     # ---- one slice, on a worker thread ----------------------------------------------------------------
     def _encode_slice(self, table: pa.Table, base: int, fields: list[str]) -> tuple[pa.Array, Rejected]:

@@ -12,15 +12,17 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
+
 from common.config import ConfigError
 from common.retry import RetryableError, RetryPolicy
 from ingest.buckets import BucketSpec, ensure_buckets, load_buckets
 from ingest.config import IngestConfig
 from ingest.lineprotocol import LineEncoder
-from ingest.pacing import WindowPacer
+from ingest.pacing import WINDOW_NS, SnapshotSteps
 from ingest.rejects import RejectsFile
-from ingest.schema import INGEST_RUNS
-from ingest.sinks import Sink, Transport
+from ingest.schema import INGEST_RUNS, INGEST_STEPS
+from ingest.sinks import Batch, Sink, Transport
 from ingest.sinks.influxdb3 import with_port
 from ingest.sinks.lpfile import LineProtocolFile
 from ingest.spool import Spool
@@ -32,6 +34,7 @@ __all__ = ["Outputs"]
 
 log = logging.getLogger("ingest.outputs")
 METRICS = LineEncoder(INGEST_RUNS.name, INGEST_RUNS.tags, INGEST_RUNS.field_names)
+STEPS = LineEncoder(INGEST_STEPS.name, INGEST_STEPS.tags, INGEST_STEPS.field_names)
 
 
 class Outputs:
@@ -43,7 +46,8 @@ class Outputs:
         self.lp_out = lp_out
         self.policy = RetryPolicy(attempts=config.retry_attempts, max_wait=config.retry_max_wait)
         self.refused = RejectsFile(self.rejects_dir, "refused", run_id)
-        self.pacer = WindowPacer(0 if lp_out is not None else config.windows_per_second, sleep=sleep)
+        self.sleep = sleep
+        self.between_steps: Callable[[], None] | None = None  # the run loop's live jobs, while a history load waits
         self._buckets: list[BucketSpec] | None = None  # the buckets file, read once (`buckets`)
         self.sinks: list[Sink | LineProtocolFile] = []
         if lp_out is not None:
@@ -76,11 +80,45 @@ class Outputs:
                                             timeout=self.config.http_timeout))
         return found
 
-    def writer(self, database: str | None = None, *, exclude: Sequence[str] = ()) -> Writer:
-        """A writer to every sink (but the `exclude`d ones, which must leave one: ValueError otherwise)."""
+    def writer(self, database: str | None = None, *, exclude: Sequence[str] = (), history: bool = False) -> Writer:
+        """A writer to every sink (but the `exclude`d ones, which must leave one: ValueError otherwise). `history`:
+        a load of existing data, sent in steps InfluxDB 3 persists one at a time (ingest/pacing.py)."""
         sinks = [sink for sink in self.sinks if sink.name not in exclude]
-        return Writer(sinks, database or self.config.bucket, batch_bytes=self.config.batch_bytes,
-                      batch_rows=self.config.batch_rows, gzip_level=self.config.gzip_level, pacer=self.pacer)
+        name = database or self.config.bucket
+        steps = self.steps(name) if history and any(sink.name == "influxdb3" for sink in sinks) else None
+        return Writer(sinks, name, batch_bytes=self.config.batch_bytes, batch_rows=self.config.batch_rows,
+                      gzip_level=self.config.gzip_level, steps=steps)
+
+    def steps(self, database: str) -> SnapshotSteps | None:
+        """The steps of a history load into `database`: INGEST_WINDOWS_PER_SNAPSHOT windows each, counted by
+        Core's own file list; None when they are off or InfluxDB 3 is not written."""
+        stored = self.stored_rows(database)
+        if stored is None or self.config.windows_per_snapshot <= 0:
+            return None
+        retention = self.retention(database)
+        expired = None if retention is None else (time.time_ns() - int(retention.total_seconds()) * 10**9) // WINDOW_NS
+
+        sink = self.sink("influxdb3")
+        assert isinstance(sink, Sink)
+
+        def beat(step: int, windows: int, persisted: int) -> None:
+            """The step's progress point, straight to InfluxDB 3: not a row of the load, never spooled."""
+            lines = STEPS.encode(pa.table({
+                "time": pa.array([time.time_ns()], pa.timestamp("ns")), "database": [database],
+                "step": pa.array([step], pa.int64()), "windows": pa.array([windows], pa.int64()),
+                "persisted": pa.array([persisted], pa.int64())})).to_bytes()
+            try:
+                sink.transport.send(Batch(lines, 1, self.config.monitoring_bucket).payload,
+                                    self.config.monitoring_bucket)
+            except Exception as exc:  # the next second's point goes again; the load never fails for it
+                log.debug("step progress point not written: %s", exc)
+
+        def between() -> None:
+            if self.between_steps is not None:
+                self.between_steps()
+
+        return SnapshotSteps(self.config.windows_per_snapshot, stored.files, beat=beat, between=between,
+                             expired_before=expired, sleep=self.sleep, close=stored.close)
 
     def sink(self, name: str) -> Sink | LineProtocolFile | None:
         return next((sink for sink in self.sinks if sink.name == name), None)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "BIRD_FIXES", "BOOL", "DATABASES", "FLOAT", "HISTORY", "INGEST_RUNS", "INT", "MEASUREMENTS", "MONITORING",
-    "SENSORS", "STRING", "TELEMETRY", "UINT", "WEATHER", "Field", "Measurement", "measurement",
+    "BIRD_FIXES", "BOOL", "DATABASES", "FLOAT", "HISTORY", "INGEST_RUNS", "INGEST_STEPS", "INT", "MEASUREMENTS",
+    "MONITORING", "SENSORS", "STRING", "TELEMETRY", "UINT", "WEATHER", "Field", "Measurement", "measurement",
 ]
 
 FLOAT, INT, UINT, BOOL, STRING = "float64", "int64", "uint64", "bool", "utf8"
@@ -127,7 +127,19 @@ INGEST_RUNS = Measurement(
     description="The ingest service's own run metrics, one point per source and sink per run.",
 )
 
-MEASUREMENTS = (BIRD_FIXES, WEATHER, SENSORS, INGEST_RUNS)
+INGEST_STEPS = Measurement(
+    name="ingest_steps", database=MONITORING,
+    tags=("database",),
+    fields=(
+        Field("step", INT, "", "the history load's step waiting (ingest/pacing.py), from 1"),
+        Field("windows", INT, "windows", "distinct (table, 10-minute window) pairs the step sent"),
+        Field("persisted", INT, "windows", "of them, those InfluxDB 3 lists a new Parquet file for"),
+    ),
+    description="A point a second while a history load waits for InfluxDB 3 to persist its step: its progress, "
+                "and the WAL files Core counts to its next snapshot.",
+)
+
+MEASUREMENTS = (BIRD_FIXES, WEATHER, SENSORS, INGEST_RUNS, INGEST_STEPS)
 
 
 def measurement(name: str) -> Measurement:

@@ -65,6 +65,21 @@ class StoredRows:
                         f"WHERE table_name = '{literal}' AND table_schema = 'iox'", "json").json()
         return {str(row["column_name"]): str(row["data_type"]) for row in rows}
 
+    def files(self, measurement: str) -> int:
+        """How many Parquet files InfluxDB 3 lists for the table (0 before the table or the database exists: a
+        `system.parquet_files` scan for a table that does not exist panics the query in Core 3.6, parquet_files.rs
+        `.expect("table exists")`)."""
+        try:
+            if not self.columns(measurement):
+                return 0
+        except RuntimeError as exc:
+            if str(exc).startswith("404 "):
+                return 0
+            raise
+        literal = measurement.replace("'", "''")
+        rows = self.sql(f"SELECT count(*) AS n FROM system.parquet_files WHERE table_name = '{literal}'", "json").json()
+        return int(rows[0]["n"]) if rows else 0
+
     def table(self, measurement: str, schema: pa.Schema, time: str, first: int, last: int) -> pa.Table | None:
         """The stored rows with first <= time <= last in `schema`'s shape (its column order and types; tags come
         back dictionary-encoded, time as a timestamp; a column the server does not have yet is all null); None
@@ -110,7 +125,7 @@ class StoredRows:
 
     def split(self, encoder: LineEncoder, table: pa.Table, encoded: Encoded) -> tuple[Encoded, Encoded]:
         """(lines InfluxDB 3 does not hold, lines it already holds) of the chunk; all new when the read fails."""
-        nothing = Encoded([], encoded.rejected)
+        nothing = Encoded([], encoded.rejected, encoded.measurement)
         if not encoded.chunks:
             return encoded, nothing
         try:
@@ -126,8 +141,8 @@ class StoredRows:
             held = pc.is_in(chunk, value_set=stored)
             fresh.append(pc.filter(chunk, pc.invert(held)))
             known.append(pc.filter(chunk, held))
-        return Encoded([c for c in fresh if len(c)], encoded.rejected), Encoded([c for c in known if len(c)],
-                                                                                 encoded.rejected)
+        return (Encoded([c for c in fresh if len(c)], encoded.rejected, encoded.measurement),
+                Encoded([c for c in known if len(c)], encoded.rejected, encoded.measurement))
 
     def close(self) -> None:
         self.session.close()

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ingest.lineprotocol import Encoded
-from ingest.pacing import WindowPacer, line_windows
+from ingest.pacing import SnapshotSteps, line_windows
 from ingest.sinks import Batch, SinkCounters
 
 __all__ = ["Writer"]
@@ -35,7 +35,7 @@ class Deliverer(Protocol):
 
 class Writer:
     def __init__(self, sinks: Sequence[Deliverer], database: str, *, batch_bytes: int = 4 << 20,
-                 batch_rows: int = 100_000, gzip_level: int = 1, pacer: WindowPacer | None = None):
+                 batch_rows: int = 100_000, gzip_level: int = 1, steps: SnapshotSteps | None = None):
         if not sinks:
             raise ValueError("no sink to write to")
         self.sinks = list(sinks)
@@ -46,8 +46,7 @@ class Writer:
         self._bytes = 0
         self._rows = 0
         self.rows_handed = 0
-        self.pacer = pacer if pacer is not None and pacer.enabled else None
-        self._windows: set[int] = set()  # the 10-minute windows of data time the pending batch touches
+        self.steps = steps if steps is not None and steps.enabled else None  # a history load's (ingest/pacing.py)
 
     def write(self, encoded: Encoded) -> None:
         for chunk in encoded.chunks:
@@ -56,22 +55,24 @@ class Writer:
             origin = int(np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset])
             row, total = 0, len(ends)
             windows = None
-            if self.pacer is not None and total:
+            if self.steps is not None and total:
                 data = np.frombuffer(buffer, dtype=np.uint8)[origin:origin + int(ends[-1])]
                 windows = line_windows(data, ends)
             while row < total:
                 base = int(ends[row - 1]) if row else 0
                 fits = int(np.searchsorted(ends, base + self.batch_bytes - self._bytes, side="right")) - row
                 take = min(fits, self.batch_rows - self._rows, total - row)
-                if windows is not None and take > 0:
-                    take = self.pacer.cut(self._windows, windows[row:row + take])  # type: ignore[union-attr]
+                if windows is not None and self.steps is not None and take > 0:
+                    take = self.steps.cut(encoded.measurement, windows[row:row + take])
+                    if take == 0:  # the step is full: its last batch goes, then Core persists it
+                        self.flush()
+                        self.steps.next()
+                        continue
                 if take <= 0:
                     if self._rows:
                         self.flush()
                         continue
                     take = 1  # one line longer than the whole budget still goes, alone
-                    if windows is not None:
-                        self._windows.add(int(windows[row]))
                 end = int(ends[row + take - 1])
                 self._views.append(buffer[origin + base:origin + end])
                 self._keep.append(chunk)
@@ -84,9 +85,6 @@ class Writer:
     def flush(self) -> None:
         if not self._rows:
             return
-        if self.pacer is not None:
-            self.pacer.wait(len(self._windows))
-            self._windows = set()
         batch = Batch(b"".join(self._views), self._rows, self.database, self.gzip_level)
         self._views, self._keep, self._bytes, self._rows = [], [], 0, 0
         failure = self._every_sink(lambda sink: sink.deliver(batch))
@@ -116,6 +114,8 @@ class Writer:
         """Settle; with `drain`, replay every sink's spool once more, retrying fully (the end of a command). The
         `run` loop does not: its replay job retries on a schedule, so a dead database does not stall every job."""
         self.settle()
+        if self.steps is not None:
+            self.steps.close()
         if not drain:
             return
         for sink in self.sinks:

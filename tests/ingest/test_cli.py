@@ -261,7 +261,7 @@ def test_health_follows_the_heartbeat(ingest_env, tmp_path):
 def test_schema_is_printed_for_dashboards(capsys):
     assert main(["schema"]) == 0
     measurements = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
-    assert set(measurements) == {"bird_fixes", "weather", "sensors", "ingest"}
+    assert set(measurements) == {"bird_fixes", "weather", "sensors", "ingest", "ingest_steps"}
     assert measurements["weather"]["database"] == "telemetry" and measurements["ingest"]["database"] == "monitoring"
 
 

@@ -124,3 +124,53 @@ def test_a_database_outage_in_run_mode_is_spooled_and_replayed_without_gaps(tmp_
     assert ticks[0] <= (runner.clock() - 2.5) * 1e9  # the ones from the outage arrived too
     sink = runner.outputs.sinks[0]
     assert sink.counters.spooled > 0 and sink.counters.replayed == sink.counters.spooled and len(sink.spool) == 0
+
+
+def test_live_readings_keep_coming_while_a_history_load_waits_for_its_steps(tmp_path, fake_influx, write_file):
+    """The bird study in steps of 30 windows (ingest/pacing.py) against the stand-in, whose engine snapshots at
+    each of the run loop's turns as Core's next snapshot would: the sensors job runs between the steps, so the
+    readings are not held up until the study is in, and a stop ends the load at its next step."""
+    fake, server = fake_influx
+    birds = write_file("birds.csv", movebank_csv([movebank_row(index) for index in range(200)]))  # 140 windows
+    config = IngestConfig.from_env({
+        "INFLUXDB3_URL": server.url, "INFLUXDB3_TOKEN": fake.token3, "INGEST_INFLUXDB2": "false",
+        "INGEST_STATE_DIR": str(tmp_path / "state"), "MOVEBANK_SOURCES": str(birds),
+        "INGEST_RUN_JOBS": "birds,sensors", "SENSORS_INTERVAL": "1s", "SENSORS_DEVICES": "1",
+        "INGEST_WINDOWS_PER_SNAPSHOT": "30"}, need_influxdb2=False)
+    outputs = Outputs(config, "test")
+    outputs.ensure_buckets()
+    jobs = Jobs(config, outputs, Http())
+    runner = Runner(jobs, cursors=Cursors(tmp_path / "cursors.json"), heartbeat=Heartbeat(tmp_path / "beat"))
+    turn = outputs.between_steps
+    assert turn is not None
+
+    def turn_then_snapshot() -> None:
+        turn()
+        fake.v3.engine.snapshot()
+
+    outputs.between_steps = turn_then_snapshot
+    threading.Timer(6.0, runner.stop.set).start()
+    runner.run()
+    order = [point.measurement for point in fake.landed["influxdb3"] if point.measurement in ("bird_fixes", "sensors")]
+    last_fix = len(order) - order[::-1].index("bird_fixes")
+    assert order.count("bird_fixes") == 200 and "sensors" in order[order.index("bird_fixes"):last_fix]
+    assert Cursors(tmp_path / "cursors.json").get("birds.loaded") == [str(birds)]
+
+
+def test_a_stop_while_a_history_load_waits_ends_the_load_and_keeps_it_for_the_next_start(tmp_path, fake_influx,
+                                                                                        write_file, caplog):
+    fake, server = fake_influx
+    birds = write_file("birds.csv", movebank_csv([movebank_row(index) for index in range(200)]))
+    config = IngestConfig.from_env({
+        "INFLUXDB3_URL": server.url, "INFLUXDB3_TOKEN": fake.token3, "INGEST_INFLUXDB2": "false",
+        "INGEST_STATE_DIR": str(tmp_path / "state"), "MOVEBANK_SOURCES": str(birds), "INGEST_RUN_JOBS": "birds",
+        "INGEST_WINDOWS_PER_SNAPSHOT": "30"}, need_influxdb2=False)
+    outputs = Outputs(config, "test")
+    outputs.ensure_buckets()
+    runner = Runner(Jobs(config, outputs, Http()), cursors=Cursors(tmp_path / "cursors.json"),
+                    heartbeat=Heartbeat(tmp_path / "beat"))
+    threading.Timer(1.5, runner.stop.set).start()  # no snapshot ever comes: the first step waits until the stop
+    runner.run()
+    fixes = [point for point in fake.landed["influxdb3"] if point.measurement == "bird_fixes"]
+    assert 0 < len(fixes) < 200 and "stopping: the history load ends here" in caplog.text
+    assert Cursors(tmp_path / "cursors.json").get("birds.loaded") is None
