@@ -1,23 +1,16 @@
-"""Live writes during a bulk load on a real InfluxDB 3 Core: the bird study unpaced and in bounded steps, at the
-snapshot cadence Core runs with in the stack (its default) and at faster ones.
+"""Live writes during a bulk load on a real InfluxDB 3 Core at the snapshot cadence the stack runs it with (Core's
+default): the bird study unstepped, and in steps Core persists one at a time (ingest/pacing.py).
 
 A bare Core from INFLUXDB3_BIN (or PATH), fresh for each run. `python -m ingest birds` loads the real O_ASSEN
 study (../shared/data/movebank_oystercatcher.csv, 20,156 fixes over a year: 11,666 ten-minute windows) while a
 probe writes one live point every 0.25 s to another table and times each answer, through the load and until every
-window of the study is in a Parquet file (Core persists the study at its next snapshots, which at its default of
-`--wal-snapshot-size` 600 come after 900 WAL files, about 15 minutes of writes), then AFTER s more. Runs (snapshot
-size, windows a second):
+window of the study is in a Parquet file (Core persists at its next snapshots, which at its default of
+`--wal-snapshot-size` 600 come after 900 WAL files, about 15 minutes of writes), then AFTER s more. Runs
+(INGEST_WINDOWS_PER_SNAPSHOT): 3000, the stack's default, then 0 (unstepped: the study in one snapshot).
 
-- 1, unpaced and 400: a snapshot every WAL flush (the cadence at which bounded steps were first measured);
-- Core's default, unpaced: what the stack does today;
-- 60, 20: a tenth of the default's WAL files between snapshots and ten times the default's pacing, so each snapshot
-  holds as many windows as the default would at 2 windows a second (README "Bulk loads and live writes"), in a
-  tenth of the time (the default itself would take the study about 2.4 hours).
-
-Each run reports the load's time, the live writes' median and worst answer, and the most Parquet files one snapshot
-wrote (files are named by their snapshot's last WAL file). Without the binary or the study it prints why and ends
-with a skip line (exit 0). The last line is the worst live write at Core's default, unpaced, over the one at the
-default's cadence paced as the 60/20 run stands for.
+Each run reports the load's time, the steps, the live writes' median and worst answer, and the most Parquet files
+one snapshot wrote (files are named by their snapshot's last WAL file). Without the binary or the study it prints
+why and ends with a skip line (exit 0). The last line is the worst live write unstepped over stepped.
 """
 
 from __future__ import annotations
@@ -44,7 +37,7 @@ from tests.integration.stacks.native import binary, start_influxdb3
 from tests.support.paths import REPO
 
 STUDY = REPO.parent / "shared" / "data" / "movebank_oystercatcher.csv"
-RUNS = ((1, 0), (1, 400), (None, 0), (60, 20))  # (--wal-snapshot-size, None: Core's default; windows a second)
+RUNS = (3000, 0)  # INGEST_WINDOWS_PER_SNAPSHOT, at Core's default cadence
 AFTER = 10.0
 PERSIST_TIMEOUT = 40 * 60
 PERSISTED_SHARE = 0.99
@@ -71,12 +64,11 @@ def largest_snapshot(data: Path) -> int:
     return max(names.values(), default=0)
 
 
-def run(server: Path, snapshot_size: int | None, windows_per_second: int, windows: int) -> Run:
+def run(server: Path, windows_per_snapshot: int, windows: int) -> Run:
     """One fresh server: the study loaded while the probe writes, until all its windows are persisted."""
     folder = Path(tempfile.mkdtemp(prefix="bench-bulk-live-"))
-    cadence = [f"--wal-snapshot-size={snapshot_size}"] if snapshot_size else []
     process, url = start_influxdb3(server, "influxdb3", folder / "server.log", "--node-id=bench",
-                                   "--object-store=file", f"--data-dir={folder / 'data'}", "--without-auth", *cadence)
+                                   "--object-store=file", f"--data-dir={folder / 'data'}", "--without-auth")
     latencies: list[float] = []
     stop = threading.Event()
 
@@ -103,12 +95,16 @@ def run(server: Path, snapshot_size: int | None, windows_per_second: int, window
         thread = threading.Thread(target=probe, daemon=True)
         thread.start()
         env = {**os.environ, "INFLUXDB3_URL": url, "INFLUXDB3_TOKEN": "unused", "INGEST_INFLUXDB2": "false",
-               "INGEST_STATE_DIR": str(folder / "state"), "INGEST_WINDOWS_PER_SECOND": str(windows_per_second)}
+               "INGEST_STATE_DIR": str(folder / "state"), "INGEST_WINDOWS_PER_SNAPSHOT": str(windows_per_snapshot),
+               "LOG_FORMAT": "text"}
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "ingest", "birds", str(STUDY), "--no-progress"], cwd=REPO,
                                 env=env, capture_output=True, text=True, timeout=3 * 3600)
         seconds = time.perf_counter() - started
         assert result.returncode == 0, result.stderr[-2000:]
+        for line in result.stderr.splitlines():
+            if "persisted by InfluxDB 3" in line or "going on" in line:
+                print(f"  step {line.split(' step ', 1)[-1]}", flush=True)
         deadline = time.monotonic() + PERSIST_TIMEOUT
         while persisted() < PERSISTED_SHARE * windows:  # a fix the ingest rejects leaves its window empty
             if time.monotonic() > deadline:
@@ -136,18 +132,17 @@ def main() -> None:
         return
     windows = study_windows()
     worst = {}
-    for snapshot_size, rate in RUNS:
-        result = run(server, snapshot_size, rate, windows)
-        worst[snapshot_size, rate] = max(result.latencies)
-        cadence = f"--wal-snapshot-size={snapshot_size}" if snapshot_size else "Core's default cadence"
-        label = "unpaced" if rate == 0 else f"{rate} windows/s"
-        print(f"bird study ({windows:,} windows), {cadence}, {label}: load {result.load_s:.1f} s, persisted "
-              f"{result.persisted_s:.0f} s later, {result.files:,} Parquet files, at most {result.largest:,} in one "
-              f"snapshot; live writes: {len(result.latencies)}, median "
-              f"{statistics.median(result.latencies) * 1000:.0f} ms, worst {worst[snapshot_size, rate]:.2f} s")
-    default, scaled = worst[None, 0], worst[60, 20]
-    print(f"ratio: worst live write at Core's default cadence, unpaced {default:.2f} s / paced to its cadence "
-          f"(60 and 20 windows/s) {scaled:.2f} s = {default / scaled:.1f}x (target: paced ≤ 5 s)")
+    for rate in RUNS:
+        result = run(server, rate, windows)
+        worst[rate] = max(result.latencies)
+        label = "unstepped" if rate == 0 else f"steps of {rate} windows"
+        print(f"bird study ({windows:,} windows), Core's default cadence, {label}: load {result.load_s:.1f} s, "
+              f"persisted {result.persisted_s:.0f} s later, {result.files:,} Parquet files, at most "
+              f"{result.largest:,} in one snapshot; live writes: {len(result.latencies)}, median "
+              f"{statistics.median(result.latencies) * 1000:.0f} ms, worst {worst[rate]:.2f} s", flush=True)
+    unstepped, stepped = worst[0], worst[RUNS[0]]
+    print(f"ratio: worst live write at Core's default cadence, unstepped {unstepped:.2f} s / in steps of {RUNS[0]} "
+          f"windows {stepped:.2f} s = {unstepped / stepped:.1f}x (target: stepped ≤ 5 s)")
 
 if __name__ == "__main__":
     main()
