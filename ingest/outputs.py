@@ -26,7 +26,7 @@ from ingest.sinks import Batch, Sink, Transport
 from ingest.sinks.influxdb3 import with_port
 from ingest.sinks.lpfile import LineProtocolFile
 from ingest.spool import Spool
-from ingest.stats import RunSummary
+from ingest.stats import RunSummary, Tracker
 from ingest.stored import StoredRows
 from ingest.writer import Writer
 
@@ -48,6 +48,7 @@ class Outputs:
         self.refused = RejectsFile(self.rejects_dir, "refused", run_id)
         self.sleep = sleep
         self.between_steps: Callable[[], None] | None = None  # the run loop's live jobs, while a history load waits
+        self.loads: list[Tracker] = []  # the loads under way (pipeline.load), outermost first
         self._buckets: list[BucketSpec] | None = None  # the buckets file, read once (`buckets`)
         self.sinks: list[Sink | LineProtocolFile] = []
         if lp_out is not None:
@@ -114,8 +115,13 @@ class Outputs:
                 log.debug("step progress point not written: %s", exc)
 
         def between() -> None:
-            if self.between_steps is not None:
-                self.between_steps()
+            if self.between_steps is None:
+                return
+            running = list(self.loads)
+            before = running[0].counters() if running else {}
+            self.between_steps()
+            for tracker in running:  # the live jobs' rows are theirs, not the waiting load's
+                tracker.discount(before, tracker.counters())
 
         return SnapshotSteps(self.config.windows_per_snapshot, stored.files, beat=beat, between=between,
                              expired_before=expired, sleep=self.sleep, close=stored.close)

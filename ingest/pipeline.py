@@ -41,6 +41,7 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
     and the rest at the end; never after an error. Settling more often would wait out InfluxDB 3's write
     acknowledgement (its next WAL flush, about a second) with nothing else in flight."""
     tracker = Tracker(source, outputs.sinks)
+    outputs.loads.append(tracker)
     writer = outputs.writer(database, history=skip_stored)
     stored = outputs.stored_rows(database) if skip_stored else None
     others = None  # with `stored`: the sinks other than InfluxDB 3, which get the lines it already holds
@@ -99,6 +100,7 @@ def load(source: str, chunks: Iterable[Chunk], outputs: Outputs, *, database: st
         for landed in waiting:
             landed()
     finally:
+        outputs.loads.remove(tracker)
         if stored is not None:
             stored.close()
         if progress is not None:

@@ -154,6 +154,10 @@ def test_live_readings_keep_coming_while_a_history_load_waits_for_its_steps(tmp_
     order = [point.measurement for point in fake.landed["influxdb3"] if point.measurement in ("bird_fixes", "sensors")]
     last_fix = len(order) - order[::-1].index("bird_fixes")
     assert order.count("bird_fixes") == 200 and "sensors" in order[order.index("bird_fixes"):last_fix]
+    runs = {point.tags["source"]: point.fields for point in fake.landed["influxdb3"]
+            if point.measurement == "ingest" and point.tags["sink"] == "influxdb3"}
+    assert runs["birds"]["rows_written"] == 200  # the sensor ticks run meanwhile count as theirs, not the load's
+    assert runs["sensors"]["rows_written"] == order.count("sensors")
     assert Cursors(tmp_path / "cursors.json").get("birds.loaded") == [str(birds)]
 
 
