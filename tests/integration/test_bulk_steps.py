@@ -92,12 +92,17 @@ def fix_files_per_snapshot(url: str, windows: int) -> Counter[str]:
     return Counter(path.rsplit("/", 1)[1] for path in paths)
 
 
-def test_a_history_load_in_steps_bounds_every_snapshot_and_loses_nothing(core, tmp_path):
-    url, _ = core
+def generated_study(tmp_path: Path) -> tuple[Path, int]:
+    """A Movebank export of FIXES fixes of four birds, and the 10-minute windows it holds."""
     rows = [movebank_row(fix, individual=f"bird-{fix % 4}") for fix in range(FIXES)]
-    windows = len({pd.Timestamp(row["timestamp"], tz="UTC").value // WINDOW_NS for row in rows})
     study = tmp_path / "study.csv"
     study.write_bytes(movebank_csv(rows))
+    return study, len({pd.Timestamp(row["timestamp"], tz="UTC").value // WINDOW_NS for row in rows})
+
+
+def test_a_history_load_in_steps_bounds_every_snapshot_and_loses_nothing(core, tmp_path):
+    url, _ = core
+    study, windows = generated_study(tmp_path)
     requests.post(f"{url}/api/v3/write_lp", params={"db": "telemetry"}, data="probe,device=p v=0",
                   timeout=30).raise_for_status()
 
@@ -112,13 +117,10 @@ def test_a_history_load_in_steps_bounds_every_snapshot_and_loses_nothing(core, t
     assert "windows persisted by InfluxDB 3" in result.stderr and latencies
 
 
-def test_without_steps_the_whole_study_goes_in_one_snapshot(core, tmp_path):
-    """The control: the same study unstepped is one snapshot of every window (what stalls live writes)."""
+def test_without_steps_a_snapshot_takes_more_than_a_step(core, tmp_path):
+    """The control: the same study unstepped (what stalls live writes) goes past a step's budget in one snapshot."""
     url, _ = core
-    rows = [movebank_row(fix, individual=f"bird-{fix % 4}") for fix in range(FIXES)]
-    windows = len({pd.Timestamp(row["timestamp"], tz="UTC").value // WINDOW_NS for row in rows})
-    study = tmp_path / "study.csv"
-    study.write_bytes(movebank_csv(rows))
+    study, windows = generated_study(tmp_path)
     result, _ = load(url, tmp_path, study, 0)
     assert result.returncode == 0, result.stderr[-3000:]
     per_snapshot = fix_files_per_snapshot(url, windows)
