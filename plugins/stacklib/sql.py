@@ -15,9 +15,9 @@ from typing import Any
 
 from stacklib.args import identifier
 
-__all__ = ["LOOKBACK_DAYS", "MAX_FILES_PER_QUERY", "column_types", "file_windows", "lookback_bounds", "quote",
-           "split_windows", "table_exists", "table_span", "tag_columns", "timestamp_literal", "window_condition",
-           "windowed_query"]
+__all__ = ["LOOKBACK_DAYS", "MAX_FILES_PER_QUERY", "column_types", "file_spans", "file_windows", "lookback_bounds",
+           "quote", "split_windows", "table_exists", "table_span", "tag_columns", "timestamp_literal",
+           "window_condition", "windowed_query"]
 
 
 def quote(name: str) -> str:
@@ -131,15 +131,20 @@ def split_windows(spans: Iterable[tuple[int, int]], max_files: int, lower: int |
             heapq.heappop(reaching)
 
 
-def file_windows(influxdb3_local: Any, table: str, max_files: int = MAX_FILES_PER_QUERY, lower: int | None = None,
-                 upper: int | None = None) -> list[Window]:
-    """`split_windows` over the table's Parquet files as system.parquet_files lists them (each file's min and max
-    time): one query per window then opens at most `max_files` files."""
+def file_spans(influxdb3_local: Any, table: str) -> list[tuple[int, int]]:
+    """(min time, max time) of each of the table's Parquet files as system.parquet_files lists them: what Core has
+    persisted (rows still in its write buffer are in none)."""
     rows = influxdb3_local.query("SELECT min_time, max_time FROM system.parquet_files WHERE table_name = $table",
                                  {"table": identifier(table)})
-    spans = [(int(row["min_time"]), int(row["max_time"])) for row in rows
-             if row.get("min_time") is not None and row.get("max_time") is not None]
-    return split_windows(spans, max_files, lower, upper)
+    return [(int(row["min_time"]), int(row["max_time"])) for row in rows
+            if row.get("min_time") is not None and row.get("max_time") is not None]
+
+
+def file_windows(influxdb3_local: Any, table: str, max_files: int = MAX_FILES_PER_QUERY, lower: int | None = None,
+                 upper: int | None = None) -> list[Window]:
+    """`split_windows` over the table's Parquet files (`file_spans`): one query per window then opens at most
+    `max_files` files."""
+    return split_windows(file_spans(influxdb3_local, table), max_files, lower, upper)
 
 
 def window_condition(window: Window) -> str:

@@ -113,7 +113,15 @@ if _PLUGIN_DIR not in sys.path:
 from stacklib.args import ArgumentError, Param, choice, duration_ns, identifier, integer, parse  # noqa: E402
 from stacklib.lines import PointWriter  # noqa: E402
 from stacklib.runlog import RunLog  # noqa: E402
-from stacklib.sql import column_types, file_windows, table_span, tag_columns  # noqa: E402
+from stacklib.sql import (  # noqa: E402
+    column_types,
+    file_spans,
+    quote,
+    split_windows,
+    table_span,
+    tag_columns,
+    timestamp_literal,
+)
 from stacklib.stats import bucket_ranges, bucket_start  # noqa: E402
 from stacklib.tracks import TRACK_COLUMNS  # noqa: E402
 
@@ -209,11 +217,23 @@ class _Step:
     def _files_end(self, start: int, complete: int, files: int) -> int:
         """Where the buckets from `start` reach `files` of the source's Parquet files as Core lists them: past
         the budget above when the source is sparse (a daily series has a file a day, not one per 10 minutes; so
-        does the hourly rollup of one), so a history loaded in bulk is rolled up in a few runs, not thousands."""
-        windows = file_windows(self.api, self.level.source, files, start, complete - 1)
-        if len(windows) == 1:
-            return complete
-        return max(start, bucket_start(windows[1][0], self.level.width_ns))
+        does the hourly rollup of one), so a history loaded in bulk is rolled up in a few runs, not thousands.
+        Not past its newest file: rows Core still buffers (a load it has not persisted yet) are in no file, so no
+        file count bounds them, and one run would write a bucket for each (every hour of a buffered year, in
+        the snapshot that persists the load: the stall a history load in steps avoids, ingest/pacing.py); the
+        caller's budget steps through them."""
+        spans = file_spans(self.api, self.level.source)
+        windows = split_windows(spans, files, start, complete - 1)
+        if len(windows) > 1:
+            return max(start, bucket_start(windows[1][0], self.level.width_ns))
+        width = self.level.width_ns
+        newest = max((high for low, high in spans if low < complete and high >= start), default=None)
+        if newest is not None:
+            return max(start, min(complete, bucket_start(newest, width) + width))
+        # No file from `start` on, so this reads Core's buffer alone: nothing there, nothing to step through.
+        rows = self.api.query(f"SELECT min(time) AS first FROM {quote(self.level.source)} "
+                              f"WHERE time >= {timestamp_literal(start)} AND time < {timestamp_literal(complete)}")
+        return complete if not rows or rows[0].get("first") is None else start
 
     def compute(self, buckets: list[int]) -> int:
         """Query each span of adjacent buckets and queue its points; the number of points."""
