@@ -6,7 +6,7 @@ study (../shared/data/movebank_oystercatcher.csv, 20,156 fixes over a year: 11,6
 probe writes one live point every 0.25 s to another table and times each answer, through the load and until every
 window of the study is in a Parquet file (Core persists at its next snapshots, which at its default of
 `--wal-snapshot-size` 600 come after 900 WAL files, about 15 minutes of writes), then AFTER s more. Runs
-(INGEST_WINDOWS_PER_SNAPSHOT): 3000, the stack's default, then 0 (unstepped: the study in one snapshot).
+(INGEST_WINDOWS_PER_SNAPSHOT): 2000, the stack's default, then 0 (unstepped: the study in one snapshot).
 
 Each run reports the load's time, the steps, the live writes' median and worst answer, and the most Parquet files
 one snapshot wrote (files are named by their snapshot's last WAL file). Without the binary or the study it prints
@@ -37,7 +37,7 @@ from tests.integration.stacks.native import binary, start_influxdb3
 from tests.support.paths import REPO
 
 STUDY = REPO.parent / "shared" / "data" / "movebank_oystercatcher.csv"
-RUNS = (3000, 0)  # INGEST_WINDOWS_PER_SNAPSHOT, at Core's default cadence
+RUNS = (2000, 0)  # INGEST_WINDOWS_PER_SNAPSHOT, at Core's default cadence
 AFTER = 10.0
 PERSIST_TIMEOUT = 40 * 60
 PERSISTED_SHARE = 0.99

@@ -170,7 +170,7 @@ class IngestConfig:
             batch_bytes=sizes["INGEST_BATCH_BYTES"], batch_rows=env.int("INGEST_BATCH_ROWS", 50_000, min=1) or 1,
             gzip_level=env.int("INGEST_GZIP_LEVEL", 1, min=0, max=9) or 0,
             writes_in_flight=env.int("INGEST_WRITES_IN_FLIGHT", 8, min=1, max=64) or 1,
-            windows_per_snapshot=env.int("INGEST_WINDOWS_PER_SNAPSHOT", 3000, min=0) or 0,
+            windows_per_snapshot=env.int("INGEST_WINDOWS_PER_SNAPSHOT", 2000, min=0) or 0,
             http_timeout=seconds("INGEST_HTTP_TIMEOUT", "30s"),
             retry_attempts=env.int("INGEST_RETRY_ATTEMPTS", 5, min=1, max=100) or 1,
             retry_max_wait=seconds("INGEST_RETRY_MAX_WAIT", "2m"),
