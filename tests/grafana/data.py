@@ -231,12 +231,14 @@ def create_rollup_tables(engine: LocalEngine, database: str | None = None) -> No
 def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, runs: int = 8) -> None:
     """What influxdb3-init and the rollup triggers do: the rollup tables created up front (from provision.yaml,
     as influxdb3-init derives them), then the scheduled trigger run a few times at `moment`, every table's
-    completed buckets computed."""
+    completed buckets computed. Each run finds what was written before it in Parquet files, as on the server,
+    where a snapshot persists it minutes later (rows still in Core's buffer are rolled up a bucket budget a run)."""
     create_rollup_tables(engine)
     scheduled = [trigger for trigger in triggers.values()
                  if _plugin(trigger) == "history/rollups" and str(trigger["spec"]).startswith("every:")]
     for trigger in scheduled:
         for _ in range(runs):
+            engine.snapshot()
             engine.run_schedule(_plugin(trigger), trigger["database"], moment.replace(tzinfo=None),
                                 args=trigger.get("arguments"), trigger=trigger["name"]).raise_for_error()
 
