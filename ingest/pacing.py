@@ -51,11 +51,13 @@ def line_windows(data: np.ndarray, ends: np.ndarray, *, window_ns: int = WINDOW_
 
 class SnapshotSteps:
     """The steps of one load. `cut` says how many rows of a table may still join the current step; `next` waits
-    until Core has persisted the step, then starts an empty one. `files(table)` is how many Parquet files Core
-    lists for the table; `beat(step, windows, persisted)` is called every `poll` seconds while a step waits (the
-    progress point), and so is `between` (the run loop's live jobs). `windows` 0 turns steps off."""
+    until Core has persisted the step, then starts an empty one. `files(table, since)` is how many Parquet files
+    Core lists for the table whose data starts at `since` (ns) or later (None: all): with a retention, files past
+    it go at each snapshot, so only files newer than the load's cutoff are counted. `beat(step, windows,
+    persisted)` is called every `poll` seconds while a step waits (the progress point), and so is `between` (the
+    run loop's live jobs). `windows` 0 turns steps off."""
 
-    def __init__(self, windows: int, files: Callable[[str], int], *,
+    def __init__(self, windows: int, files: Callable[[str, int | None], int], *,
                  beat: Callable[[int, int, int], None] | None = None, between: Callable[[], None] | None = None,
                  poll: float = 1.0, timeout: float = STEP_TIMEOUT, expired_before: int | None = None,
                  now: Callable[[], int] = time.time_ns, clock: Callable[[], float] = time.monotonic,
@@ -147,7 +149,7 @@ class SnapshotSteps:
 
     def _count(self, table: str) -> int:
         try:
-            return self._files(table)
+            return self._files(table, None if self._expired is None else self._expired * WINDOW_NS)
         except Exception as exc:  # any failure to ask turns steps off; the load itself goes on
             log.warning("%s: InfluxDB 3 cannot list its Parquet files (%s); the rest of the load is not stepped",
                         table, exc)

@@ -65,8 +65,9 @@ class StoredRows:
                         f"WHERE table_name = '{literal}' AND table_schema = 'iox'", "json").json()
         return {str(row["column_name"]): str(row["data_type"]) for row in rows}
 
-    def files(self, measurement: str) -> int:
-        """How many Parquet files InfluxDB 3 lists for the table (0 before the table or the database exists: a
+    def files(self, measurement: str, since_ns: int | None = None) -> int:
+        """How many Parquet files InfluxDB 3 lists for the table, of data from `since_ns` on if given (0 before
+        the table or the database exists: a
         `system.parquet_files` scan for a table that does not exist panics the query in Core 3.6, parquet_files.rs
         `.expect("table exists")`)."""
         try:
@@ -77,7 +78,9 @@ class StoredRows:
                 return 0
             raise
         literal = measurement.replace("'", "''")
-        rows = self.sql(f"SELECT count(*) AS n FROM system.parquet_files WHERE table_name = '{literal}'", "json").json()
+        since = "" if since_ns is None else f" AND min_time >= {int(since_ns)}"
+        rows = self.sql(f"SELECT count(*) AS n FROM system.parquet_files WHERE table_name = '{literal}'{since}",
+                        "json").json()
         return int(rows[0]["n"]) if rows else 0
 
     def table(self, measurement: str, schema: pa.Schema, time: str, first: int, last: int) -> pa.Table | None:

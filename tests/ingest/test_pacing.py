@@ -45,8 +45,9 @@ class Core:
         self.snapshots: list[int] = []
         self.asked = 0
 
-    def files(self, table: str) -> int:
+    def files(self, table: str, since: int | None) -> int:
         self.asked += 1
+        self.since = since
         return self.persisted.get(table, 0)
 
     def persist(self) -> None:
@@ -134,6 +135,7 @@ def test_windows_core_cannot_persist_yet_or_drops_are_not_waited_for():
     core.persisted["m"] = 2
     step.next()
     assert clock.now == 0 and step.steps == 2
+    assert core.since == 100 * WINDOW_NS  # files past the retention go at each snapshot: not counted at all
 
 
 def test_a_step_never_persisted_goes_on_after_the_timeout_with_a_warning(caplog):
@@ -149,7 +151,7 @@ def test_a_step_never_persisted_goes_on_after_the_timeout_with_a_warning(caplog)
 def test_a_server_that_cannot_list_its_files_turns_steps_off(caplog):
     clock = Clock()
 
-    def refused(table: str) -> int:
+    def refused(table: str, since: int | None) -> int:
         raise RuntimeError("403 no access to system tables")
 
     step = SnapshotSteps(2, refused, now=lambda: NOW, clock=clock, sleep=clock.sleep)
