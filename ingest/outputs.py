@@ -93,8 +93,8 @@ class Outputs:
     def steps(self, database: str) -> SnapshotSteps | None:
         """The steps of a history load into `database`: INGEST_WINDOWS_PER_SNAPSHOT windows each, counted by
         Core's own file list; None when they are off or InfluxDB 3 is not written."""
-        stored = self.stored_rows(database)
-        if stored is None or self.config.windows_per_snapshot <= 0:
+        stored = self.stored_rows(database) if self.config.windows_per_snapshot > 0 else None
+        if stored is None:
             return None
         retention = self.retention(database)
         expired = None if retention is None else (time.time_ns() - int(retention.total_seconds()) * 10**9) // WINDOW_NS
