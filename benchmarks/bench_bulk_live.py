@@ -8,7 +8,8 @@ window of the study is in a Parquet file (Core persists at its next snapshots, w
 `--wal-snapshot-size` 600 come after 900 WAL files, about 15 minutes of writes, then every 10), then AFTER s
 more. Runs (INGEST_WINDOWS_PER_SNAPSHOT): 2000, the stack's default, then 0 (unstepped: the study in one
 snapshot). At Core's default cadence the stepped run takes about 90 minutes (9 steps: the study's birds revisit
-windows, 17,434 (table, window) pairs); BENCH_BULK_LIVE_SNAPSHOT_SIZE=60 gives the same snapshots ten times sooner.
+windows, 17,434 (table, window) pairs); BENCH_BULK_LIVE_SNAPSHOT_SIZE=10 gives the same snapshots, one step
+each, every 30 WAL files (3 x the size: Core then snapshots everything, snapshot_tracker.rs:71-80).
 
 Each run reports the load's time, the steps, the live writes' median and worst answer, and the most Parquet files
 one snapshot wrote (files are named by their snapshot's last WAL file). Without the binary or the study it prints
