@@ -181,20 +181,20 @@ def test_a_sparse_history_is_caught_up_in_as_many_steps_as_it_has_files(engine):
 
 def test_a_history_core_has_not_persisted_yet_is_rolled_up_a_budget_a_run(engine):
     """A history load still in Core's write buffer (a step of ingest/pacing.py before its snapshot) is in no
-    Parquet file, so no file count bounds a run over it: each run takes its budget of buckets (300 files of 10
-    minutes: 50 hours), not every hour at once, which would put a bucket for each into the snapshot that
-    persists the load. Once persisted, the rest goes a file budget a run, and every row is exact."""
+    Parquet file, so no file count bounds a run over it: each run takes the buffer's first `max_files` non-empty
+    buckets, not every hour at once, which would put a bucket for each into the snapshot that persists the load.
+    Once persisted, the rest goes a file budget a run, and every row is exact."""
     frame = pd.concat([readings(1, start=START + day * DAY, seed=day) for day in range(0, 20, 2)])
     engine.write(DB, sensor_lines(frame))
     written = []
     for index in range(3):
-        run = schedule(engine, NOW + index * MINUTE, max_files="300")
+        run = schedule(engine, NOW + index * MINUTE, max_files="100")
         written.append(len({line.rsplit(" ", 1)[1] for line in run.writes.get(DB, [])
                             if line.startswith("sensors_1h,")}))
-    assert 0 < max(written) <= 50 and sum(written) < 10 * 24, written
+    assert written == [100, 100, 40], written  # 240 hours of readings, 100 a run
     engine.snapshot()
     for index in range(3, 12):
-        schedule(engine, NOW + index * MINUTE, max_files="300")
+        schedule(engine, NOW + index * MINUTE, max_files="100")
         engine.snapshot()
     same(stored(engine, "sensors_1h"), expected(frame, HOUR))
     same(stored(engine, "sensors_1d"), expected(frame, DAY))

@@ -218,22 +218,25 @@ class _Step:
         """Where the buckets from `start` reach `files` of the source's Parquet files as Core lists them: past
         the budget above when the source is sparse (a daily series has a file a day, not one per 10 minutes; so
         does the hourly rollup of one), so a history loaded in bulk is rolled up in a few runs, not thousands.
-        Not past its newest file: rows Core still buffers (a load it has not persisted yet) are in no file, so no
-        file count bounds them, and one run would write a bucket for each (every hour of a buffered year, in
-        the snapshot that persists the load: the stall a history load in steps avoids, ingest/pacing.py); the
-        caller's budget steps through them."""
+        Past its newest file, rows Core still buffers (a load it has not persisted yet) are in no file, so no file
+        count bounds them, and one run would write a bucket for each (every hour of a buffered year, all in the
+        snapshot that persists the load: the stall a history load in steps avoids, ingest/pacing.py): there the run
+        takes the buffer's first `files` non-empty buckets (a query no file overlaps reads the buffer alone)."""
+        width = self.level.width_ns
         spans = file_spans(self.api, self.level.source)
         windows = split_windows(spans, files, start, complete - 1)
         if len(windows) > 1:
-            return max(start, bucket_start(windows[1][0], self.level.width_ns))
-        width = self.level.width_ns
+            return max(start, bucket_start(windows[1][0], width))
         newest = max((high for low, high in spans if low < complete and high >= start), default=None)
         if newest is not None:
             return max(start, min(complete, bucket_start(newest, width) + width))
-        # No file from `start` on, so this reads Core's buffer alone: nothing there, nothing to step through.
-        rows = self.api.query(f"SELECT min(time) AS first FROM {quote(self.level.source)} "
-                              f"WHERE time >= {timestamp_literal(start)} AND time < {timestamp_literal(complete)}")
-        return complete if not rows or rows[0].get("first") is None else start
+        rows = self.api.query(
+            f"SELECT date_bin(INTERVAL '{width // 10**9} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z') AS bucket "
+            f"FROM {quote(self.level.source)} WHERE time >= {timestamp_literal(start)} "
+            f"AND time < {timestamp_literal(complete)} GROUP BY 1 ORDER BY 1 LIMIT {files + 1}")
+        if len(rows) <= files:
+            return complete
+        return max(start, int(rows[files]["bucket"]))
 
     def compute(self, buckets: list[int]) -> int:
         """Query each span of adjacent buckets and queue its points; the number of points."""
