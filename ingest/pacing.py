@@ -5,7 +5,8 @@ buffered since the last one, one Parquet file per table per window, all at once 
 queryable_buffer.rs:174-230 and 300-368, v3.6.0: one task per window, no bound). While it runs, live writes wait:
 on a quiet Core 3.6.0 with 2 cores, 2,000 windows in one snapshot held a live write 1.7 s, 8,000 held it 5.5 s,
 and the bird study's 11,666 held it 13.3 s. Snapshots come after 900 WAL files (1.5 x `--wal-snapshot-size`,
-snapshot_tracker.rs:105-172), a file a flush, a second at most: about 15 minutes while anything writes.
+snapshot_tracker.rs:105-172), a file a flush, a second at most: the first after about 15 minutes while anything
+writes, then every 10 (the newest window's files stay for the next one).
 
 So a history load goes in steps of at most `windows` distinct (table, window) pairs, and a step is sent only once
 Core lists the one before in `system.parquet_files` (a snapshot has persisted it). While a step waits, a progress

@@ -67,9 +67,8 @@ class StoredRows:
 
     def files(self, measurement: str, since_ns: int | None = None) -> int:
         """How many Parquet files InfluxDB 3 lists for the table, of data from `since_ns` on if given (0 before
-        the table or the database exists: a
-        `system.parquet_files` scan for a table that does not exist panics the query in Core 3.6, parquet_files.rs
-        `.expect("table exists")`)."""
+        the table or the database exists: a `system.parquet_files` scan for a table that does not exist panics
+        the query in Core 3.6, parquet_files.rs `.expect("table exists")`)."""
         try:
             if not self.columns(measurement):
                 return 0

@@ -232,7 +232,7 @@ def roll_up(engine: LocalEngine, triggers: dict[str, dict], moment: datetime, ru
     """What influxdb3-init and the rollup triggers do: the rollup tables created up front (from provision.yaml,
     as influxdb3-init derives them), then the scheduled trigger run a few times at `moment`, every table's
     completed buckets computed. Each run finds what was written before it in Parquet files, as on the server,
-    where a snapshot persists it minutes later (rows still in Core's buffer are rolled up a bucket budget a run)."""
+    where a snapshot persists it minutes later (rows still in Core's buffer go `max_files` buckets a run)."""
     create_rollup_tables(engine)
     scheduled = [trigger for trigger in triggers.values()
                  if _plugin(trigger) == "history/rollups" and str(trigger["spec"]).startswith("every:")]
