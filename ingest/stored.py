@@ -48,6 +48,7 @@ class StoredRows:
         self.url, self.database, self.timeout = url.rstrip("/"), database, timeout
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+        self._existing: set[str] = set()  # tables seen to exist (`files`, asked every second while a step waits)
 
     def sql(self, query: str, fmt: str) -> requests.Response:
         """POST an SQL query; RuntimeError with the server's status and text when it fails."""
@@ -69,13 +70,15 @@ class StoredRows:
         """How many Parquet files InfluxDB 3 lists for the table, of data from `since_ns` on if given (0 before
         the table or the database exists: a `system.parquet_files` scan for a table that does not exist panics
         the query in Core 3.6, parquet_files.rs `.expect("table exists")`)."""
-        try:
-            if not self.columns(measurement):
-                return 0
-        except RuntimeError as exc:
-            if str(exc).startswith("404 "):
-                return 0
-            raise
+        if measurement not in self._existing:
+            try:
+                if not self.columns(measurement):
+                    return 0
+            except RuntimeError as exc:
+                if str(exc).startswith("404 "):
+                    return 0
+                raise
+            self._existing.add(measurement)
         literal = measurement.replace("'", "''")
         since = "" if since_ns is None else f" AND min_time >= {int(since_ns)}"
         rows = self.sql(f"SELECT count(*) AS n FROM system.parquet_files WHERE table_name = '{literal}'{since}",
