@@ -64,8 +64,8 @@ class Writer:
                 take = min(fits, self.batch_rows - self._rows, total - row)
                 if windows is not None and self.steps is not None and take > 0:
                     take = self.steps.cut(encoded.measurement, windows[row:row + take])
-                    if take == 0:  # the step is full: its last batch goes, then Core persists it
-                        self.flush()
+                    if take == 0:  # the step is full: it is all acknowledged, then Core persists it
+                        self.settle()  # (nothing of it in flight while the run loop's live jobs count theirs)
                         self.steps.next()
                         continue
                 if take <= 0:
