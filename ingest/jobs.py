@@ -14,6 +14,7 @@ from typing import Any
 from ingest.config import IngestConfig
 from ingest.csvreader import CsvFile
 from ingest.download import Http, is_url
+from ingest.ordering import in_time_order
 from ingest.outputs import Outputs
 from ingest.pipeline import load
 from ingest.progress import Progress
@@ -123,8 +124,8 @@ class Jobs:
 
     def _load_birds(self, movebank: MovebankFile) -> RunSummary:
         log.info("birds: loading %s into %s", movebank.label, self.config.history_bucket)
-        return self._load("birds", movebank.chunks(), self._progress(f"birds {Path(movebank.label).name}"),
-                          database=self.config.history_bucket)
+        progress = self._progress(f"birds {Path(movebank.label).name}")
+        return self._load("birds", in_time_order(movebank.chunks()), progress, database=self.config.history_bucket)
 
     # ---- weather ------------------------------------------------------------------------------------
     def weather(self, *, provider: str | None = None) -> RunSummary:
@@ -226,7 +227,7 @@ class Jobs:
             if latest is None:
                 raise SourceError(f"{path}: no row has a valid time; nothing to shift")
             replay.shift_ns = time.time_ns() - latest
-        return self._load("sensors", replay.chunks(), self._progress(f"replay {Path(path).name}"))
+        return self._load("sensors", in_time_order(replay.chunks()), self._progress(f"replay {Path(path).name}"))
 
 
 def _csv(path: Path, label: str) -> CsvFile:
