@@ -91,11 +91,12 @@ def test_loading_the_same_file_again_writes_nothing_influxdb3_already_holds(fake
     first = fake.keys("influxdb3", "bird_fixes")
     assert len(first) == 40 and len(set(first)) == len(first)
     fake.v3.engine.snapshot()
-    files = len(fake.v3.engine.parquet_files("telemetry", "bird_fixes"))
+    files = len(fake.v3.engine.parquet_files("history", "bird_fixes"))  # INGEST_HISTORY_BUCKET
+    assert files == 28  # 40 fixes 7 minutes apart: 28 ten-minute windows
     assert main(["birds", str(path), "--no-progress"]) == 0
     fake.v3.engine.snapshot()
     assert fake.keys("influxdb3", "bird_fixes") == first, "nothing written to InfluxDB 3 the second time"
-    assert len(fake.v3.engine.parquet_files("telemetry", "bird_fixes")) == files
+    assert len(fake.v3.engine.parquet_files("history", "bird_fixes")) == files
     assert len(fake.keys("influxdb2", "bird_fixes")) == 80
 
     text = path.read_text().replace("53.0082323", "53.1082323", 1)  # one corrected latitude
@@ -103,6 +104,26 @@ def test_loading_the_same_file_again_writes_nothing_influxdb3_already_holds(fake
     path.write_text(text)
     assert main(["birds", str(path), "--no-progress"]) == 0
     assert len(fake.keys("influxdb3", "bird_fixes")) == 41
+
+
+def test_a_reload_spanning_more_files_than_the_limit_is_read_back_in_parts(fake_influx, ingest_env, tmp_path,
+                                                                         caplog):
+    """What a chunk's rows span (here 210 windows, one Parquet file each) may be more files than Core's
+    `--query-file-limit`: the read-back is split until Core answers, instead of writing the chunk whole again."""
+    fake, _ = fake_influx
+    path = tmp_path / "study.csv"
+    path.write_bytes(movebank_csv([movebank_row(fix) for fix in range(300)]))  # a fix every 7 minutes
+    assert main(["birds", str(path), "--no-progress"]) == 0
+    first = fake.keys("influxdb3", "bird_fixes")
+    fake.v3.engine.snapshot()
+    files = len(fake.v3.engine.parquet_files("history", "bird_fixes"))  # INGEST_HISTORY_BUCKET
+    fake.v3.engine.query_file_limit = 50
+    caplog.set_level("INFO")
+    assert main(["birds", str(path), "--no-progress"]) == 0
+    fake.v3.engine.snapshot()
+    assert files == 210 and len(fake.v3.engine.parquet_files("history", "bird_fixes")) == files
+    assert "could not read what InfluxDB 3 already holds" not in caplog.text
+    assert len(first) == 300 and fake.keys("influxdb3", "bird_fixes") == first, "nothing written again"
 
 
 def test_lp_out_writes_the_line_protocol_and_sends_nothing(fake_influx, ingest_env, write_file, tmp_path,
