@@ -1,8 +1,9 @@
 """History loads in steps (ingest/pacing.py, README "Bulk loads and live writes") on a real InfluxDB 3 Core: the
 ingest's own `birds` command loads a generated study while a probe writes live points, and Core's Parquet files
 say how many windows each snapshot persisted. Core runs with `--wal-snapshot-size=2` (a snapshot after 3 WAL
-files, seconds apart) so the steps take seconds, not Core's default quarter of an hour each. Needs INFLUXDB3_BIN
-(or `influxdb3` on PATH); skipped with the reason otherwise, never faked."""
+files, seconds apart) so the steps take seconds, not Core's default quarter of an hour each, and with
+`--query-file-limit=100`, fewer files than the study has, so that a reload must read back what is stored in parts.
+Needs INFLUXDB3_BIN (or `influxdb3` on PATH); skipped with the reason otherwise, never faked."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from tests.support.paths import REPO
 
 pytestmark = pytest.mark.integration
 
-FIXES = 1200  # a fix every 7 minutes: 840 ten-minute windows
+BIRDS, FIXES = 4, 1200  # each bird a fix every 7 minutes over the same 840 ten-minute windows
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def core(tmp_path: Path):
         pytest.skip("needs an InfluxDB 3 Core binary (INFLUXDB3_BIN, or `influxdb3` on PATH)")
     process, url = start_influxdb3(server, "influxdb3", tmp_path / "server.log", "--node-id=steps",
                                    "--object-store=file", f"--data-dir={tmp_path / 'data'}", "--without-auth",
-                                   "--wal-snapshot-size=2")
+                                   "--wal-snapshot-size=2", "--query-file-limit=100")
     try:
         yield url, tmp_path / "data"
     finally:
@@ -93,8 +94,9 @@ def fix_files_per_snapshot(url: str, windows: int) -> Counter[str]:
 
 
 def generated_study(tmp_path: Path) -> tuple[Path, int]:
-    """A Movebank export of FIXES fixes of four birds, and the 10-minute windows it holds."""
-    rows = [movebank_row(fix, individual=f"bird-{fix % 4}") for fix in range(FIXES)]
+    """A Movebank export of BIRDS birds of FIXES fixes each over the same days, listed bird after bird as Movebank
+    exports them, and the 10-minute windows it holds."""
+    rows = [movebank_row(fix, individual=f"bird-{bird}") for bird in range(BIRDS) for fix in range(FIXES)]
     study = tmp_path / "study.csv"
     study.write_bytes(movebank_csv(rows))
     return study, len({pd.Timestamp(row["timestamp"], tz="UTC").value // WINDOW_NS for row in rows})
@@ -110,11 +112,17 @@ def test_a_history_load_in_steps_bounds_every_snapshot_and_loses_nothing(core, t
     assert result.returncode == 0, result.stderr[-3000:]
     per_snapshot = fix_files_per_snapshot(url, windows)
     rows = sql(url, "history", "SELECT sum(row_count) AS n FROM system.parquet_files WHERE table_name = 'bird_fixes'")
-    assert rows == [{"n": FIXES}]  # every fix persisted, once (a count(*) would pass Core's default file limit)
+    assert rows == [{"n": BIRDS * FIXES}]  # every fix persisted, once (a count(*) would pass the file limit)
     assert max(per_snapshot.values()) <= 200 and len(per_snapshot) >= windows // 200
+    assert sum(per_snapshot.values()) == windows  # sent in time order: each window in one step, one file
     steps = sql(url, "monitoring", "SELECT max(step) AS steps FROM ingest_steps WHERE database = 'history'")
     assert 1 <= steps[0]["steps"] <= windows // 200  # a progress point a second while a full step waited
     assert "windows persisted by InfluxDB 3" in result.stderr and latencies
+
+    again, _ = load(url, tmp_path, study, 200)  # what is stored spans 840 files: read back in parts of at most 100
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "could not read" not in again.stderr
+    assert f"influxdb3: written 0 (0 rows/s), already stored unchanged {BIRDS * FIXES:,}" in again.stderr
 
 
 def test_without_steps_a_snapshot_takes_more_than_a_step(core, tmp_path):
