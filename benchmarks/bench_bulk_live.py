@@ -7,9 +7,9 @@ probe writes one live point every 0.25 s to another table and times each answer,
 window of the study is in a Parquet file (Core persists at its next snapshots, which at its default of
 `--wal-snapshot-size` 600 come after 900 WAL files, about 15 minutes of writes, then every 10), then AFTER s
 more. Runs (INGEST_WINDOWS_PER_SNAPSHOT): 2000, the stack's default, then 0 (unstepped: the study in one
-snapshot). At Core's default cadence the stepped run takes about 90 minutes (9 steps: the study's birds revisit
-windows, 17,434 (table, window) pairs); BENCH_BULK_LIVE_SNAPSHOT_SIZE=10 gives the same snapshots, one step
-each, every 30 WAL files (3 x the size: Core then snapshots everything, snapshot_tracker.rs:71-80).
+snapshot). At Core's default cadence the stepped run takes about an hour (6 steps: the study sent in time order,
+ingest/ordering.py); BENCH_BULK_LIVE_SNAPSHOT_SIZE=10 gives the same snapshots, one step each, every 30 WAL files
+(3 x the size: Core then snapshots everything, snapshot_tracker.rs:71-80).
 
 Each run reports the load's time, the steps, the live writes' median and worst answer, and the most Parquet files
 one snapshot wrote (files are named by their snapshot's last WAL file). Without the binary or the study it prints
@@ -40,7 +40,10 @@ from tests.integration.stacks.native import binary, start_influxdb3
 from tests.support.paths import REPO
 
 STUDY = REPO.parent / "shared" / "data" / "movebank_oystercatcher.csv"
-RUNS = (2000, 0)  # INGEST_WINDOWS_PER_SNAPSHOT
+# INGEST_WINDOWS_PER_SNAPSHOT of each run; BENCH_BULK_LIVE_RUNS=2000 runs the stack's default alone (its last line
+# then compares the worst live write with the 5 s target)
+RUNS = tuple(int(each) for each in os.environ.get("BENCH_BULK_LIVE_RUNS", "2000,0").split(","))
+TARGET = 5.0
 # Core's --wal-snapshot-size (unset: its default, 600). A smaller one gives the same snapshots sooner: with steps,
 # each holds one step whatever the cadence, as long as persisting it ends before the next is due.
 SNAPSHOT_SIZE = int(os.environ.get("BENCH_BULK_LIVE_SNAPSHOT_SIZE", "0"))
@@ -148,9 +151,14 @@ def main() -> None:
               f"persisted {result.persisted_s:.0f} s later, {result.files:,} Parquet files, at most "
               f"{result.largest:,} in one snapshot; live writes: {len(result.latencies)}, median "
               f"{statistics.median(result.latencies) * 1000:.0f} ms, worst {worst[rate]:.2f} s", flush=True)
-    unstepped, stepped = worst[0], worst[RUNS[0]]
-    print(f"ratio: worst live write, unstepped {unstepped:.2f} s / in steps of {RUNS[0]} "
-          f"windows {stepped:.2f} s = {unstepped / stepped:.1f}x (target: stepped ≤ 5 s)")
+    stepped = worst[RUNS[0]]
+    if 0 not in worst:
+        print(f"ratio: worst live write in steps of {RUNS[0]} windows {stepped:.2f} s / target {TARGET:.0f} s = "
+              f"{stepped / TARGET:.2f}")
+        return
+    print(f"ratio: worst live write, unstepped {worst[0]:.2f} s / in steps of {RUNS[0]} "
+          f"windows {stepped:.2f} s = {worst[0] / stepped:.1f}x (target: stepped ≤ {TARGET:.0f} s)")
+
 
 if __name__ == "__main__":
     main()
