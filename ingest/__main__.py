@@ -1,4 +1,4 @@
-"""`python -m ingest {birds,weather,sensors,run,export,buckets,replay,health,schema,migrate}`.
+"""`python -m ingest {birds,weather,sensors,run,export,buckets,replay,audit,health,schema,migrate}`.
 
 Exit codes: 0 done; 1 `migrate` verified and found differences; 2 bad configuration, arguments or input (or
 what `migrate` cannot move as it is); 3 a database refused us (wrong token, unknown bucket, no permission) or
@@ -188,6 +188,17 @@ def cmd_replay(args: argparse.Namespace, run_id: str) -> int:
     return 0 if empty else EX_SPOOLED
 
 
+def cmd_audit(args: argparse.Namespace, run_id: str) -> int:
+    jobs, outputs = _jobs(args, run_id)
+    try:
+        marked = jobs.audit()
+    finally:
+        outputs.close()
+    log.info("audit: %s", ", ".join(f"{table}: {count} buckets marked" for table, count in marked.items())
+             or "every rollup the live databases copied is in its copy")
+    return 0
+
+
 def cmd_health(args: argparse.Namespace, run_id: str) -> int:
     from ingest.state import Heartbeat
 
@@ -335,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     buckets.set_defaults(handler=cmd_buckets)
     replay = sub.add_parser("replay", parents=[common], help="send what waits in the spools, then exit")
     replay.set_defaults(handler=cmd_replay)
+    audit = sub.add_parser("audit", parents=[common],
+                           help="check that history holds every rollup copied to it; mark what it lacks")
+    audit.set_defaults(handler=cmd_audit)
     health = sub.add_parser("health", help="exit 0 when the run loop's heartbeat is fresh (container healthcheck)")
     health.add_argument("--max-age", type=float, default=300.0, help="seconds (default 300)")
     health.set_defaults(handler=cmd_health)

@@ -23,7 +23,7 @@ from ingest.sources.weather import ARCHIVE_URL, FORECAST_URL, OPENWEATHERMAP_URL
 __all__ = ["ConfigError", "IngestConfig", "parse_size"]
 
 PACKAGE = Path(__file__).resolve().parent
-JOBS = ("birds", "weather", "sensors")
+JOBS = ("birds", "weather", "sensors", "audit")
 # InfluxDB 3 Core refuses a request body (decompressed) over --max-http-request-size, 10 MiB by default
 # (influxdb3/src/commands/serve.rs, influxdb3_server/src/http.rs read_body; v3.10.1).
 MAX_BATCH_BYTES = 10 * 1024 * 1024
@@ -78,6 +78,7 @@ class IngestConfig:
     spool_max_bytes: int
     replay_interval: float
     metrics_interval: float
+    audit_interval: float
     run_jobs: tuple[str, ...]
     movebank_sources: tuple[str, ...]
     movebank_study_id: int | None
@@ -177,6 +178,7 @@ class IngestConfig:
             spool_max_bytes=sizes["INGEST_SPOOL_MAX_BYTES"],
             replay_interval=seconds("INGEST_REPLAY_INTERVAL", "30s"),
             metrics_interval=seconds("INGEST_METRICS_INTERVAL", "1m"),
+            audit_interval=seconds("INGEST_AUDIT_INTERVAL", "1h") or 3600.0,
             run_jobs=jobs,
             movebank_sources=tuple(env.list("MOVEBANK_SOURCES", []) or ()),
             movebank_study_id=study,

@@ -11,6 +11,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from ingest.audit import HistoryAudit
 from ingest.config import IngestConfig
 from ingest.csvreader import CsvFile
 from ingest.download import Http, is_url
@@ -126,6 +129,34 @@ class Jobs:
         log.info("birds: loading %s into %s", movebank.label, self.config.history_bucket)
         progress = self._progress(f"birds {Path(movebank.label).name}")
         return self._load("birds", in_time_order(movebank.chunks()), progress, database=self.config.history_bucket)
+
+    # ---- audit --------------------------------------------------------------------------------------
+    def audit(self) -> dict[str, int]:
+        """Check every database's rollup copies in `history` and mark what they lack (ingest/audit.py): {table:
+        buckets marked}. Nothing without InfluxDB 3."""
+        readers = {}
+
+        def reader(database: str):
+            if database not in readers:
+                readers[database] = self.outputs.stored_rows(database)
+            return readers[database]
+
+        marked: dict[str, int] = {}
+        try:
+            first = reader(self.config.bucket)
+            if first is None:
+                return marked
+            try:
+                databases = sorted(first.databases())
+            except (RuntimeError, requests.RequestException) as exc:
+                raise SourceError(f"InfluxDB 3 could not list its databases: {exc}") from None
+            for database in databases:
+                marked.update(HistoryAudit(reader(database), reader).run())
+        finally:
+            for each in readers.values():
+                if each is not None:
+                    each.close()
+        return marked
 
     # ---- weather ------------------------------------------------------------------------------------
     def weather(self, *, provider: str | None = None) -> RunSummary:

@@ -331,17 +331,14 @@ class Migration:
 
     def _databases(self) -> set[str]:
         try:
-            response = self.stored.session.get(f"{self.stored.url}/api/v3/configure/database",
-                                               params={"format": "json"}, timeout=self.stored.timeout)
+            return self.stored.databases()
         except requests.RequestException as exc:
             raise self._refused(exc, "list its databases") from None
-        if response.status_code in (401, 403):
-            raise FatalSinkError(f"InfluxDB 3 answered {response.status_code} to a database listing: check "
-                                 "INFLUXDB3_TOKEN")
-        if not response.ok:
-            raise SourceError(f"InfluxDB 3 could not list its databases: {response.status_code} "
-                              f"{response.text[:300]}")
-        return {str(row.get("iox::database")) for row in response.json() if row.get("iox::database") != "_internal"}
+        except RuntimeError as exc:
+            if str(exc).startswith(("401 ", "403 ")):
+                raise FatalSinkError(f"InfluxDB 3 answered {str(exc)[:3]} to a database listing: check "
+                                     "INFLUXDB3_TOKEN") from None
+            raise SourceError(f"InfluxDB 3 could not list its databases: {exc}") from None
 
     def _tables(self, databases: set[str]) -> int:
         """How many tables `databases` (the listing plan() made) hold together."""

@@ -2,8 +2,9 @@
 
 Schedules, from the config: the bird data set once (remembered in the cursors, so a restart does not load it
 again), weather every WEATHER_INTERVAL, sensor readings every SENSORS_INTERVAL (filling a gap after a restart),
-spool replays every INGEST_REPLAY_INTERVAL, and the service's own metrics to `monitoring` every
-INGEST_METRICS_INTERVAL. A failing source is logged and retried on its next turn; a wrong token or a full spool
+spool replays every INGEST_REPLAY_INTERVAL, the service's own metrics to `monitoring` every
+INGEST_METRICS_INTERVAL, and the audit of the rollups copied to `history` (ingest/audit.py) every
+INGEST_AUDIT_INTERVAL. A failing source is logged and retried on its next turn; a wrong token or a full spool
 stops the service with a clear message. The heartbeat file tells the container healthcheck the loop is alive.
 """
 
@@ -126,6 +127,9 @@ class Runner:
             if name == "metrics":
                 self._flush_metrics()
                 return started + self.config.metrics_interval
+            if name == "audit":
+                self.jobs.audit()
+                return started + self.config.audit_interval
         except (FatalSinkError, SpoolFullError):
             raise
         except SourceError as exc:
@@ -138,4 +142,6 @@ class Runner:
             return started + self.config.weather_interval
         if name == "sensors":
             return started + self.config.sensors_interval
+        if name == "audit":
+            return started + self.config.audit_interval
         return started + self.config.replay_interval

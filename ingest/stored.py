@@ -58,6 +58,14 @@ class StoredRows:
             raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
         return response
 
+    def databases(self) -> set[str]:
+        """The server's databases but `_internal`; RuntimeError with the server's status and text when it fails."""
+        response = self.session.get(f"{self.url}/api/v3/configure/database", params={"format": "json"},
+                                    timeout=self.timeout)
+        if not response.ok:
+            raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
+        return {str(row.get("iox::database")) for row in response.json() if row.get("iox::database") != "_internal"}
+
     def columns(self, measurement: str) -> dict[str, str]:
         """The table's columns and their Arrow type names (information_schema reads no data); empty when there
         is no such table."""

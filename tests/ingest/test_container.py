@@ -70,7 +70,7 @@ def test_compose_gives_the_service_a_configuration_it_accepts_and_everything_it_
     assert config.influxdb2 is not None and config.influxdb2.url == "http://influxdb2:8086"
     assert config.influxdb2.token == "ingest-token" and config.influxdb2.create_buckets is False
     assert config.influxdb3 is not None and config.influxdb3.url == "http://influxdb3:8181"
-    assert config.run_jobs == ("birds", "weather", "sensors")
+    assert config.run_jobs == ("birds", "weather", "sensors", "audit") and config.audit_interval == 3600
     documented = {name for name, _, _ in stack_module().parse_template((REPO / ".env.example").read_text())}
     read = {name for name in environment.asked if not name.endswith("_FILE")}
     fixed = {"INFLUXDB2_URL", "INFLUXDB2_TOKEN", "INFLUXDB3_URL", "INFLUXDB3_TOKEN", "INGEST_STATE_DIR",
