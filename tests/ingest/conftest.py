@@ -117,3 +117,21 @@ def write_file(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def influxdb3_outputs(ingest_env, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple]:
+    """(config, outputs) writing to the stand-in's InfluxDB 3 alone, history loads in steps of `windows` windows
+    (0: off), its databases created."""
+    from ingest.config import IngestConfig
+    from ingest.outputs import Outputs
+
+    def make(run_id: str, windows: int = 0) -> tuple:
+        monkeypatch.setenv("INGEST_WINDOWS_PER_SNAPSHOT", str(windows))
+        monkeypatch.setenv("INGEST_INFLUXDB2", "false")
+        config = IngestConfig.from_env()
+        outputs = Outputs(config, run_id)
+        outputs.ensure_buckets()
+        return config, outputs
+
+    return make

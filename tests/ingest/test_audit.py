@@ -38,13 +38,10 @@ def rows(engine, database: str, table: str) -> list[dict]:
 
 
 @pytest.fixture
-def stack(ingest_env, fake_influx, monkeypatch):
+def stack(fake_influx, influxdb3_outputs):
     """Two days of three devices' readings a minute in `telemetry`, ending yesterday; the jobs against the stand-in."""
     fake, _ = fake_influx
-    monkeypatch.setenv("INGEST_INFLUXDB2", "false")
-    config = IngestConfig.from_env()
-    outputs = Outputs(config, "audit")
-    outputs.ensure_buckets()
+    config, outputs = influxdb3_outputs("audit")
     engine = fake.v3.engine
     start = (time.time_ns() // DAY - 3) * DAY
     frame = sensor_frame(2 * 24 * 60 * 3, start_ns=start, seed=3, quantized=False)

@@ -9,11 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from ingest.config import IngestConfig
 from ingest.jobs import Jobs
 from ingest.lineprotocol import LineEncoder
 from ingest.ordering import in_time_order
-from ingest.outputs import Outputs
 from ingest.pacing import WINDOW_NS
 from ingest.sources import Chunk
 from tests.ingest.formats import movebank_csv, movebank_row
@@ -56,17 +54,12 @@ def test_a_file_larger_than_max_rows_is_ordered_part_by_part(caplog):
     assert "more than 4 rows; ordered by time 4 rows at a time" in caplog.text
 
 
-def test_a_study_listed_bird_by_bird_is_persisted_one_file_per_window(ingest_env, fake_influx, tmp_path,
-                                                                      monkeypatch):
+def test_a_study_listed_bird_by_bird_is_persisted_one_file_per_window(fake_influx, influxdb3_outputs, tmp_path):
     """Movebank lists each bird's fixes one bird after another; three birds over the same days, sent in steps of
     40 windows with a snapshot between steps. In file order each bird would revisit the windows the one before
     it had sent in earlier steps (a second and third file per window); in time order each window is in one step."""
     fake, _ = fake_influx
-    monkeypatch.setenv("INGEST_WINDOWS_PER_SNAPSHOT", "40")
-    monkeypatch.setenv("INGEST_INFLUXDB2", "false")
-    config = IngestConfig.from_env()
-    outputs = Outputs(config, "ordered")
-    outputs.ensure_buckets()
+    config, outputs = influxdb3_outputs("ordered", 40)
     outputs.between_steps = fake.v3.engine.snapshot
     rows = [movebank_row(fix, individual=bird) for bird in ("b1", "b2", "b3") for fix in range(100)]
     windows = len({pd.Timestamp(row["timestamp"], tz="UTC").value // WINDOW_NS for row in rows})

@@ -12,10 +12,8 @@ import pyarrow as pa
 import pytest
 import requests
 
-from ingest.config import IngestConfig
 from ingest.jobs import Jobs
 from ingest.lineprotocol import LineEncoder
-from ingest.outputs import Outputs
 from ingest.pacing import WINDOW_NS, SnapshotSteps, line_windows
 from ingest.sinks import Batch, SinkCounters
 from ingest.writer import Writer
@@ -188,16 +186,11 @@ def test_live_writes_and_loads_with_steps_off_are_never_stepped():
     assert sink.lines == 500 and core.asked == 0 and clock.now == 0
 
 
-def test_a_bird_study_through_the_stand_in_is_persisted_a_step_per_snapshot(ingest_env, fake_influx, tmp_path,
-                                                                           monkeypatch):
+def test_a_bird_study_through_the_stand_in_is_persisted_a_step_per_snapshot(fake_influx, influxdb3_outputs, tmp_path):
     """The whole way: `Jobs.birds` over HTTP to the stand-in, which lists Parquet files as Core 3.6 does; the run
     loop's turn (between_steps) snapshots its engine, as Core's next snapshot would."""
     fake, server = fake_influx
-    monkeypatch.setenv("INGEST_WINDOWS_PER_SNAPSHOT", "40")
-    monkeypatch.setenv("INGEST_INFLUXDB2", "false")
-    config = IngestConfig.from_env()
-    outputs = Outputs(config, "steps")
-    outputs.ensure_buckets()
+    config, outputs = influxdb3_outputs("steps", 40)
     turns: list[int] = []
 
     def snapshot() -> None:
