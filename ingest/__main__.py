@@ -194,6 +194,9 @@ def cmd_audit(args: argparse.Namespace, run_id: str) -> int:
         marked = jobs.audit()
     finally:
         outputs.close()
+    if marked is None:
+        log.error("audit: nothing to audit without InfluxDB 3 (INGEST_INFLUXDB3, --no-influxdb3, --lp-out)")
+        return EX_USAGE
     log.info("audit: %s", ", ".join(f"{table}: {count} buckets marked" for table, count in marked.items())
              or "every rollup the live databases copied is in its copy")
     return 0

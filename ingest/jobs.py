@@ -131,9 +131,9 @@ class Jobs:
         return self._load("birds", in_time_order(movebank.chunks()), progress, database=self.config.history_bucket)
 
     # ---- audit --------------------------------------------------------------------------------------
-    def audit(self) -> dict[str, int]:
+    def audit(self) -> dict[str, int] | None:
         """Check every database's rollup copies in `history` and mark what they lack (ingest/audit.py): {table:
-        buckets marked}. Nothing without InfluxDB 3."""
+        buckets marked}; None when InfluxDB 3 is not written to (INGEST_INFLUXDB3=false, --lp-out)."""
         readers = {}
 
         def reader(database: str):
@@ -145,7 +145,7 @@ class Jobs:
         try:
             first = reader(self.config.bucket)
             if first is None:
-                return marked
+                return None
             try:
                 databases = sorted(first.databases())
             except (RuntimeError, requests.RequestException) as exc:

@@ -128,3 +128,10 @@ def test_the_run_loop_audits_every_interval(tmp_path, monkeypatch):
     timer.start()
     runner.run()
     assert len(audits) == 3 and all(0.9 < b - a < 1.5 for a, b in itertools.pairwise(audits))
+
+
+def test_the_command_without_influxdb3_says_there_is_nothing_to_audit(ingest_env, capsys):
+    from ingest.__main__ import main
+
+    assert main(["audit", "--no-influxdb3", "--skip-buckets"]) == 2
+    assert "nothing to audit without InfluxDB 3" in capsys.readouterr().err
