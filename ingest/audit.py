@@ -9,9 +9,10 @@ cursor has moved on, the copy is never written again, and once the live database
 and their rollups the gap is for good.
 
 So the audit compares, for each copying trigger's tables and levels (found from their cursors in `rollup_state`),
-the (bucket, tags) keys in the live database with those in the copy, over the buckets the copy's cursor has passed
-in the last 31 days (influxdb3-init keeps raw rows at least 32: common/retention.py), and marks each bucket the copy
-lacks in the live database's `rollup_marks`, as late data is marked. The trigger's next runs compute those buckets
+the rows of the live database with those of the copy, over the buckets the copy's cursor has passed in the last 31
+days (influxdb3-init keeps raw rows at least 32: common/retention.py), and marks each bucket where the copy lacks a
+row or holds other values (a late-data recompute whose copy failed) in the live database's `rollup_marks`, as late
+data is marked. The trigger's next runs compute those buckets
 again from the raw rows and write them to both databases (the same point again where it exists) and mark the
 coarser levels above them. Every query reads one level of one table over 31 days: at most 744 hourly files.
 """
@@ -71,17 +72,18 @@ class HistoryAudit:
         return sorted(out, key=lambda copy: (copy.table, _width(copy.level), copy.target))
 
     def missing(self, copy: Copy, now_ns: int) -> list[int]:
-        """The buckets of `copy` in the audited span where the copy lacks a (bucket, tags) key the live table has."""
+        """The buckets of `copy` in the audited span where the copy lacks a row of the live table, (bucket, tags),
+        or holds other values for it (a bucket computed again for late data whose copy failed)."""
         width = _width(copy.level)
         start = (now_ns - self.days * LEVEL_NS["d"]) // width * width
         end = min(copy.done_ns, (now_ns - QUIET_NS) // width * width)
         if end <= start:
             return []
-        live = _keys(self.live, copy.output, start, end)
+        live = _rows(self.live, copy.output, start, end)
         if not live:
             return []
-        copied = _keys(self.open_database(copy.target), copy.output, start, end)
-        return sorted({key[0] for key in live - copied})
+        copied = _rows(self.open_database(copy.target), copy.output, start, end)
+        return sorted({key[0] for key, values in live.items() if copied.get(key) != values})
 
     def mark(self, copy: Copy, buckets: list[int], now_ns: int) -> None:
         """Marks as the plugin writes them (plugins/history/rollups/state.py): stamped with the time made, unique."""
@@ -108,9 +110,9 @@ class HistoryAudit:
                 continue
             if buckets:
                 marked[f"{self.live.database}.{copy.output}"] = len(buckets)
-                log.warning("%s.%s: %s lacks %d buckets of it (first %s); marked, so the rollup trigger writes them "
-                            "again on its next runs", self.live.database, copy.output, copy.target, len(buckets),
-                            sql_time(buckets[0]))
+                log.warning("%s.%s: %s lacks or differs in %d buckets of it (first %s); marked, so the rollup "
+                            "trigger writes them again on its next runs", self.live.database, copy.output,
+                            copy.target, len(buckets), sql_time(buckets[0]))
         return marked
 
 
@@ -123,13 +125,18 @@ def _tag(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
-def _keys(reader: StoredRows, table: str, start: int, end: int) -> set[tuple]:
-    """(bucket, tag values...) of the table's rows in [start, end); empty without the table."""
+def _rows(reader: StoredRows, table: str, start: int, end: int) -> dict[tuple, dict]:
+    """{(bucket, tag values...): the row's other non-null values} of the table's rows in [start, end); empty without
+    the table. Both databases got the same line protocol, so equal rows have equal values, to the last bit."""
     columns = reader.columns(table)
     if not columns:
-        return set()
+        return {}
     tags = sorted(name for name, kind in columns.items() if kind.startswith("Dictionary"))
-    select = ", ".join(["CAST(time AS BIGINT) AS bucket", *(sql_ident(name) for name in tags)])
-    rows = reader.sql(f"SELECT {select} FROM {sql_ident(table)} WHERE time >= {sql_time(start)} "
-                      f"AND time < {sql_time(end)}", "json").json()
-    return {(int(row["bucket"]), *(row.get(name) for name in tags)) for row in rows}
+    rows = reader.sql(f"SELECT CAST(time AS BIGINT) AS audit_bucket, * FROM {sql_ident(table)} "
+                      f"WHERE time >= {sql_time(start)} AND time < {sql_time(end)}", "json").json()
+    out = {}
+    for row in rows:
+        key = (int(row["audit_bucket"]), *(row.get(name) for name in tags))
+        out[key] = {name: value for name, value in row.items()
+                    if value is not None and name not in ("audit_bucket", "time", *tags)}
+    return out

@@ -77,12 +77,30 @@ def test_a_copy_the_engine_failed_to_write_is_marked_and_written_again(stack, mo
 
     caplog.set_level(logging.WARNING, logger="ingest.audit")
     assert jobs.audit() == {"telemetry.sensors_1h": 2 * 24}
-    assert "telemetry.sensors_1h: history lacks 48 buckets of it" in caplog.text
+    assert "telemetry.sensors_1h: history lacks or differs in 48 buckets of it" in caplog.text
     for minute in range(3, 8):  # marks are read once 30 s old; half a run's budget goes to them
         roll(engine, minute)
     for table in ("sensors_1h", "sensors_1d"):  # the days were computed again too, from the hours marked
         assert pd.DataFrame(rows(engine, "history", table)).equals(pd.DataFrame(rows(engine, "telemetry", table)))
     assert len(rows(engine, "history", "sensors_1h")) == len(hours)
+    assert jobs.audit() == {}
+
+
+def test_a_copy_with_other_values_is_marked_and_written_again(stack, caplog):
+    """A bucket computed again for late data whose copy failed: history keeps the old values of that row."""
+    engine, jobs = stack
+    roll(engine, 0)
+    roll(engine, 1)
+    hour = rows(engine, "telemetry", "sensors_1h")[5]
+    stamp = int(pd.Timestamp(hour["time"], tz="UTC").value)
+    engine.write("history", [f"sensors_1h,device={hour['device']},location={hour['location']} "
+                             f"temperature_max={hour['temperature_max'] + 1.0} {stamp}"])
+    caplog.set_level(logging.WARNING, logger="ingest.audit")
+    assert jobs.audit() == {"telemetry.sensors_1h": 1}
+    for minute in range(2, 4):
+        roll(engine, minute)
+    assert pd.DataFrame(rows(engine, "history", "sensors_1h")).equals(pd.DataFrame(rows(engine, "telemetry",
+                                                                                        "sensors_1h")))
     assert jobs.audit() == {}
 
 

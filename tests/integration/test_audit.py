@@ -53,7 +53,8 @@ def test_a_copy_history_refused_is_found_by_the_audit_and_written_again(stack, t
 
         audit = stack.ingest("audit", "--skip-buckets", "--no-influxdb2")
         assert audit.returncode == 0, audit.stderr[-3000:]
-        assert f"{SCRATCH}.{table}_1h: history lacks 48 buckets of it" in audit.stderr, audit.stderr[-3000:]
+        found = f"{SCRATCH}.{table}_1h: history lacks or differs in 48 buckets of it"
+        assert found in audit.stderr, audit.stderr[-3000:]
         copied = wait_for("the marked hours written to history", lambda: hours("history") == live, timeout=180)
         assert copied
         again = stack.ingest("audit", "--skip-buckets", "--no-influxdb2")
