@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -53,7 +54,7 @@ class Copy:
 class HistoryAudit:
     """The audit of one live database's copies (`live`: a reader of it; `open_database`: a reader of another)."""
 
-    def __init__(self, live: StoredRows, open_database, *, days: int = AUDIT_DAYS):
+    def __init__(self, live: StoredRows, open_database: Callable[[str], StoredRows], *, days: int = AUDIT_DAYS):
         self.live, self.open_database, self.days = live, open_database, days
 
     def copies(self, now_ns: int) -> list[Copy]:
@@ -89,10 +90,7 @@ class HistoryAudit:
         """Marks as the plugin writes them (plugins/history/rollups/state.py): stamped with the time made, unique."""
         lines = "\n".join(f"rollup_marks,level={_tag(copy.level)},source={_tag(copy.table)} bucket_ns={bucket}i "
                           f"{now_ns + index}" for index, bucket in enumerate(buckets))
-        response = self.live.session.post(f"{self.live.url}/api/v3/write_lp", timeout=self.live.timeout,
-                                          params={"db": self.live.database, "precision": "nanosecond"}, data=lines)
-        if not response.ok:
-            raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
+        self.live.write(lines)
 
     def run(self, now_ns: int | None = None) -> dict[str, int]:
         """Audit every copy; {"<database>.<table>_<level>": buckets marked} (only those with gaps). A copy that

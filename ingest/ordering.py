@@ -16,7 +16,7 @@ is still in time order when the file is); rows keep their input lines for the re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +51,8 @@ def in_time_order(chunks: Iterable[Chunk], *, max_rows: int = MAX_ROWS,
 
 
 def _ordered(part: list[Chunk], size: int) -> Iterator[Chunk]:
+    """One part sorted and cut into chunks; the first carries the part's parse rejects (and counts them), the last
+    the callbacks that move a cursor."""
     encoder = _encoder(part)
     sizes = [chunk.table.num_rows for chunk in part]
     table = pa.concat_tables([chunk.table for chunk in part], promote_options="default")
@@ -83,7 +85,7 @@ def _encoder(part: list[Chunk]) -> LineEncoder:
     return LineEncoder(first.measurement, first.tags, fields, time=first.time, slice_rows=first.slice_rows)
 
 
-def _lines(part: list[Chunk], sources: np.ndarray, rows: np.ndarray):
+def _lines(part: list[Chunk], sources: np.ndarray, rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
     """Rows of a sorted chunk -> their lines in the input, through the chunks they came from."""
     if any(chunk.lines is None for chunk in part):
         return None
@@ -99,13 +101,13 @@ def _lines(part: list[Chunk], sources: np.ndarray, rows: np.ndarray):
     return lines
 
 
-def _record(part: list[Chunk], sources: np.ndarray, rows: np.ndarray):
+def _record(part: list[Chunk], sources: np.ndarray, rows: np.ndarray) -> Callable[[int], object] | None:
     if any(chunk.record is None for chunk in part):
         return None
     return lambda wanted: part[int(sources[wanted])].record(int(rows[wanted]))
 
 
-def _all(callbacks: list):
+def _all(callbacks: list[Callable[[], None]]) -> Callable[[], None]:
     def landed() -> None:
         for callback in callbacks:
             callback()

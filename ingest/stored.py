@@ -52,19 +52,19 @@ class StoredRows:
 
     def sql(self, query: str, fmt: str) -> requests.Response:
         """POST an SQL query; RuntimeError with the server's status and text when it fails."""
-        response = self.session.post(f"{self.url}/api/v3/query_sql", timeout=self.timeout,
-                                     json={"db": self.database, "q": query, "format": fmt})
-        if not response.ok:
-            raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
-        return response
+        return _checked(self.session.post(f"{self.url}/api/v3/query_sql", timeout=self.timeout,
+                                          json={"db": self.database, "q": query, "format": fmt}))
 
     def databases(self) -> set[str]:
         """The server's databases but `_internal`; RuntimeError with the server's status and text when it fails."""
-        response = self.session.get(f"{self.url}/api/v3/configure/database", params={"format": "json"},
-                                    timeout=self.timeout)
-        if not response.ok:
-            raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
+        response = _checked(self.session.get(f"{self.url}/api/v3/configure/database", params={"format": "json"},
+                                             timeout=self.timeout))
         return {str(row.get("iox::database")) for row in response.json() if row.get("iox::database") != "_internal"}
+
+    def write(self, lines: str) -> None:
+        """A small write of nanosecond line protocol (the audit's marks); RuntimeError when it is refused."""
+        _checked(self.session.post(f"{self.url}/api/v3/write_lp", timeout=self.timeout, data=lines,
+                                   params={"db": self.database, "precision": "nanosecond"}))
 
     def columns(self, measurement: str) -> dict[str, str]:
         """The table's columns and their Arrow type names (information_schema reads no data); empty when there
@@ -172,3 +172,9 @@ class StoredRows:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _checked(response: requests.Response) -> requests.Response:
+    if not response.ok:
+        raise RuntimeError(f"{response.status_code} {response.text.strip()[:300]}")
+    return response
