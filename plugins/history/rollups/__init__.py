@@ -126,7 +126,7 @@ from stacklib.stats import bucket_ranges, bucket_start  # noqa: E402
 from stacklib.tracks import TRACK_COLUMNS  # noqa: E402
 
 from .levels import Level, chain  # noqa: E402
-from .queries import aggregate_sql, fields_of, points, track_points, track_sql  # noqa: E402
+from .queries import aggregate_sql, bucket_sql, fields_of, points, track_points, track_sql  # noqa: E402
 from .state import MARKS, STATE, Cursor, read_cursor, read_marks  # noqa: E402
 
 PLUGIN = "rollups"
@@ -231,9 +231,9 @@ class _Step:
         if newest is not None:
             return max(start, min(complete, bucket_start(newest, width) + width))
         rows = self.api.query(
-            f"SELECT date_bin(INTERVAL '{width // 10**9} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z') AS bucket "
-            f"FROM {quote(self.level.source)} WHERE time >= {timestamp_literal(start)} "
-            f"AND time < {timestamp_literal(complete)} GROUP BY 1 ORDER BY 1 LIMIT {files + 1}")
+            f"SELECT {bucket_sql(width)} AS bucket FROM {quote(self.level.source)} "
+            f"WHERE time >= {timestamp_literal(start)} AND time < {timestamp_literal(complete)} "
+            f"GROUP BY 1 ORDER BY 1 LIMIT {files + 1}")
         if len(rows) <= files:
             return complete
         return max(start, int(rows[files]["bucket"]))

@@ -19,7 +19,7 @@ from stacklib.tracks import TRACK_COLUMNS, TRACK_COUNTS, fix_columns, summary_sq
 
 from .levels import Level
 
-__all__ = ["NUMERIC_TYPES", "aggregate_sql", "fields_of", "points", "track_points", "track_sql"]
+__all__ = ["NUMERIC_TYPES", "aggregate_sql", "bucket_sql", "fields_of", "points", "track_points", "track_sql"]
 
 NUMERIC_TYPES = ("Float64", "Int64", "UInt64")
 _BUCKET = "_bucket"
@@ -45,11 +45,15 @@ def _aggregates(level: Level, field: str) -> list[str]:
             f'last_value({quote(field + "_last")} ORDER BY (coalesce({count}, 0) > 0), time) AS "{field}_last"']
 
 
+def bucket_sql(width_ns: int) -> str:
+    """The start of each row's bucket of `width_ns`, aligned to the Unix epoch as levels.py cuts them."""
+    return f"date_bin(INTERVAL '{width_ns // 10**9} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z')"
+
+
 def aggregate_sql(level: Level, tags: Iterable[str], fields: Iterable[str], start_ns: int, end_ns: int) -> str:
     """One row per bucket and tag set of [start, end) of the level's source."""
     tags = list(tags)
-    select = [f"date_bin(INTERVAL '{level.width_ns // 10**9} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z') "
-              f'AS "{_BUCKET}"']
+    select = [f'{bucket_sql(level.width_ns)} AS "{_BUCKET}"']
     select += [f"coalesce({quote(tag)}, '') AS {quote(tag)}" for tag in tags]
     for field in fields:
         select += _aggregates(level, field)
@@ -85,8 +89,7 @@ def track_sql(level: Level, tags: Iterable[str], start_ns: int, end_ns: int) -> 
     rows = (f"SELECT time, {', '.join(f'coalesce({quote(tag)}, {chr(39)}{chr(39)}) AS {quote(tag)}' for tag in tags)}"
             f"{', ' if tags else ''}{', '.join(columns)} FROM {quote(level.source)} "
             f"WHERE time >= {timestamp_literal(start_ns)} AND time < {timestamp_literal(end_ns)}")
-    bucket = f"date_bin(INTERVAL '{level.width_ns // 10**9} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z')"
-    return summary_sql(rows, bucket, [quote(tag) for tag in tags])
+    return summary_sql(rows, bucket_sql(level.width_ns), [quote(tag) for tag in tags])
 
 
 _POSITIONS = {"good": ("first_ns", "first_lat", "first_lon", "last_ns", "last_lat", "last_lon"),
